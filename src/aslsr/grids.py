@@ -46,11 +46,14 @@ class Grid:
                 and np.allclose(self.affine, other.affine, atol=1e-5))
 
     def __hash__(self) -> int:
-        return hash((self.shape, tuple(np.round(self.affine, 4).ravel())))
+        return hash(self.shape)  # __eq__ is approximate, so only the shape can be hashed
 
     def __repr__(self) -> str:
-        vs = ", ".join(f"{v:.3g}" for v in self.voxel_size)
-        return f"Grid(shape={self.shape}, voxel_size=({vs}) mm)"
+        vs = ", ".join(f"{v:.4g}" for v in self.voxel_size)
+        origin = ", ".join(f"{v:.2f}" for v in self.affine[:3, 3])
+        axes = "".join(("LR", "PA", "IS")[a][int(c[a] > 0)]
+                       for c in self.directions.T for a in [int(np.argmax(np.abs(c)))])
+        return f"Grid(shape={self.shape}, voxel_size=({vs}) mm, {axes}, origin=({origin}) mm)"
 
     @property
     def voxel_size(self) -> np.ndarray:
@@ -178,31 +181,49 @@ def resample(data: np.ndarray, source_affine: np.ndarray, target: Grid, order: i
 
 
 def resample_average(data: np.ndarray, source_affine: np.ndarray, target: Grid) -> np.ndarray:
-    """Resample onto a coarser ``target`` by averaging over each target voxel (box filter).
+    """Resample onto a (usually coarser) ``target`` by averaging over each target voxel (box filter).
 
-    Models an acquisition or a downsampling that integrates the signal over the voxel: every
-    target voxel is the mean of sub-samples spread evenly over its extent (trilinear sampling of
-    the source). For target voxels that are integer multiples of source voxels and aligned with
-    them this is the exact block average. Returns float32.
+    Models an acquisition or a downsampling that integrates the signal over the voxel. When the
+    voxel axes of both grids are parallel, source voxels are integrated as boxes with their exact
+    partial overlaps (separable, fast); otherwise each target voxel is split into sub-voxels no
+    larger than a source voxel, sampled trilinearly, and averaged. Parts of a target voxel beyond the
+    source field of view count as 0; target voxels centred outside it are 0. Returns float32.
     """
     data = np.asarray(data, dtype=np.float32)
-    matrix = _target_to_source(source_affine, target)
-    lengths = np.linalg.norm(matrix[:3, :3], axis=0)  # target voxel edge in source voxels
-    counts = [int(math.ceil(n - 1e-3)) if abs(n - round(n)) < 1e-3 else int(math.ceil(2 * n))
-              for n in lengths]
-    counts = [max(1, c) for c in counts]
-    total = np.zeros(target.shape, dtype=np.float64)
-    offsets = [(np.arange(c) + 0.5) / c - 0.5 for c in counts]
-    for du in offsets[0]:
-        for dv in offsets[1]:
-            for dw in offsets[2]:
-                shifted = matrix.copy()
-                shifted[:3, 3] = matrix[:3, :3] @ np.array([du, dv, dw]) + matrix[:3, 3]
-                total += ndimage.affine_transform(data, shifted[:3, :3], offset=shifted[:3, 3],
-                                                  output_shape=target.shape, order=1, mode="nearest")
-    result = (total / np.prod(counts)).astype(np.float32)
-    result[_outside_source(matrix, target.shape, data.shape)] = 0.0
-    return result
+    source = Grid(data.shape, source_affine)
+    linear = np.linalg.inv(source.affine[:3, :3]) @ target.affine[:3, :3]
+    if np.allclose(linear, np.diag(np.diag(linear)), atol=1e-6):
+        return _box_average_parallel(data, source, target, np.diag(linear))
+    counts = np.maximum(1, np.ceil(np.linalg.norm(linear, axis=0) - 1e-3)).astype(int)
+    if np.all(counts == 1):
+        return resample(data, source.affine, target, order=1)
+    fine_linear = target.affine[:3, :3] / counts
+    fine_origin = target.index_to_world(-0.5 + 0.5 / counts)
+    fine = Grid(tuple(np.array(target.shape) * counts), _compose(fine_linear, fine_origin))
+    sampled = resample(data, source.affine, fine, order=1)
+    (n0, n1, n2), (c0, c1, c2) = target.shape, counts
+    averaged = sampled.reshape(n0, c0, n1, c1, n2, c2).mean(axis=(1, 3, 5), dtype=np.float64)
+    averaged[_outside_source(_target_to_source(source.affine, target), target.shape, data.shape)] = 0.0
+    return averaged.astype(np.float32)
+
+
+def _box_average_parallel(data: np.ndarray, source: Grid, target: Grid, steps: np.ndarray) -> np.ndarray:
+    """Exact box integration for grids whose axes are parallel (``steps``: target voxel in source voxels)."""
+    origin = source.world_to_index(target.affine[:3, 3])
+    result = data
+    for axis in np.argsort(np.array(target.shape) / np.array(source.shape)):  # shrink most first
+        centers = origin[axis] + steps[axis] * np.arange(target.shape[axis])
+        half = abs(steps[axis]) / 2.0
+        edges = np.arange(source.shape[axis]) - 0.5
+        overlap = (np.minimum(centers[:, None] + half, edges[None, :] + 1.0)
+                   - np.maximum(centers[:, None] - half, edges[None, :]))
+        weights = (np.clip(overlap, 0.0, None) / (2.0 * half)).astype(np.float32)
+        weights[(centers < -0.5 - 1e-6) | (centers > source.shape[axis] - 0.5 + 1e-6)] = 0.0
+        used = np.flatnonzero(weights.any(axis=0))
+        lo, hi = (used[0], used[-1] + 1) if used.size else (0, 1)
+        part = result[(slice(None),) * axis + (slice(lo, hi),)]
+        result = np.moveaxis(np.tensordot(weights[:, lo:hi], part, axes=([1], [axis])), 0, axis)
+    return np.ascontiguousarray(result, dtype=np.float32)
 
 
 def reorient(data: np.ndarray, grid: Grid, flips: Sequence[bool] = (False, False, False),

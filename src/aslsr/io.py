@@ -6,6 +6,7 @@ Arrays keep NIfTI's voxel order (i, j, k); the affine maps them to world RAS mm 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ import numpy as np
 
 from .errors import InputError
 from .grids import Grid
+
+# nibabel logs header fixes (e.g. "pixdim[1,2,3] should be non-zero") to stderr; errors stay one line
+logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,11 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
     affine = image.affine
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError("the affine has NaN or infinite entries", path)
-    zooms = image.header.get_zooms()[:3]
-    if len(zooms) < 3 or min(zooms) <= 0 or not np.all(np.isfinite(zooms)):
+    # the raw header: nibabel silently replaces a zero pixdim by 1 when it loads a file
+    with nib.openers.ImageOpener(str(path)) as fileobj:
+        raw_header = type(image.header).from_fileobj(fileobj, check=False)
+    zooms = raw_header["pixdim"][1:1 + min(3, len(image.shape))]  # 2D images: load_volume says so
+    if np.any(zooms == 0) or not np.all(np.isfinite(zooms)):
         raise InputError(f"voxel sizes must be positive, header says {tuple(float(z) for z in zooms)}", path)
     if abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError("the affine is singular", path)
@@ -137,6 +144,10 @@ def save_json(path: str | os.PathLike, payload: dict) -> Path:
     return path
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class atomic_path:
     """Context manager: yields a temporary path beside ``path`` and renames it into place on success."""
 
@@ -149,6 +160,7 @@ class atomic_path:
         handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".part{self.suffix}",
                                         dir=self.path.parent)
         os.close(handle)
+        os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         self.temporary = Path(name)
         return self.temporary
 

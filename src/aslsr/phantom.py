@@ -1,0 +1,405 @@
+"""Digital brain phantom: a ground-truth CBF map and simulated ASL / M0 / T1 acquisitions.
+
+The anatomy comes from the MNI152 2009 (symmetric) templates bundled with nilearn (grey matter,
+white matter and a skull-stripped T1 at 1 mm, RAS); nothing is downloaded. All arrays are in NIfTI
+voxel order (i, j, k); every grid's affine maps voxels to world RAS mm. CBF is in ml/100g/min.
+
+Acquisition model: every acquired voxel is the average of the 1 mm truth over the voxel's extent
+(partial-volume box average, never point sampling), plus white Gaussian noise whose standard
+deviation falls with the square root of the number of averages.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from .errors import InputError
+from .grids import Grid, reorient, resample, resample_average, rigid_matrix
+from .io import save_json, save_volume
+
+UNITS = "ml/100g/min"
+ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False)}
+TEMPLATE_FILES = {name: f"mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz" for name in ("t1", "gm", "wm")}
+GM_CBF, WM_CBF = 60.0, 20.0            # ml/100g/min
+CBF_FIELD_AMPLITUDE = 0.15             # +-15 % smooth multiplicative CBF variation
+T1_BIAS_AMPLITUDE = 0.05               # +-5 % bias field on the T1
+T1_NOISE_FRACTION = 0.015              # T1 noise sd as a fraction of the WM intensity
+M0_WEIGHTS = (0.87, 0.73, 1.0)         # proton density of GM, WM, CSF (x 1000)
+M0_SCALP, M0_NOISE_SD = 450.0, 10.0
+LESION_FACTOR = 0.4                    # CBF multiplier inside the lesion
+LESION_RADIUS_MM = (8.0, 10.0)
+MASK_THRESHOLD = 0.3                   # brain mask: voxel-averaged (pGM + pWM) above this
+_STREAMS = {"cbf_field": 1, "lesion": 2, "noise_nr": 3, "noise_hr": 4, "m0_noise": 5,
+            "t1_motion": 6, "t1_bias": 7, "t1_noise": 8}
+
+DESCRIPTIONS = {
+    "asl_lr": "low-resolution ASL (2x in-plane average of asl_nr), CBF ml/100g/min, LR grid",
+    "asl_nr": "normal-resolution ASL: ref_clean + Gaussian noise (1 x averages), NR grid",
+    "ref_hr": "high-SNR reference: ref_clean + noise with hr_average_factor x the averages, NR grid",
+    "ref_clean": "noise-free truth averaged over each NR voxel, ml/100g/min",
+    "truth_1mm": "ground-truth CBF on a 1 mm grid over the NR field of view, ml/100g/min",
+    "m0": "M0 / proton-density image (arbitrary units), NR grid",
+    "m0_lr": "M0 on the LR grid (2x in-plane average of m0)",
+    "mask": "brain mask (uint8) on the NR grid",
+    "mask_lr": "brain mask (uint8) on the LR grid",
+    "t1w": "T1-weighted image, moved by the rigid transform in t1_motion (affine only)",
+    "lesion": "hypoperfused lesion ROI (uint8) on the NR grid",
+    "lesion_lr": "hypoperfused lesion ROI (uint8) on the LR grid",
+}
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """Simulation options. Sizes in voxels, lengths in mm, angles in degrees, noise in ml/100g/min."""
+
+    seed: int = 0
+    lesion: bool = False
+    noise_sd: float = 6.0
+    hr_average_factor: int = 8
+    nr_shape: tuple[int, int, int] = (128, 96, 48)
+    nr_voxel_size: tuple[float, float, float] = (1.875, 1.875, 2.5)
+    max_rotation_deg: float = 5.0
+    max_translation_mm: float = 5.0
+    t1_orientation: str = "RAS"
+    t1_voxel_size: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nr_shape", tuple(int(n) for n in self.nr_shape))
+        object.__setattr__(self, "nr_voxel_size", tuple(float(v) for v in self.nr_voxel_size))
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise InputError(f"the seed must be a non-negative integer, got {self.seed}")
+        if not self.noise_sd >= 0:
+            raise InputError(f"the noise sd must be >= 0, got {self.noise_sd}")
+        if int(self.hr_average_factor) != self.hr_average_factor or self.hr_average_factor < 1:
+            raise InputError(f"hr_average_factor must be a positive integer, got {self.hr_average_factor}")
+        if len(self.nr_shape) != 3 or min(self.nr_shape) < 2:
+            raise InputError(f"nr_shape needs 3 sizes >= 2, got {self.nr_shape}")
+        if len(self.nr_voxel_size) != 3 or not min(self.nr_voxel_size) > 0:
+            raise InputError(f"nr_voxel_size needs 3 positive sizes, got {self.nr_voxel_size}")
+        if not (self.max_rotation_deg >= 0 and self.max_translation_mm >= 0):
+            raise InputError("the maximum rotation and translation must be >= 0")
+        if self.t1_orientation not in ORIENTATIONS:
+            raise InputError(f"t1_orientation must be one of {', '.join(ORIENTATIONS)}, got {self.t1_orientation!r}")
+        if not self.t1_voxel_size > 0:
+            raise InputError(f"t1_voxel_size must be positive, got {self.t1_voxel_size}")
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Seed-independent anatomy on the 1 mm MNI grid (arrays read-only, axes i=R, j=A, k=S)."""
+
+    grid: Grid
+    t1: np.ndarray        # template T1 intensity (0-255)
+    gm: np.ndarray        # grey-matter probability
+    wm: np.ndarray        # white-matter probability
+    csf: np.ndarray       # CSF fraction inside the brain
+    brain: np.ndarray     # bool brain mask (closed, holes filled)
+    scalp_grid: Grid      # 2 mm grid for the synthetic scalp
+    scalp: np.ndarray     # scalp M0 signal on scalp_grid
+    center: np.ndarray    # centre (world mm) of the brain mask's bounding box
+
+
+def template_dir() -> Path:
+    """The folder of nilearn's bundled MNI152 templates; raises InputError if it is missing."""
+    try:
+        import nilearn
+    except ImportError:
+        raise InputError("the phantom needs nilearn (pip install nilearn) for its bundled MNI152 templates") from None
+    folder = Path(os.path.dirname(nilearn.__file__)) / "datasets" / "data"
+    missing = [name for name in TEMPLATE_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise InputError(f"nilearn's bundled MNI152 templates are missing ({', '.join(missing)})", folder)
+    return folder
+
+
+@functools.lru_cache(maxsize=1)
+def load_anatomy() -> Anatomy:
+    """Load the templates and derive the brain mask, CSF and scalp maps (cached per process)."""
+    folder = template_dir()
+    images = {name: nib.load(str(folder / file)) for name, file in TEMPLATE_FILES.items()}
+    grid = Grid(images["t1"].shape, images["t1"].affine)
+    if not np.allclose(np.abs(grid.affine[:3, :3]), np.eye(3)):
+        raise InputError("expected the MNI templates on a 1 mm axis-aligned grid", folder)
+    t1, gm, wm = (np.asarray(images[n].dataobj, dtype=np.float32) for n in ("t1", "gm", "wm"))
+    gm, wm = gm / 255.0, wm / 255.0
+    tissue = (gm + wm) > 0.5
+    pad = 4
+    closed = ndimage.binary_closing(np.pad(tissue, pad), iterations=3)[pad:-pad, pad:-pad, pad:-pad]
+    brain = ndimage.binary_fill_holes(closed)
+    csf = np.clip(brain - gm - wm, 0.0, 1.0).astype(np.float32)
+    # the bundled T1 is skull-stripped, so the scalp seen on M0 is a synthetic band 5-11 mm out
+    scalp_grid = grid.with_voxel_size(2.0)
+    brain2 = resample_average(brain.astype(np.float32), grid.affine, scalp_grid) > 0.5
+    distance = ndimage.distance_transform_edt(~brain2, sampling=2.0)
+    scalp = (M0_SCALP * (_sigmoid(distance - 5.0) - _sigmoid(distance - 11.0))).astype(np.float32)
+    idx = np.argwhere(brain)
+    center = grid.index_to_world((idx.min(0) + idx.max(0)) / 2.0)
+    for array in (t1, gm, wm, csf, brain, scalp, center):
+        array.setflags(write=False)
+    return Anatomy(grid, t1, gm, wm, csf, brain, scalp_grid, scalp, center)
+
+
+def make_grids(config: PhantomConfig, anatomy: Anatomy) -> tuple[Grid, Grid, Grid]:
+    """The NR, LR and 1 mm truth grids (RAS-aligned, centred on the brain, x centred on the midline)."""
+    shape = np.array(config.nr_shape)
+    voxel = np.array(config.nr_voxel_size)
+    fine_shape = np.maximum(1, np.round(shape * voxel - 1e-6))
+    offset = ((fine_shape - 1) / 2.0) % 1.0
+    # align the 1 mm truth grid with the template voxels in y and z (x stays on the midline)
+    center = np.round(anatomy.center - offset) + offset
+    center[0] = 0.0
+    affine = np.diag([*voxel, 1.0])
+    affine[:3, 3] = center - voxel * (shape - 1) / 2.0
+    nr = Grid(tuple(shape), affine)
+    lr = nr.with_voxel_size(voxel * np.array([2.0, 2.0, 1.0]))
+    return nr, lr, nr.with_voxel_size(1.0)
+
+
+def smooth_field(rng: np.random.Generator, grid: Grid, inside: np.ndarray, amplitude: float,
+                 n_waves: int = 4, wavelength_mm: tuple[float, float] = (90.0, 240.0)) -> np.ndarray:
+    """A smooth random field on ``grid``: a sum of 3D cosines in world mm, zero-mean and within
+    +-``amplitude`` over ``inside``. Returns float32."""
+    field = np.zeros(grid.shape, dtype=np.float32)
+    for _ in range(n_waves):
+        direction = rng.normal(size=3)
+        wave = 2 * np.pi / rng.uniform(*wavelength_mm) * direction / np.linalg.norm(direction)
+        phase, weight = rng.uniform(0.0, 2 * np.pi), rng.uniform(0.5, 1.0)
+        steps = wave @ grid.affine[:3, :3]         # phase change per voxel step along i, j, k
+        factors = [np.exp(1j * s * np.arange(n)) for s, n in zip(steps, grid.shape)]
+        start = np.exp(1j * (wave @ grid.affine[:3, 3] + phase))
+        plane = np.outer(weight * start * factors[0], factors[1])   # cos(a + b + c) = Re(e^ia e^ib e^ic)
+        field += plane.real.astype(np.float32)[:, :, None] * factors[2].real.astype(np.float32)
+        field -= plane.imag.astype(np.float32)[:, :, None] * factors[2].imag.astype(np.float32)
+    field -= field[inside].mean()
+    field *= amplitude / np.abs(field[inside]).max()
+    return field
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def _rng(seed: int, stream: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), _STREAMS[stream]])
+
+
+def _world(grid: Grid) -> list[np.ndarray]:
+    """World x, y, z (mm) of every voxel centre, each as a full array over ``grid``."""
+    idx = [np.arange(n, dtype=np.float64) for n in grid.shape]
+    a = grid.affine
+    return [a[r, 0] * idx[0][:, None, None] + a[r, 1] * idx[1][None, :, None]
+            + a[r, 2] * idx[2][None, None, :] + a[r, 3] for r in range(3)]
+
+
+def _distance(grid: Grid, center: np.ndarray) -> np.ndarray:
+    x, y, z = _world(grid)
+    return np.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2)
+
+
+def lesion_factor(grid: Grid, center: np.ndarray, radius: float, edge_mm: float = 1.0) -> np.ndarray:
+    """CBF multiplier on ``grid``: LESION_FACTOR inside the sphere, 1 outside, soft (logistic) edge."""
+    factor = np.ones(grid.shape, dtype=np.float32)
+    reach = radius + 8.0 * edge_mm
+    corners = grid.world_to_index(center + reach * np.array([[-1, -1, -1], [1, 1, 1]]))
+    lo = np.clip(np.floor(corners.min(0)).astype(int), 0, grid.shape)
+    hi = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, grid.shape)
+    if np.any(hi <= lo):
+        return factor
+    box = Grid(tuple(hi - lo), _shifted(grid.affine, lo))
+    inside = _sigmoid((radius - _distance(box, center)) / edge_mm)
+    factor[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1.0 - (1.0 - LESION_FACTOR) * inside
+    return factor
+
+
+def _shifted(affine: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Affine of a sub-block whose voxel (0, 0, 0) is voxel ``start`` of ``affine``."""
+    shifted = np.array(affine, dtype=np.float64)
+    shifted[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
+    return shifted
+
+
+def choose_lesion(rng: np.random.Generator, anatomy: Anatomy, nr: Grid) -> tuple[np.ndarray, float]:
+    """Pick a lesion sphere (centre in world mm, radius in mm): one hemisphere, |x| 32-58 mm,
+    mostly tissue (>= 90 % GM+WM, >= 40 % GM), at least 5 mm inside the NR field of view."""
+    radius = float(rng.uniform(*LESION_RADIUS_MM))
+    side = float(rng.choice([-1.0, 1.0]))
+    grid = anatomy.grid                        # 1 mm, axis-aligned: world axis r varies with index axis r
+    corners = nr.fov_corners()
+    low, high = corners.min(0) + radius + 5.0, corners.max(0) - radius - 5.0
+    allowed = []
+    for axis in range(3):
+        world = grid.affine[axis, axis] * np.arange(grid.shape[axis]) + grid.affine[axis, 3]
+        ok = (world >= low[axis]) & (world <= high[axis])
+        if axis == 0:
+            ok &= (side * world >= 32.0) & (side * world <= 58.0)
+        allowed.append(ok)
+    region = allowed[0][:, None, None] & allowed[1][None, :, None] & allowed[2][None, None, :]
+    candidates = np.argwhere(region & (anatomy.gm > 0.5))
+    if len(candidates) == 0:
+        raise InputError("the NR field of view is too small to hold a lesion")
+    r = int(np.ceil(radius))
+    offsets = np.argwhere(np.ones((2 * r + 1,) * 3, dtype=bool)) - r
+    offsets = offsets[np.linalg.norm(offsets, axis=1) <= radius]
+    best, best_score = candidates[0], -np.inf
+    for _ in range(300):
+        center = candidates[rng.integers(len(candidates))]
+        points = np.clip(center + offsets, 0, np.array(grid.shape) - 1)
+        gm = anatomy.gm[tuple(points.T)].mean()
+        tissue = gm + anatomy.wm[tuple(points.T)].mean()
+        score = min(tissue - 0.9, gm - 0.4)
+        if score > best_score:
+            best, best_score = center, score
+        if score >= 0:
+            break
+    return grid.index_to_world(best.astype(np.float64)), radius
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill holes in 3D, then slice by slice (axial) for holes opened by a cut field of view."""
+    filled = ndimage.binary_fill_holes(mask)
+    for k in range(filled.shape[2]):
+        filled[:, :, k] = ndimage.binary_fill_holes(filled[:, :, k])
+    return filled
+
+
+def simulate(out_dir: str | os.PathLike, config: PhantomConfig = PhantomConfig()) -> dict:
+    """Simulate one case into ``out_dir`` (files written atomically) and return the case dict
+    (as in ``case.json``, with absolute paths in ``files[role]["path"]``)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError("the output path exists and is not a folder", out)
+    anatomy = load_anatomy()
+    mni, seed = anatomy.grid, config.seed
+    nr, lr, fine = make_grids(config, anatomy)
+    volumes: dict[str, tuple[np.ndarray, Grid, type]] = {}
+
+    # ground truth CBF at 1 mm (template grid), ml/100g/min
+    field = smooth_field(_rng(seed, "cbf_field"), mni, anatomy.brain, CBF_FIELD_AMPLITUDE)
+    cbf = (GM_CBF * anatomy.gm + WM_CBF * anatomy.wm) * (1.0 + field)
+    lesion_info = None
+    if config.lesion:
+        center, radius = choose_lesion(_rng(seed, "lesion"), anatomy, nr)
+        cbf = cbf * lesion_factor(mni, center, radius)
+        lesion_info = {"center_mm": center.tolist(), "radius_mm": radius, "cbf_factor": LESION_FACTOR}
+    cbf = cbf.astype(np.float32)
+
+    # ASL acquisitions
+    ref_clean = resample_average(cbf, mni.affine, nr)
+    noise_hr = config.noise_sd / np.sqrt(config.hr_average_factor)
+    asl_nr = ref_clean + _noise(_rng(seed, "noise_nr"), nr.shape, config.noise_sd)
+    ref_hr = ref_clean + _noise(_rng(seed, "noise_hr"), nr.shape, noise_hr)
+    volumes["ref_clean"] = (ref_clean, nr, np.float32)
+    volumes["asl_nr"] = (asl_nr, nr, np.float32)
+    volumes["ref_hr"] = (ref_hr, nr, np.float32)
+    volumes["asl_lr"] = (resample_average(asl_nr, nr.affine, lr), lr, np.float32)
+    volumes["truth_1mm"] = (resample_average(cbf, mni.affine, fine), fine, np.float32)
+
+    # masks, M0
+    tissue_nr = resample_average(anatomy.gm + anatomy.wm, mni.affine, nr)
+    mask = _fill_holes(tissue_nr > MASK_THRESHOLD)
+    mask_lr = _fill_holes(resample_average(tissue_nr, nr.affine, lr) > MASK_THRESHOLD)
+    volumes["mask"] = (mask, nr, np.uint8)
+    volumes["mask_lr"] = (mask_lr, lr, np.uint8)
+    w_gm, w_wm, w_csf = M0_WEIGHTS
+    pd = 1000.0 * (w_gm * anatomy.gm + w_wm * anatomy.wm + w_csf * anatomy.csf)
+    m0 = resample_average(pd, mni.affine, nr) + resample_average(anatomy.scalp, anatomy.scalp_grid.affine, nr)
+    m0 = np.abs(m0 + _noise(_rng(seed, "m0_noise"), nr.shape, M0_NOISE_SD))
+    volumes["m0"] = (m0, nr, np.float32)
+    volumes["m0_lr"] = (resample_average(m0, nr.affine, lr), lr, np.float32)
+
+    if lesion_info is not None:
+        for role, grid, brain in (("lesion", nr, mask), ("lesion_lr", lr, mask_lr)):
+            roi = (_distance(grid, np.array(lesion_info["center_mm"])) <= lesion_info["radius_mm"]) & brain
+            volumes[role] = (roi, grid, np.uint8)
+
+    # T1w: bias field and noise, moved by a rigid transform applied through the affine only
+    t1, t1_grid, motion = simulate_t1(config, anatomy)
+    volumes["t1w"] = (t1, t1_grid, np.float32)
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for role in [r for r in DESCRIPTIONS if r in volumes]:
+        data, grid, dtype = volumes[role]
+        name = f"{role}.nii.gz"
+        save_volume(out / name, data.astype(dtype), grid, dtype=dtype)
+        files[role] = {"path": name, "description": DESCRIPTIONS[role]}
+    if lesion_info is None:
+        for stale in ("lesion.nii.gz", "lesion_lr.nii.gz"):
+            (out / stale).unlink(missing_ok=True)
+    case = {
+        "seed": seed, "lesion": bool(config.lesion), "noise_sd_nr": float(config.noise_sd),
+        "noise_sd_hr": float(noise_hr), "hr_average_factor": int(config.hr_average_factor), "units": UNITS,
+        "grids": {name: {"shape": list(g.shape), "voxel_size_mm": g.voxel_size.tolist()}
+                  for name, g in (("nr", nr), ("lr", lr), ("truth_1mm", fine))},
+        "t1_motion": motion, "t1": {"orientation": config.t1_orientation, "voxel_size_mm": config.t1_voxel_size},
+        "lesion_sphere": lesion_info, "config": {k: (list(v) if isinstance(v, tuple) else v)
+                                                 for k, v in asdict(config).items()},
+        "files": files,
+    }
+    save_json(out / "case.json", case)
+    return _resolve(case, out)
+
+
+def simulate_t1(config: PhantomConfig, anatomy: Anatomy) -> tuple[np.ndarray, Grid, dict]:
+    """The T1w image, its grid (motion and orientation in the affine) and the motion record.
+
+    Motion: ``t1_affine = M @ template_affine`` where M (world mm -> world mm) maps ground-truth/ASL
+    world positions to T1 world positions; the voxel data are never resampled for motion.
+    """
+    mni, seed = anatomy.grid, config.seed
+    bias = smooth_field(_rng(seed, "t1_bias"), mni, anatomy.brain, T1_BIAS_AMPLITUDE)
+    t1 = anatomy.t1 * (1.0 + bias)
+    grid = mni
+    if config.t1_voxel_size != 1.0:
+        grid = mni.with_voxel_size(config.t1_voxel_size)
+        t1 = resample(t1, mni.affine, grid, order=1)
+    wm_level = float(np.median(anatomy.t1[anatomy.wm > 0.9]))
+    t1 = np.abs(t1 + _noise(_rng(seed, "t1_noise"), grid.shape, T1_NOISE_FRACTION * wm_level))
+    rng = _rng(seed, "t1_motion")
+    rotation = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, 3)
+    translation = rng.uniform(-config.max_translation_mm, config.max_translation_mm, 3)
+    center = anatomy.center
+    matrix = rigid_matrix(rotation, translation, center=center)
+    moved = Grid(grid.shape, matrix @ grid.affine)
+    t1, moved = reorient(t1, moved, flips=ORIENTATIONS[config.t1_orientation])
+    motion = {"rotation_deg": rotation.tolist(), "translation_mm": translation.tolist(),
+              "center_mm": center.tolist(), "matrix": matrix.tolist(),
+              "description": "matrix maps ASL / ground-truth world mm to T1 world mm"}
+    return t1.astype(np.float32), moved, motion
+
+
+def _noise(rng: np.random.Generator, shape: tuple[int, ...], sd: float) -> np.ndarray:
+    return (sd * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+
+
+def _resolve(case: dict, out: Path) -> dict:
+    case = json.loads(json.dumps(case))
+    for entry in case["files"].values():
+        entry["path"] = str((out / entry["path"]).resolve())
+    return case
+
+
+def load_case(out_dir: str | os.PathLike) -> dict:
+    """Read ``out_dir/case.json`` with absolute file paths; raises InputError if it or a file is missing."""
+    out = Path(out_dir)
+    path = out / "case.json"
+    if not path.is_file():
+        raise InputError("no case.json here (not a simulated case?)", out)
+    try:
+        case = json.loads(path.read_text())
+        dict(case["files"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f"unreadable case file ({type(error).__name__}: {error})", path) from None
+    case = _resolve(case, out)
+    for role, entry in case["files"].items():
+        if not Path(entry["path"]).is_file():
+            raise InputError(f"the {role} file listed in case.json is missing", entry["path"])
+    return case

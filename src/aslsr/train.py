@@ -1,0 +1,249 @@
+"""Progressive multi-scale training (paper Sec. 2.1): G_0 .. G_N trained coarse to fine.
+
+Scale 0: G_0(z_0, a_0) from white Gaussian noise z_0 and the T1 a_0.
+Scale n > 0: G_n(x_{n-1} brought up, a_n), with G_n initialised from G_{n-1}'s weights.
+Each scale minimises WGAN-GP + alpha * MSE + beta * low-pass MSE against x_n (Eq. 3), with its own
+critic D_n. ``config.input_source`` chooses the image fed to G_n: "real" brings up the real x_{n-1}
+(the same kind of input the finest generator gets at super-resolution time, Eq. 2), "generated"
+brings up G_{n-1}'s output (Eq. 1).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import losses
+from .config import Config
+from .generate import apply_generator
+from .grids import Grid, resample_average
+from .io import Volume
+from .networks import Generator, PatchCritic
+from .pyramid import (Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors,
+                      scale_grids)
+
+
+@dataclass
+class TrainedModel:
+    """What super-resolution needs: the finest generator, the normalisation and how it was trained."""
+
+    generator: Generator
+    normalizer: Normalizer
+    config: Config
+    factor: np.ndarray  # per voxel axis, between consecutive scales
+    grids: list[Grid]  # x_0 .. x_N
+    history: list[dict] = field(default_factory=list)  # one row per logged iteration
+    scale_seconds: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+
+
+def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.ndarray, list[Grid]]:
+    """Factor between scales and the grids x_0..x_N for an SR zoom (per LR voxel axis)."""
+    factor = np.asarray(config.scale_factor, dtype=np.float64) if config.scale_factor else scale_factors(zoom)
+    if np.all(factor <= 1.0):
+        factor = np.full(3, 4.0 / 3.0)  # same-grid denoising: fall back to SinGAN's factor
+    n_scales = config.n_scales or count_scales(asl_grid.shape, factor, min_size=config.min_size_voxels,
+                                               max_scales=config.max_scales)
+    if config.single_scale:
+        n_scales = 2
+    return factor, scale_grids(asl_grid, factor, n_scales)
+
+
+def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np.ndarray | None = None,
+          progress: bool = True, on_scale_end: Callable[[int, Generator], None] | None = None) -> TrainedModel:
+    """Train the pyramid of generators on one LR ASL volume and its registered T1.
+
+    ``asl`` is the LR volume (any units), ``t1`` the registered T1 (world-aligned through its affine),
+    ``zoom`` the super-resolution zoom per LR voxel axis, ``mask`` an optional brain mask on the
+    ASL grid used to centre most training patches in the brain.
+    """
+    device = resolve_device(config.device)
+    if device.type == "cpu":
+        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    rng, noise_generator = seed_everything(config.seed)
+    factor, grids = plan_scales(asl.grid, zoom, config)
+    normalizer = Normalizer.fit(asl.data, _t1_on(t1, asl.grid))
+    scales = build_pyramid(asl, t1, grids, normalizer, mask)
+    model = TrainedModel(None, normalizer, config, factor, grids)  # type: ignore[arg-type]
+
+    generator = Generator(channels=config.generator_channels, use_t1=config.use_t1, residual=config.residual)
+    first = 1 if config.single_scale else 0
+    previous_output = None
+    for level in range(first, len(scales)):
+        scale = scales[level]
+        if level == 0:
+            source = None
+        elif config.input_source == "generated" and previous_output is not None:
+            source = bring_up(previous_output, grids[level - 1], scale.grid, config.upsample_order)
+        else:
+            source = bring_up(scales[level - 1].asl, grids[level - 1], scale.grid, config.upsample_order)
+        started = time.perf_counter()
+        rows = train_scale(generator, scale, source, level=level, n_scales=len(scales), config=config, device=device, rng=rng,
+                           noise_generator=noise_generator, progress=progress, warnings=model.warnings)
+        model.history.extend(rows)
+        model.scale_seconds.append(time.perf_counter() - started)
+        if on_scale_end is not None:
+            on_scale_end(level, generator)
+        if config.input_source == "generated" and level < len(scales) - 1:
+            image = source if source is not None else _noise(scale.asl.shape, noise_generator)
+            previous_output = apply_generator(generator, image, scale.t1, config=config, device=device,
+                                              residual=level > 0)
+    model.generator = generator.eval()
+    return model
+
+
+def _t1_on(t1: Volume, grid: Grid) -> np.ndarray:
+    return resample_average(t1.data, t1.affine, grid)
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
+    return torch.randn(shape, generator=generator).numpy()
+
+
+def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *, level: int, n_scales: int,
+                config: Config,
+                device: torch.device, rng: np.random.Generator, noise_generator: torch.Generator,
+                progress: bool, warnings: list[str]) -> list[dict]:
+    """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale."""
+    iterations = config.iterations_at(level, n_scales)
+    generator.to(device).train()
+    critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers).to(device)
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.adam_betas)
+    optimizer_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=config.adam_betas)
+    lowpass = losses.GaussianLowPass(config.lowpass_sigma_voxels)
+    sampler = PatchSampler(scale, source, config, rng)
+    residual = level > 0
+    last_good = copy.deepcopy(generator.state_dict())
+    rows: list[dict] = []
+    started = time.perf_counter()
+    bar = tqdm(range(iterations), desc=f"scale {level} {scale.grid.shape}", disable=not progress,
+               leave=True, dynamic_ncols=True)
+    for iteration in bar:
+        image, t1, real = sampler.batch()
+        if image is None:
+            image = torch.randn(real.shape, generator=noise_generator)
+        image, t1, real = image.to(device), t1.to(device), real.to(device)
+        terms: dict[str, float] = {}
+        fake = generator(image, t1, residual=residual)
+        if config.use_adversarial and iteration % config.critic_every == 0:
+            critic_step(critic, optimizer_d, real, fake.detach(), config, terms,
+                        penalise=(iteration // config.critic_every) % config.gp_every == 0,
+                        noise_generator=noise_generator)
+        loss = generator_loss(critic, fake, real, lowpass, config, terms)
+        optimizer_g.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer_g.step()
+        if not math.isfinite(terms["loss_g"]):
+            generator.load_state_dict(last_good)
+            warnings.append(f"scale {level}: loss became non-finite at iteration {iteration}; "
+                            "stopped this scale with the last good weights")
+            break
+        if iteration % config.log_every == 0 or iteration == iterations - 1:
+            last_good = copy.deepcopy(generator.state_dict())
+            row = {"scale": level, "iteration": iteration, "seconds": time.perf_counter() - started, **terms}
+            rows.append(row)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g", "loss_d")})
+    bar.close()
+    return rows
+
+
+def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
+                config: Config, terms: dict[str, float], *, penalise: bool,
+                noise_generator: torch.Generator) -> None:
+    """One WGAN-GP critic update; the lazy penalty is scaled by ``gp_every`` to keep its weight."""
+    loss = losses.critic_wasserstein_loss(critic, real, fake)
+    terms["loss_d"] = float(loss.detach())
+    if penalise and config.gp_weight > 0:
+        penalty = losses.gradient_penalty(critic, real, fake, generator=None)
+        terms["gp"] = float(penalty.detach())
+        loss = loss + config.gp_weight * config.gp_every * penalty
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def generator_loss(critic: PatchCritic, fake: torch.Tensor, real: torch.Tensor,
+                   lowpass: losses.GaussianLowPass, config: Config, terms: dict[str, float]) -> torch.Tensor:
+    """Eq. 3 for the generator, each term switchable for ablations."""
+    mse = losses.mse_loss(fake, real)
+    total = config.alpha * mse
+    terms["mse"] = float(mse.detach())
+    if config.use_lowpass and config.beta > 0:
+        low = losses.lowpass_loss(fake, real, lowpass)
+        total = total + config.beta * low
+        terms["lowpass"] = float(low.detach())
+    if config.use_adversarial and config.adversarial_weight > 0:
+        adversarial = losses.generator_adversarial_loss(critic, fake)
+        total = total + config.adversarial_weight * adversarial
+        terms["adv_g"] = float(adversarial.detach())
+    terms["loss_g"] = float(total.detach())
+    return total
+
+
+class PatchSampler:
+    """Random training sub-volumes (or the whole volume) of input image, T1 and target x_n.
+
+    Patch sides are at most ``config.patch_size`` voxels (whole axis when shorter). A share
+    ``brain_patch_fraction`` of the patches is centred on a random brain voxel when a mask is known.
+    """
+
+    def __init__(self, scale: Scale, source: np.ndarray | None, config: Config, rng: np.random.Generator):
+        self.rng = rng
+        self.batch_size = config.batch_size if config.patch_size else 1
+        shape = np.array(scale.asl.shape)
+        self.size = np.minimum(shape, config.patch_size) if config.patch_size else shape
+        self.whole = bool(np.all(self.size == shape))
+        stack = [scale.asl, scale.t1] + ([source] if source is not None else [])
+        self.volumes = torch.from_numpy(np.stack(stack).astype(np.float32))
+        self.has_source = source is not None
+        self.brain = np.argwhere(scale.mask) if scale.mask is not None else None
+        self.brain_fraction = config.brain_patch_fraction
+
+    def _corner(self) -> np.ndarray:
+        shape = np.array(self.volumes.shape[1:])
+        if self.brain is not None and len(self.brain) and self.rng.random() < self.brain_fraction:
+            centre = self.brain[self.rng.integers(len(self.brain))]
+            corner = centre - self.size // 2
+        else:
+            corner = self.rng.integers(0, shape - self.size + 1)
+        return np.clip(corner, 0, shape - self.size)
+
+    def batch(self) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(input image or None, T1, target), each (batch, 1, i, j, k)."""
+        if self.whole:
+            crops = self.volumes[None]
+        else:
+            crops = torch.stack([self._crop(self._corner()) for _ in range(self.batch_size)])
+        target, t1 = crops[:, 0:1], crops[:, 1:2]
+        image = crops[:, 2:3] if self.has_source else None
+        return image, t1, target
+
+    def _crop(self, corner: np.ndarray) -> torch.Tensor:
+        (a, b, c), (p, q, r) = corner, self.size
+        return self.volumes[:, a:a + p, b:b + q, c:c + r]
