@@ -1,0 +1,39 @@
+"""Arguments shared by several commands (target grid, training options)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import PRESETS, Config, load_config
+from ..pipeline import TargetSpec
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--like", type=Path, metavar="REF.nii.gz", help="super-resolve onto this image's grid")
+    group.add_argument("--voxel-size", type=float, nargs="+", metavar="MM",
+                       help="target voxel size in mm (1 or 3 numbers) over the ASL field of view")
+    group.add_argument("--zoom", type=float, nargs="+", metavar="F",
+                       help="target = ASL voxels divided by F (1 or 3 numbers)")
+
+
+def target_from_args(args: argparse.Namespace) -> TargetSpec:
+    return TargetSpec(like=args.like, voxel_size=_triple(args.voxel_size), zoom=_triple(args.zoom))
+
+
+def _triple(values: list[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=[p for p in PRESETS if p != "test"] + ["test"], default="fast",
+                        help="settings preset (default: fast; paper: the paper's 2000 iterations per scale)")
+    parser.add_argument("--config", type=Path, metavar="FILE.toml", help="TOML file overriding preset fields")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="auto picks CUDA when present (default)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return load_config(args.config, args.preset, device=args.device, seed=args.seed)

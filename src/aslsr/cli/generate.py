@@ -1,0 +1,49 @@
+"""``aslsr generate``: super-resolve with a trained model onto any grid, without retraining."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import registration
+from ..config import replace
+from ..errors import InputError
+from ..generate import load_model, super_resolve
+from ..io import load_volume, save_volume
+from ._common import add_target_arguments, target_from_args
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("generate", help="super-resolve with a trained model.pt",
+                                   description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("--model", type=Path, required=True, help="model.pt written by aslsr run")
+    parser.add_argument("--asl", type=Path, required=True, help="low-resolution ASL NIfTI")
+    parser.add_argument("--t1", type=Path, required=True, help="T1-weighted NIfTI")
+    parser.add_argument("--out", type=Path, required=True, metavar="SR.nii.gz", help="output image")
+    add_target_arguments(parser)
+    parser.add_argument("--m0", type=Path, help="M0 image used as the registration target")
+    parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.overwrite:
+        raise InputError("exists (use --overwrite)", args.out)
+    if not args.out.name.endswith((".nii", ".nii.gz")):
+        raise InputError("the output name must end in .nii or .nii.gz", args.out)
+    model = load_model(args.model)
+    model.config = replace(model.config, device=args.device)
+    asl = load_volume(args.asl)
+    t1 = load_volume(args.t1)
+    fixed = load_volume(args.m0) if args.m0 else asl
+    result = registration.identity_result() if args.no_register else registration.register_rigid(
+        fixed, t1, seed=model.config.seed)
+    for message in result.warnings:
+        print(f"warning: registration: {message}")
+    target = target_from_args(args).resolve(asl.grid, t1.grid)
+    sr = super_resolve(model, asl, registration.apply_registration(t1, result), target)
+    save_volume(args.out, sr, target)
+    print(f"aslsr generate: wrote {args.out} {target}")
+    return 0

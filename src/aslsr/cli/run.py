@@ -1,0 +1,36 @@
+"""``aslsr run``: train on one subject's ASL with its T1 and write SR, baselines, model and report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..pipeline import run
+from ._common import add_target_arguments, add_training_arguments, config_from_args, target_from_args
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="train and super-resolve one subject",
+                                   description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("--asl", type=Path, required=True, help="low-resolution ASL (perfusion or CBF) NIfTI")
+    parser.add_argument("--t1", type=Path, required=True, help="the subject's T1-weighted NIfTI")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    add_target_arguments(parser)
+    parser.add_argument("--m0", type=Path, help="M0 image (used for registration and the brain mask)")
+    parser.add_argument("--mask", type=Path, help="brain mask on the ASL grid")
+    parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
+    add_training_arguments(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = run(args.asl, args.t1, args.out, config=config, target=target_from_args(args), m0_path=args.m0,
+                 mask_path=args.mask, register=not args.no_register, overwrite=args.overwrite,
+                 progress=not args.quiet)
+    timings = result.report["timings"]
+    print(f"aslsr run: wrote {result.out_dir} (sr.nii.gz {result.target.shape}); "
+          f"training {timings['training_s']:.0f} s, total {sum(timings.values()):.0f} s")
+    return 0

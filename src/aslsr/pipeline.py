@@ -1,0 +1,272 @@
+"""``aslsr run`` as a library call: load, check, register, mask, train, super-resolve, report.
+
+Everything is written into a hidden staging folder beside ``out_dir`` and moved into place only
+when the run succeeded, so a failed or interrupted run leaves no partial outputs, and an existing
+output folder is replaced only with ``overwrite=True``. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import csv
+import platform
+import resource
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__, baselines, masking, registration
+from .config import Config
+from .errors import InputError
+from .generate import save_model, super_resolve
+from .grids import Grid, resample, resample_average
+from .io import Volume, load_mask, load_volume, save_json, save_volume
+from .pyramid import zoom_between
+from .train import TrainedModel, resolve_device, train
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Where to super-resolve: a reference image's grid, a voxel size (mm) or a zoom factor.
+
+    With none of them: the T1's voxel size over the ASL field of view.
+    """
+
+    like: Path | None = None
+    voxel_size: tuple[float, ...] | None = None
+    zoom: tuple[float, ...] | None = None
+
+    def resolve(self, asl_grid: Grid, t1_grid: Grid) -> Grid:
+        chosen = [name for name in ("like", "voxel_size", "zoom") if getattr(self, name) is not None]
+        if len(chosen) > 1:
+            raise InputError(f"give only one of --like, --voxel-size, --zoom (got {', '.join(chosen)})")
+        if self.like is not None:
+            reference = load_volume(self.like, allow_constant=True, allow_nonfinite=True).grid
+            if asl_grid.overlap_fraction(reference) == 0.0:
+                raise InputError("the --like grid does not overlap the ASL field of view", self.like)
+            return reference
+        if self.voxel_size is not None:
+            return asl_grid.with_voxel_size(self.voxel_size)
+        if self.zoom is not None:
+            return asl_grid.zoomed(self.zoom)
+        return asl_grid.with_voxel_size(t1_grid.voxel_size)
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    report: dict[str, Any]
+    model: TrainedModel
+    sr: np.ndarray
+    target: Grid
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+#: A generous bound on bytes per output voxel (SR, baselines, T1, tiles, float32 copies).
+BYTES_PER_OUTPUT_VOXEL = 64
+
+
+def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, config: Config,
+        target: TargetSpec = TargetSpec(), m0_path: str | Path | None = None, mask_path: str | Path | None = None,
+        register: bool = True, overwrite: bool = False, progress: bool = True,
+        log=print) -> RunResult:
+    """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``."""
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, overwrite)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    asl = load_volume(asl_path)
+    t1 = load_volume(t1_path)
+    m0 = load_volume(m0_path) if m0_path is not None else None
+    _check_overlap(asl, t1, t1_path)
+    if m0 is not None:
+        _check_overlap(asl, m0, m0_path)
+    target_grid = target.resolve(asl.grid, t1.grid)
+    _check_size(target_grid)
+    mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
+    timings["load_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    fixed = m0 if m0 is not None else asl
+    if register:
+        result = registration.register_rigid(fixed, t1, seed=config.seed)
+        for message in result.warnings:
+            log(f"warning: registration: {message}")
+    else:
+        result = registration.identity_result()
+    t1_registered = registration.apply_registration(t1, result)
+    timings["registration_s"] = time.perf_counter() - clock
+
+    mask_source = "given" if mask is not None else ("m0" if m0 is not None else "t1")
+    if mask is None:
+        mask = derive_mask(m0, t1_registered, asl.grid)
+
+    zoom = zoom_between(asl.grid, target_grid)
+    log(f"aslsr: {asl.grid} -> {target_grid} (zoom {np.round(zoom, 3).tolist()}), device "
+        f"{resolve_device(config.device)}")
+    clock = time.perf_counter()
+    model = train(asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress)
+    timings["training_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    sr = super_resolve(model, asl, t1_registered, target_grid)
+    if not np.all(np.isfinite(sr)):
+        raise RuntimeError("the super-resolved image has non-finite values; training diverged")
+    timings["generation_s"] = time.perf_counter() - clock
+    interpolated = baselines.all_baselines(asl, target_grid)
+
+    staging = _staging_dir(out_dir)
+    try:
+        clock = time.perf_counter()
+        save_volume(staging / "sr.nii.gz", sr, target_grid)
+        for name, image in interpolated.items():
+            save_volume(staging / f"{name}.nii.gz", image, target_grid)
+        t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
+        save_volume(staging / "t1_registered.nii.gz", t1_on_target, target_grid)
+        mask_on_target = resample(mask.astype(np.float32), asl.affine, target_grid, order=1) > 0.5
+        save_volume(staging / "mask.nii.gz", mask_on_target.astype(np.uint8), target_grid, dtype=np.uint8)
+        if register:
+            registration.save_itk_transform(result, staging / "t1_to_asl.tfm")
+        inputs = {"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path), "mask": _str(mask_path)}
+        save_model(model, staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
+        write_losses_csv(staging / "losses.csv", model.history)
+        report = build_report(config=config, model=model, inputs=inputs, asl=asl, target=target_grid,
+                              registration_result=result, registered=register, mask_source=mask_source,
+                              timings=timings)
+        _write_figure(staging / "qc.png", asl, interpolated, sr, t1_on_target, mask_on_target, target_grid,
+                      model.history, log)
+        timings["writing_s"] = time.perf_counter() - clock
+        report["peak_memory_mb"] = peak_memory_mb()
+        save_json(staging / "report.json", report)
+        _publish(staging, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RunResult(out_dir, report, model, sr, target_grid, interpolated)
+
+
+def derive_mask(m0: Volume | None, t1_registered: Volume, grid: Grid) -> np.ndarray:
+    """Brain mask on ``grid``: from the M0 when given, else from the registered T1 resampled there."""
+    if m0 is not None:
+        on_grid = resample_average(m0.data, m0.affine, grid)
+        return masking.brain_mask_from_image(Volume(on_grid, grid))
+    t1_on_grid = resample_average(t1_registered.data, t1_registered.affine, grid)
+    return masking.brain_mask_from_t1(t1_on_grid, grid.voxel_size)
+
+
+def build_report(*, config: Config, model: TrainedModel, inputs: dict, asl: Volume, target: Grid,
+                 registration_result: registration.RegistrationResult, registered: bool, mask_source: str,
+                 timings: dict[str, float]) -> dict[str, Any]:
+    """The ``report.json`` payload: resolved config, versions, seed, device, grids, timings, warnings."""
+    device = resolve_device(config.device)
+    iterations = {}
+    for row in model.history:
+        iterations[row["scale"]] = max(iterations.get(row["scale"], 0), row["iteration"] + 1)
+    return {
+        "aslsr_version": __version__,
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+                     "platform": platform.platform()},
+        "command": " ".join(sys.argv),
+        "inputs": inputs,
+        "config": config.to_dict(),
+        "seed": config.seed,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "threads": torch.get_num_threads(),
+        "grids": {"asl": _grid_dict(asl.grid), "target": _grid_dict(target),
+                  "scales": [_grid_dict(g) for g in model.grids]},
+        "scale_factor": [float(f) for f in model.factor],
+        "scales": [{"scale": i, "seconds": s, "iterations": iterations.get(i, 0),
+                    "seconds_per_iteration": s / max(1, iterations.get(i, 0))}
+                   for i, s in zip(range(len(model.grids) - len(model.scale_seconds), len(model.grids)),
+                                   model.scale_seconds)],
+        "registration": {"performed": registered, **registration_result.to_dict()},
+        "mask_source": mask_source,
+        "timings": timings,
+        "warnings": list(model.warnings) + list(registration_result.warnings),
+        "outputs": ["sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "t1_registered.nii.gz",
+                    "mask.nii.gz", "model.pt", "report.json", "losses.csv", "qc.png"]
+                   + (["t1_to_asl.tfm"] if registered else []),
+    }
+
+
+def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
+    """Every logged training step: scale, iteration, seconds and each loss term (blank when unused)."""
+    columns = ["scale", "iteration", "seconds", "loss_g", "mse", "lowpass", "adv_g", "loss_d", "gp"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (MB), plus peak CUDA memory when used."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return round(peak, 1)
+
+
+def _write_figure(path: Path, asl: Volume, interpolated: dict, sr: np.ndarray, t1: np.ndarray, mask: np.ndarray,
+                  grid: Grid, history: Sequence[dict], log) -> None:
+    from .report import qc_figure
+
+    qc_figure(path, lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr, t1=t1,
+              mask=mask, grid=grid, history=history)
+
+
+def _grid_dict(grid: Grid) -> dict[str, Any]:
+    return {"shape": list(grid.shape), "voxel_size_mm": [round(float(v), 5) for v in grid.voxel_size],
+            "affine": np.round(grid.affine, 6).tolist()}
+
+
+def _str(path: str | Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a folder", out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError("output folder is not empty (use --overwrite)", out_dir)
+
+
+def _check_overlap(asl: Volume, other: Volume, path: str | Path | None) -> None:
+    if asl.grid.overlap_fraction(other.grid) < 0.05:
+        raise InputError("its field of view does not overlap the ASL field of view", path)
+
+
+def _check_size(grid: Grid) -> None:
+    import os
+
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    needed = grid.n_voxels * BYTES_PER_OUTPUT_VOXEL
+    if needed > available:
+        raise InputError(f"the target grid {grid.shape} would need about {needed / 2**30:.1f} GiB of memory, "
+                         f"{available / 2**30:.1f} GiB are available; choose a larger voxel size")
+
+
+def _staging_dir(out_dir: Path) -> Path:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def _publish(staging: Path, out_dir: Path, overwrite: bool) -> None:
+    """Move the finished staging folder into place (replacing ``out_dir`` only when allowed)."""
+    if out_dir.exists():
+        if any(out_dir.iterdir()) and not overwrite:
+            raise InputError("output folder is not empty (use --overwrite)", out_dir)
+        old = out_dir.parent / f".{out_dir.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
