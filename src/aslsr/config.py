@@ -61,7 +61,8 @@ class Config:
     log_every: int = 10  # iterations between rows of losses.csv
 
     # Super-resolution.
-    consistency: bool = False  # project the SR so that its average on the LR grid equals the LR
+    consistency: str = "lowpass"  # off | full | lowpass: make the SR averaged onto the LR grid agree with the LR
+    consistency_sigma_voxels: float = 1.0  # "lowpass": Gaussian sigma (LR voxels) of the part made to agree
     tile_size: int = 128  # voxels per side when generating large volumes in tiles
     tile_overlap: int = 16
 
@@ -83,20 +84,22 @@ class Config:
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's settings: Adam lr 1e-3, 2000 iterations on every scale, whole volumes, critic
     # step with gradient penalty on every iteration.
-    "paper": {},
-    # Sized for a 2-core CPU: most iterations at the finest scale, on patches, lazy critic.
+    "paper": {"input_source": "generated", "consistency": "off"},
+    # Sized for a 2-core CPU, from the measurements in BENCHMARKS.md: all iterations go to the
+    # finest generator (trained from an identity start on x_{N-1} brought up -> x_N), on patches,
+    # with MSE + low-pass loss; the adversarial term and the coarse scales did not earn their cost.
     "fast": {
-        "iterations": (60, 120, 500),
+        "iterations": (600,),
+        "single_scale": True,
+        "use_adversarial": False,
         "patch_size": 32,
         "batch_size": 2,
-        "critic_every": 4,
-        "gp_every": 4,
     },
     # Seconds-long runs for tests only.
     "test": {
         "iterations": (3, 4),
         "patch_size": 16,
-        "batch_size": 1,
+        "batch_size": 2,
         "generator_channels": (4, 8, 8),
         "critic_channels": 8,
         "critic_layers": 3,
@@ -148,6 +151,8 @@ def _validated(config: Config) -> Config:
     problems = []
     if config.input_source not in ("real", "generated"):
         problems.append("input_source must be 'real' or 'generated'")
+    if config.consistency not in ("off", "full", "lowpass"):
+        problems.append("consistency must be off, full or lowpass")
     if config.upsample_order not in (0, 1, 3):
         problems.append("upsample_order must be 0, 1 or 3")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .config import Config, replace
 from .errors import InputError
@@ -87,16 +88,25 @@ def super_resolve(model: "TrainedModel | LoadedModel", asl: Volume, t1: Volume, 
     output = apply_generator(model.generator, normalizer.asl_to_net(upsampled), normalizer.t1_to_net(prior),
                              config=config, device=device, residual=True)
     sr = normalizer.asl_from_net(output)
-    if config.consistency:
-        sr = enforce_consistency(sr, target, asl)
+    if config.consistency != "off":
+        sigma = config.consistency_sigma_voxels if config.consistency == "lowpass" else 0.0
+        sr = enforce_consistency(sr, target, asl, sigma_lr_voxels=sigma)
     return sr
 
 
-def enforce_consistency(sr: np.ndarray, grid: Grid, lr: Volume, iterations: int = 3) -> np.ndarray:
-    """Iterative back-projection: make the SR averaged onto the LR grid agree with the LR."""
+def enforce_consistency(sr: np.ndarray, grid: Grid, lr: Volume, *, iterations: int = 3,
+                        sigma_lr_voxels: float = 0.0) -> np.ndarray:
+    """Iterative back-projection: make the SR averaged onto the LR grid agree with the LR.
+
+    With ``sigma_lr_voxels`` > 0 only the low-pass part (Gaussian, sigma in LR voxels) of the
+    disagreement is projected back: offsets and halos that the generator might add at a scale it
+    was not trained on are removed, while the generator's denoising at the LR voxel scale is kept.
+    """
     sr = sr.copy()
     for _ in range(iterations):
         residual = lr.data - resample_average(sr, grid.affine, lr.grid)
+        if sigma_lr_voxels > 0:
+            residual = ndimage.gaussian_filter(residual, sigma_lr_voxels, mode="nearest")
         sr += bring_up(residual, lr.grid, grid, order=1)
     return sr
 

@@ -43,6 +43,10 @@ class UNet3d(nn.Module):
         self.decoder2 = _conv_block(c3 + c2, c2, negative_slope)
         self.decoder1 = _conv_block(c2 + c1, c1, negative_slope)
         self.head = nn.Conv3d(c1, out_channels, kernel_size=1)
+        self.reset_head()
+
+    def reset_head(self) -> None:
+        """Zero the output layer, so the network outputs 0 whatever its features."""
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 

@@ -103,6 +103,8 @@ def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np
             source = bring_up(previous_output, grids[level - 1], scale.grid, config.upsample_order)
         else:
             source = bring_up(scales[level - 1].asl, grids[level - 1], scale.grid, config.upsample_order)
+        if level == 1 and first == 0:
+            generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
         started = time.perf_counter()
         rows = train_scale(generator, scale, source, level=level, n_scales=len(scales), config=config, device=device, rng=rng,
                            noise_generator=noise_generator, progress=progress, warnings=model.warnings)
@@ -215,7 +217,8 @@ class PatchSampler:
 
     def __init__(self, scale: Scale, source: np.ndarray | None, config: Config, rng: np.random.Generator):
         self.rng = rng
-        self.batch_size = config.batch_size if config.patch_size else 1
+        # Whole-volume batches repeat the volume: batches of 2+ take PyTorch's fast (oneDNN) CPU path.
+        self.batch_size = config.batch_size
         shape = np.array(scale.asl.shape)
         self.size = np.minimum(shape, config.patch_size) if config.patch_size else shape
         self.whole = bool(np.all(self.size == shape))
@@ -237,7 +240,7 @@ class PatchSampler:
     def batch(self) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """(input image or None, T1, target), each (batch, 1, i, j, k)."""
         if self.whole:
-            crops = self.volumes[None]
+            crops = self.volumes[None].expand(self.batch_size, *self.volumes.shape)
         else:
             crops = torch.stack([self._crop(self._corner()) for _ in range(self.batch_size)])
         target, t1 = crops[:, 0:1], crops[:, 1:2]
