@@ -50,7 +50,7 @@ def _assert_error(path: Path, *fragments: str) -> InputError:
 def test_save_load_round_trip(tmp_path: Path, affine: np.ndarray, suffix: str) -> None:
     grid = Grid((5, 6, 7), affine)
     data = _random()
-    path = io.save_volume(tmp_path / f"sub" / f"image{suffix}", data, grid)
+    path = io.save_volume(tmp_path / "sub" / f"image{suffix}", data, grid)
     assert path.exists() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
     volume = io.load_volume(path)
     np.testing.assert_array_equal(volume.data, data)

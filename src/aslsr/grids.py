@@ -9,7 +9,6 @@ so it is right for any orientation (RAS, LAS, LPS, oblique) and never shifts by 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 

@@ -8,6 +8,7 @@ output folder is replaced only with ``overwrite=True``. Inputs are never modifie
 from __future__ import annotations
 
 import csv
+import os
 import platform
 import resource
 import shutil
@@ -27,6 +28,7 @@ from .generate import save_model, super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, load_mask, load_volume, save_json, save_volume
 from .pyramid import zoom_between
+from .report import qc_figure
 from .train import TrainedModel, resolve_device, train
 
 
@@ -73,8 +75,7 @@ BYTES_PER_OUTPUT_VOXEL = 64
 
 def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, config: Config,
         target: TargetSpec = TargetSpec(), m0_path: str | Path | None = None, mask_path: str | Path | None = None,
-        register: bool = True, overwrite: bool = False, progress: bool = True,
-        log=print) -> RunResult:
+        register: bool = True, overwrite: bool = False, progress: bool = True, log=print) -> RunResult:
     """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``."""
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
@@ -138,10 +139,12 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         report = build_report(config=config, model=model, inputs=inputs, asl=asl, target=target_grid,
                               registration_result=result, registered=register, mask_source=mask_source,
                               timings=timings)
-        _write_figure(staging / "qc.png", asl, interpolated, sr, t1_on_target, mask_on_target, target_grid,
-                      model.history, log)
+        qc_figure(staging / "qc.png", lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr,
+                  t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=model.history)
         timings["writing_s"] = time.perf_counter() - clock
         report["peak_memory_mb"] = peak_memory_mb()
+        if torch.cuda.is_available() and report["device"].startswith("cuda"):
+            report["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         save_json(staging / "report.json", report)
         _publish(staging, out_dir, overwrite)
     except BaseException:
@@ -206,17 +209,8 @@ def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process (MB), plus peak CUDA memory when used."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return round(peak, 1)
-
-
-def _write_figure(path: Path, asl: Volume, interpolated: dict, sr: np.ndarray, t1: np.ndarray, mask: np.ndarray,
-                  grid: Grid, history: Sequence[dict], log) -> None:
-    from .report import qc_figure
-
-    qc_figure(path, lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr, t1=t1,
-              mask=mask, grid=grid, history=history)
+    """Peak resident memory of this process (MB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def _grid_dict(grid: Grid) -> dict[str, Any]:
@@ -241,8 +235,6 @@ def _check_overlap(asl: Volume, other: Volume, path: str | Path | None) -> None:
 
 
 def _check_size(grid: Grid) -> None:
-    import os
-
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     needed = grid.n_voxels * BYTES_PER_OUTPUT_VOXEL
     if needed > available:

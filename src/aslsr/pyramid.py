@@ -54,6 +54,10 @@ class Normalizer:
     def to_dict(self) -> dict[str, float]:
         return {"asl_scale": self.asl_scale, "t1_low": self.t1_low, "t1_high": self.t1_high}
 
+    def apply(self, scale: "Scale") -> "Scale":
+        """The scale with its ASL and T1 in network units."""
+        return Scale(scale.grid, self.asl_to_net(scale.asl), self.t1_to_net(scale.t1), scale.mask)
+
 
 @dataclass(frozen=True)
 class Scale:
@@ -95,9 +99,8 @@ def scale_grids(grid: Grid, factor: np.ndarray, n_scales: int) -> list[Grid]:
     return grids
 
 
-def build_pyramid(asl: Volume, t1: Volume, grids: list[Grid], normalizer: Normalizer,
-                  mask: np.ndarray | None = None) -> list[Scale]:
-    """x_n and a_n on each grid, in network units. ``mask`` (bool, on the finest grid) is carried along."""
+def build_pyramid(asl: Volume, t1: Volume, grids: list[Grid], mask: np.ndarray | None = None) -> list[Scale]:
+    """x_n and a_n on each grid (input units). ``mask`` (bool, on the finest grid) is carried along."""
     scales = []
     for grid in grids:
         finest = grid == asl.grid
@@ -105,7 +108,7 @@ def build_pyramid(asl: Volume, t1: Volume, grids: list[Grid], normalizer: Normal
         prior = resample_average(t1.data, t1.affine, grid)
         scale_mask = mask if finest or mask is None else resample(
             mask.astype(np.float32), asl.affine, grid, order=1) > 0.5
-        scales.append(Scale(grid, normalizer.asl_to_net(image), normalizer.t1_to_net(prior), scale_mask))
+        scales.append(Scale(grid, image, prior, scale_mask))
     return scales
 
 

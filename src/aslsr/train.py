@@ -15,16 +15,15 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import losses
 from .config import Config
+from .errors import InputError
 from .generate import apply_generator
-from .grids import Grid, resample_average
+from .grids import Grid
 from .io import Volume
 from .networks import Generator, PatchCritic
 from .pyramid import (Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors,
@@ -54,7 +53,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+        raise InputError("--device cuda was asked for, but no CUDA device is available")
     return torch.device(name)
 
 
@@ -76,7 +75,7 @@ def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.nd
 
 
 def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np.ndarray | None = None,
-          progress: bool = True, on_scale_end: Callable[[int, Generator], None] | None = None) -> TrainedModel:
+          progress: bool = True) -> TrainedModel:
     """Train the pyramid of generators on one LR ASL volume and its registered T1.
 
     ``asl`` is the LR volume (any units), ``t1`` the registered T1 (world-aligned through its affine),
@@ -88,8 +87,9 @@ def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np
         torch.set_num_threads(config.threads or os.cpu_count() or 1)
     rng, noise_generator = seed_everything(config.seed)
     factor, grids = plan_scales(asl.grid, zoom, config)
-    normalizer = Normalizer.fit(asl.data, _t1_on(t1, asl.grid))
-    scales = build_pyramid(asl, t1, grids, normalizer, mask)
+    raw_scales = build_pyramid(asl, t1, grids, mask)
+    normalizer = Normalizer.fit(raw_scales[-1].asl, raw_scales[-1].t1)
+    scales = [normalizer.apply(scale) for scale in raw_scales]
     model = TrainedModel(None, normalizer, config, factor, grids)  # type: ignore[arg-type]
 
     generator = Generator(channels=config.generator_channels, use_t1=config.use_t1, residual=config.residual)
@@ -106,22 +106,17 @@ def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np
         if level == 1 and first == 0:
             generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
         started = time.perf_counter()
-        rows = train_scale(generator, scale, source, level=level, n_scales=len(scales), config=config, device=device, rng=rng,
-                           noise_generator=noise_generator, progress=progress, warnings=model.warnings)
+        rows = train_scale(generator, scale, source, level=level, n_scales=len(scales), config=config,
+                           device=device, rng=rng, noise_generator=noise_generator, progress=progress,
+                           warnings=model.warnings)
         model.history.extend(rows)
         model.scale_seconds.append(time.perf_counter() - started)
-        if on_scale_end is not None:
-            on_scale_end(level, generator)
         if config.input_source == "generated" and level < len(scales) - 1:
             image = source if source is not None else _noise(scale.asl.shape, noise_generator)
             previous_output = apply_generator(generator, image, scale.t1, config=config, device=device,
                                               residual=level > 0)
     model.generator = generator.eval()
     return model
-
-
-def _t1_on(t1: Volume, grid: Grid) -> np.ndarray:
-    return resample_average(t1.data, t1.affine, grid)
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
@@ -155,8 +150,7 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
         fake = generator(image, t1, residual=residual)
         if config.use_adversarial and iteration % config.critic_every == 0:
             critic_step(critic, optimizer_d, real, fake.detach(), config, terms,
-                        penalise=(iteration // config.critic_every) % config.gp_every == 0,
-                        noise_generator=noise_generator)
+                        penalise=(iteration // config.critic_every) % config.gp_every == 0)
         loss = generator_loss(critic, fake, real, lowpass, config, terms)
         optimizer_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -176,13 +170,12 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
 
 
 def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
-                config: Config, terms: dict[str, float], *, penalise: bool,
-                noise_generator: torch.Generator) -> None:
+                config: Config, terms: dict[str, float], *, penalise: bool) -> None:
     """One WGAN-GP critic update; the lazy penalty is scaled by ``gp_every`` to keep its weight."""
     loss = losses.critic_wasserstein_loss(critic, real, fake)
     terms["loss_d"] = float(loss.detach())
     if penalise and config.gp_weight > 0:
-        penalty = losses.gradient_penalty(critic, real, fake, generator=None)
+        penalty = losses.gradient_penalty(critic, real, fake)
         terms["gp"] = float(penalty.detach())
         loss = loss + config.gp_weight * config.gp_every * penalty
     optimizer.zero_grad(set_to_none=True)
