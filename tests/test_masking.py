@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import os
 
-import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from aslsr.phantom import load_anatomy
 from aslsr.grids import Grid, resample, resample_average
 from aslsr.io import Volume
 from aslsr.masking import brain_mask_from_image, brain_mask_from_t1
 
-nilearn = pytest.importorskip("nilearn")
-DATA = os.path.join(os.path.dirname(nilearn.__file__), "datasets", "data")
-
-
-def _template(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    image = nib.load(os.path.join(DATA, f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"))
-    return np.asarray(image.dataobj, dtype=np.float32) / 255.0, image.affine
 
 
 @pytest.fixture(scope="module")
 def mni() -> dict:
-    t1, affine = _template("t1")
-    gm, _ = _template("gm")
-    wm, _ = _template("wm")
-    brain = ndimage.binary_fill_holes(gm + wm > 0.5)
-    csf = np.clip(1.0 - gm - wm, 0.0, 1.0) * ndimage.binary_dilation(brain, iterations=3)
+    anatomy = load_anatomy()
+    t1, affine, gm, wm = anatomy.t1 / 255.0, anatomy.grid.affine, anatomy.gm, anatomy.wm
+    brain, csf = anatomy.brain, anatomy.csf
     # The bundled template T1 is skull-stripped: add CSF (dark), skull (darker) and a bright scalp.
     distance = ndimage.distance_transform_edt(~brain)
     shell = (distance > 0) & (distance <= 14)

@@ -8,39 +8,28 @@ whose affine was changed to ``M @ affine`` (a known rigid motion), so the regist
 
 from __future__ import annotations
 
-import os
 
-import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from aslsr.phantom import load_anatomy
 from aslsr.grids import Grid, resample, resample_average, reorient, rigid_matrix, rotation_angle_deg
 from aslsr.io import Volume
 from aslsr.masking import brain_mask_from_image
 from aslsr.registration import (RegistrationResult, _with_warnings, apply_registration, identity_result,
                                 register_rigid, save_itk_transform, sitk_from_matrix, to_sitk)
 
-nilearn = pytest.importorskip("nilearn")
-DATA = os.path.join(os.path.dirname(nilearn.__file__), "datasets", "data")
 CENTRE = np.array([0.0, -18.0, 15.0])  # world mm: centre of the cerebrum in MNI space
-
-
-def _template(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    image = nib.load(os.path.join(DATA, f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"))
-    return np.asarray(image.dataobj, dtype=np.float32) / 255.0, image.affine
 
 
 @pytest.fixture(scope="module")
 def mni() -> dict:
-    t1, affine = _template("t1")
-    gm, _ = _template("gm")
-    wm, _ = _template("wm")
-    brain = ndimage.binary_fill_holes(gm + wm > 0.5)
-    csf = np.clip(1.0 - gm - wm, 0.0, 1.0) * ndimage.binary_dilation(brain, iterations=3)
-    m0 = (0.87 * gm + 0.73 * wm + 1.0 * csf) * 1000.0
-    return {"t1": t1, "affine": affine, "m0": m0, "tissue": gm + wm}
+    """The phantom's MNI152 anatomy (nilearn's bundled templates) with an M0-like contrast."""
+    anatomy = load_anatomy()
+    m0 = (0.87 * anatomy.gm + 0.73 * anatomy.wm + 1.0 * anatomy.csf) * 1000.0
+    return {"t1": anatomy.t1 / 255.0, "affine": anatomy.grid.affine, "m0": m0, "tissue": anatomy.gm + anatomy.wm}
 
 
 def asl_grid(shape: tuple[int, int, int], voxel: tuple[float, float, float],
