@@ -17,7 +17,7 @@ $(BIN)/aslsr: pyproject.toml
 venv: $(BIN)/aslsr
 
 demo: venv
-	$(BIN)/aslsr demo demo_out
+	$(BIN)/aslsr demo demo_out --overwrite
 
 test: venv
 	$(BIN)/python -m pytest tests
