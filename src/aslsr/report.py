@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,7 +23,7 @@ from matplotlib.transforms import blended_transform_factory
 from scipy import ndimage
 
 from .grids import Grid, resample
-from .io import Volume
+from .io import Volume, atomic_path
 
 VIEWS = ("axial", "coronal", "sagittal")
 # world axes (0 = x/R, 1 = y/A, 2 = z/S) of each view: (slice normal, horizontal, vertical)
@@ -377,15 +376,8 @@ def _qc_title(lr_grid: Grid, target: Grid) -> str:
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> Path:
-    """Save ``figure`` as PNG atomically: a temporary file beside ``path``, then ``os.replace``."""
+    """Save ``figure`` as PNG atomically (see :class:`aslsr.io.atomic_path`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, ".png") as temporary:
         figure.savefig(temporary, format="png", dpi=DPI, facecolor="white")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
