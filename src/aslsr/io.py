@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +20,9 @@ import numpy as np
 from .errors import InputError
 from .grids import Grid
 
-# nibabel logs header fixes (e.g. "pixdim[1,2,3] should be non-zero") to stderr; errors stay one line
-logging.getLogger("nibabel.global").setLevel(logging.ERROR)
+# nibabel logs header fixes and problems (e.g. "data code 255 not supported", at ERROR level) to
+# stderr; silenced so that a bad file gives one line (the InputError) and nothing else
+logging.getLogger("nibabel.global").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -45,49 +48,96 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
         raise InputError("no such file", path)
     if path.is_dir():
         raise InputError("is a folder, not a NIfTI file", path)
+    if not path.is_file():
+        raise InputError("is not a regular file", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied (the file is not readable)", path)
     try:
-        image = nib.load(str(path))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd headers make nibabel/numpy warn; the checks below decide
+            image = nib.load(str(path))
+            if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+                raise InputError(f"not a NIfTI image (read as {type(image).__name__})", path)
+            shape = tuple(int(n) for n in image.shape)
+            affine = image.affine
+            # the raw header: nibabel silently replaces a zero pixdim by 1 when it loads a file
+            with nib.openers.ImageOpener(str(path)) as fileobj:
+                raw_header = type(image.header).from_fileobj(fileobj, check=False)
+            zooms = np.asarray(raw_header["pixdim"][1:1 + min(3, len(shape))],  # 2D: load_volume says so
+                               dtype=np.float64)
+    except InputError:
+        raise
     except Exception as error:  # nibabel raises many types for unreadable files
-        raise InputError(f"not a readable NIfTI image ({_short(error)})", path) from None
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise InputError(f"not a NIfTI image (read as {type(image).__name__})", path)
-    affine = image.affine
+        if isinstance(error, nib.filebasedimages.ImageFileError) and "work out file type" in str(error):
+            raise InputError("not a readable NIfTI image (no NIfTI header: not a NIfTI file, or cut short)",
+                             path) from None
+        raise InputError(f"not a readable NIfTI image ({_short(error, path)})", path) from None
+    if not shape or min(shape) < 1:
+        raise InputError(f"the header gives an invalid image size {shape}", path)
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError("the affine has NaN or infinite entries", path)
-    # the raw header: nibabel silently replaces a zero pixdim by 1 when it loads a file
-    with nib.openers.ImageOpener(str(path)) as fileobj:
-        raw_header = type(image.header).from_fileobj(fileobj, check=False)
-    zooms = raw_header["pixdim"][1:1 + min(3, len(image.shape))]  # 2D images: load_volume says so
     if np.any(zooms == 0) or not np.all(np.isfinite(zooms)):
         raise InputError(f"voxel sizes must be positive, header says {tuple(float(z) for z in zooms)}", path)
-    if abs(np.linalg.det(affine[:3, :3])) < 1e-9:
-        raise InputError("the affine is singular", path)
+    with np.errstate(all="ignore"):
+        determinant = float(np.linalg.det(affine[:3, :3]))
+    if not abs(determinant) >= 1e-9:
+        raise InputError("the affine is singular (zero voxel size or collinear axes)", path)
     return image
 
 
 def load_data(image: nib.Nifti1Image, path: str | os.PathLike) -> np.ndarray:
     """Read the voxel array as float32, turning truncated/corrupt files into :class:`InputError`."""
     try:
-        return np.asarray(image.get_fdata(dtype=np.float32))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # huge scale factors overflow to inf: check_finite counts them
+            return np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as error:
-        raise InputError(f"could not read the voxel data ({_short(error)})", path) from None
+        raise InputError(f"could not read the voxel data ({_short(error, path)})", path) from None
+
+
+def _check_file_size(image: nib.Nifti1Image, path: Path) -> None:
+    """An uncompressed file must hold the voxel data its header promises (a .nii.gz is checked on reading)."""
+    try:
+        offset = int(image.dataobj.offset)  # the file's vox_offset (the loaded header's copy says 0)
+        needed = offset + math.prod(int(n) for n in image.shape) * image.header.get_data_dtype().itemsize
+    except Exception:  # unusable fields: reading the data reports them
+        return
+    if offset > 2**40:
+        raise InputError(f"the header's voxel data offset (vox_offset {offset:.3g}) is impossible", path)
+    if path.name.lower().endswith(".gz"):
+        return
+    size = path.stat().st_size
+    if needed > size:
+        raise InputError(f"the file is cut short: the header promises {needed} bytes (voxel data from byte "
+                         f"{offset}), the file has {size}", path)
 
 
 def load_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False,
-                allow_constant: bool = False) -> Volume:
+                allow_constant: bool = False, what: str = "image", series_hint: str | None = None) -> Volume:
     """Load a 3D NIfTI image (a 4D image with one volume is accepted) as a checked :class:`Volume`.
 
     Raises :class:`InputError` for 2D or 4D+ images, NaN/Inf voxels (unless ``allow_nonfinite``,
-    which sets them to 0) and constant images (unless ``allow_constant``).
+    which sets them to 0), constant images (unless ``allow_constant``) and images too large for
+    the memory at hand. ``what`` names the expected image in the 4D-series message, and
+    ``series_hint`` is added to it in brackets.
     """
     image = load_nifti(path)
-    shape = image.shape
+    shape = tuple(int(n) for n in image.shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
+    if len(shape) == 4:
+        raise InputError(f"is a 4D series of {shape[3]} volumes; give a 3D {what}"
+                         + (f" ({series_hint})" if series_hint else ""), path)
     if len(shape) != 3:
         raise InputError(f"expected a 3D image, got {len(image.shape)}D with shape {image.shape}", path)
     if min(shape) < 2:
         raise InputError(f"expected a 3D volume, got shape {image.shape} (a 2D slice?)", path)
+    needed = math.prod(shape) * 8  # float32 data plus a float32 working copy
+    available = available_memory()
+    if needed > available:
+        raise InputError(f"the header's shape {shape} would need about {needed / 2**30:.1f} GiB of memory, "
+                         f"{available / 2**30:.1f} GiB are available (a corrupt header?)", path)
+    _check_file_size(image, Path(path))
     data = load_data(image, path).reshape(shape)
     data = check_finite(data, path, allow_nonfinite)
     if not allow_constant and float(data.max()) == float(data.min()):
@@ -95,12 +145,28 @@ def load_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False,
     return Volume(np.ascontiguousarray(data), Grid(shape, image.affine))
 
 
+def available_memory() -> int:
+    """Bytes of memory available now: Linux's MemAvailable (free plus reclaimable cache), else free pages."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - neither Linux nor POSIX sysconf
+        return 2**40
+
+
 def check_finite(data: np.ndarray, path: str | os.PathLike, allow_nonfinite: bool) -> np.ndarray:
     bad = ~np.isfinite(data)
     count = int(bad.sum())
     if count:
         if not allow_nonfinite:
-            raise InputError(f"{count} voxels are NaN or infinite (use --nan-to-zero to accept them as 0)", path)
+            amount = "1 voxel is" if count == 1 else f"{count} voxels are"
+            raise InputError(f"{amount} NaN or infinite (use --nan-to-zero to accept them as 0)", path)
         data = np.where(bad, 0.0, data).astype(np.float32)
     return data
 
@@ -181,6 +247,10 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def _short(error: Exception) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+def _short(error: Exception, path: str | os.PathLike | None = None) -> str:
+    """The error's text on one line, at most 160 characters, with the file's path shortened to its name."""
+    text = str(error)
+    if path is not None:
+        text = text.replace(str(path), Path(path).name)
+    text = " ".join(text.split()) or type(error).__name__
     return text[:160]

@@ -8,6 +8,7 @@ output folder is replaced only with ``overwrite=True``. Inputs are never modifie
 from __future__ import annotations
 
 import csv
+import math
 import os
 import platform
 import resource
@@ -26,7 +27,7 @@ from .config import Config
 from .errors import InputError
 from .generate import save_model, super_resolve
 from .grids import Grid, resample, resample_average
-from .io import Volume, load_mask, load_volume, save_json, save_volume
+from .io import Volume, available_memory, load_mask, load_volume, save_json, save_volume
 from .pyramid import zoom_between
 from .report import qc_figure
 from .train import TrainedModel, resolve_device, train
@@ -53,8 +54,10 @@ class TargetSpec:
                 raise InputError("the --like grid does not overlap the ASL field of view", self.like)
             return reference
         if self.voxel_size is not None:
+            _refuse_huge_target(asl_grid, _positive_numbers(self.voxel_size, "--voxel-size"))
             return asl_grid.with_voxel_size(self.voxel_size)
         if self.zoom is not None:
+            _refuse_huge_target(asl_grid, asl_grid.voxel_size / _positive_numbers(self.zoom, "--zoom"))
             return asl_grid.zoomed(self.zoom)
         return asl_grid.with_voxel_size(t1_grid.voxel_size)
 
@@ -72,34 +75,34 @@ class RunResult:
 #: A generous bound on bytes per output voxel (SR, baselines, T1, tiles, float32 copies).
 BYTES_PER_OUTPUT_VOXEL = 64
 
+#: The 4D-series message for an ASL input (until 4D ASL with an aslcontext.tsv is supported).
+ASL_SERIES_HINT = "4D ASL with aslcontext.tsv is not supported yet"
+
+
+def load_asl(path: str | Path, *, allow_nonfinite: bool = False) -> Volume:
+    """The 3D ASL (perfusion or CBF) image; a 4D series is refused with a hint."""
+    return load_volume(path, allow_nonfinite=allow_nonfinite, what="perfusion image", series_hint=ASL_SERIES_HINT)
+
 
 def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, config: Config,
         target: TargetSpec = TargetSpec(), m0_path: str | Path | None = None, mask_path: str | Path | None = None,
-        register: bool = True, overwrite: bool = False, progress: bool = True, log=print) -> RunResult:
-    """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``."""
+        register: bool = True, overwrite: bool = False, progress: bool = True, nan_to_zero: bool = False,
+        log=print) -> RunResult:
+    """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``.
+
+    Every input is checked (and :class:`InputError` raised) before registration and training;
+    ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0.
+    """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    asl = load_volume(asl_path)
-    t1 = load_volume(t1_path)
-    m0 = load_volume(m0_path) if m0_path is not None else None
-    _check_overlap(asl, t1, t1_path)
-    if m0 is not None:
-        _check_overlap(asl, m0, m0_path)
-    target_grid = target.resolve(asl.grid, t1.grid)
-    _check_size(target_grid)
+    asl, t1, m0, target_grid = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=nan_to_zero)
     mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    fixed = m0 if m0 is not None else asl
-    if register:
-        result = registration.register_rigid(fixed, t1, seed=config.seed)
-        for message in result.warnings:
-            log(f"warning: registration: {message}")
-    else:
-        result = registration.identity_result()
+    result = register_t1(asl, t1, m0, register=register, seed=config.seed, log=log)
     t1_registered = registration.apply_registration(t1, result)
     timings["registration_s"] = time.perf_counter() - clock
 
@@ -151,6 +154,31 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return RunResult(out_dir, report, model, sr, target_grid, interpolated)
+
+
+def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path | None, target: TargetSpec, *,
+                nan_to_zero: bool = False) -> tuple[Volume, Volume, Volume | None, Grid]:
+    """Load and check ASL, T1 and M0 and resolve the target grid, before any long work."""
+    asl = load_asl(asl_path, allow_nonfinite=nan_to_zero)
+    t1 = load_volume(t1_path, allow_nonfinite=nan_to_zero)
+    m0 = load_volume(m0_path, allow_nonfinite=nan_to_zero) if m0_path is not None else None
+    check_overlap(asl, t1, t1_path)
+    if m0 is not None:
+        check_overlap(asl, m0, m0_path)
+    target_grid = target.resolve(asl.grid, t1.grid)
+    check_target_size(target_grid)
+    return asl, t1, m0, target_grid
+
+
+def register_t1(asl: Volume, t1: Volume, m0: Volume | None, *, register: bool, seed: int,
+                log=print) -> registration.RegistrationResult:
+    """Rigid T1 -> ASL registration to the M0 when given, else to the ASL itself (or identity)."""
+    if not register:
+        return registration.identity_result()
+    result = registration.register_rigid(m0 if m0 is not None else asl, t1, seed=seed)
+    for message in result.warnings:
+        log(f"warning: registration: {message}")
+    return result
 
 
 def derive_mask(m0: Volume | None, t1_registered: Volume, grid: Grid) -> np.ndarray:
@@ -227,19 +255,61 @@ def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
         raise InputError("exists and is not a folder", out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise InputError("output folder is not empty (use --overwrite)", out_dir)
+    check_writable_parent(out_dir)
 
 
-def _check_overlap(asl: Volume, other: Volume, path: str | Path | None) -> None:
+def check_writable_parent(path: Path) -> None:
+    """The nearest existing folder above ``path`` must be a writable folder (checked before any work)."""
+    parent = Path(os.path.abspath(path)).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot be created: {parent} is not a folder", path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot be created: no permission to write in {parent}", path)
+
+
+def check_overlap(asl: Volume, other: Volume, path: str | Path | None) -> None:
     if asl.grid.overlap_fraction(other.grid) < 0.05:
         raise InputError("its field of view does not overlap the ASL field of view", path)
 
 
-def _check_size(grid: Grid) -> None:
-    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    needed = grid.n_voxels * BYTES_PER_OUTPUT_VOXEL
+def check_target_size(grid: Grid) -> None:
+    _check_voxel_count(float(math.prod(grid.shape)), str(grid.shape))
+
+
+def _positive_numbers(values, option: str) -> np.ndarray:
+    """``values`` as 1 or 3 finite positive floats, else InputError naming ``option``."""
+    try:
+        array = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    except (TypeError, ValueError):
+        array = np.array([np.nan])
+    if array.ndim != 1 or array.size not in (1, 3) or not np.all(np.isfinite(array)) or np.any(array <= 0):
+        given = " ".join(f"{float(v):g}" for v in np.ravel(array)) if array.dtype.kind == "f" else str(values)
+        raise InputError(f"{option} needs 1 or 3 finite positive numbers, got {given}")
+    return array
+
+
+def _refuse_huge_target(asl_grid: Grid, voxel_size: np.ndarray) -> None:
+    """Refuse a target voxel size whose grid would not fit in memory, before the grid is built."""
+    size = np.asarray(voxel_size, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        counts = np.maximum(1.0, np.round(np.array(asl_grid.shape) * asl_grid.voxel_size / size))
+    shape = "(" + ", ".join(f"{n:.0f}" if n < 1e9 else f"{n:.2g}" for n in counts) + ")"
+    _check_voxel_count(math.prod(float(n) for n in counts), shape)
+
+
+def _check_voxel_count(count: float, shape: str) -> None:
+    available = available_memory()
+    needed = count * BYTES_PER_OUTPUT_VOXEL
     if needed > available:
-        raise InputError(f"the target grid {grid.shape} would need about {needed / 2**30:.1f} GiB of memory, "
-                         f"{available / 2**30:.1f} GiB are available; choose a larger voxel size")
+        raise InputError(f"the target grid {shape} would need about {_gib(needed)} of memory, "
+                         f"{_gib(available)} are available; choose a larger voxel size")
+
+
+def _gib(count: float) -> str:
+    gib = count / 2**30
+    return f"{gib:.1f} GiB" if gib < 1e6 else f"{gib:.2g} GiB"
 
 
 def _staging_dir(out_dir: Path) -> Path:

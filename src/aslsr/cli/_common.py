@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..config import PRESETS, Config, load_config
+from ..errors import InputError
 from ..pipeline import TargetSpec
 
 
@@ -36,4 +38,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    return load_config(args.config, args.preset, device=args.device, seed=args.seed)
+    if args.config is not None:
+        path = Path(args.config)
+        if path.is_dir():
+            raise InputError("is a folder, not a TOML file", path)
+        if path.exists() and not os.access(path, os.R_OK):
+            raise InputError("permission denied (the file is not readable)", path)
+    try:
+        return load_config(args.config, args.preset, device=args.device, seed=args.seed)
+    except OSError as error:
+        raise InputError(f"cannot read ({error.strerror or error})", args.config) from None

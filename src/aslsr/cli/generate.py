@@ -9,7 +9,8 @@ from .. import registration
 from ..config import replace
 from ..errors import InputError
 from ..generate import load_model, super_resolve
-from ..io import load_volume, save_volume
+from ..io import save_volume
+from ..pipeline import check_writable_parent, load_inputs, register_t1
 from ._common import add_target_arguments, target_from_args
 
 
@@ -29,20 +30,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    # every input is checked before registration and generation
+    if args.out.is_dir():
+        raise InputError("is a folder; give the output image's file name", args.out)
     if args.out.exists() and not args.overwrite:
         raise InputError("exists (use --overwrite)", args.out)
     if not args.out.name.endswith((".nii", ".nii.gz")):
         raise InputError("the output name must end in .nii or .nii.gz", args.out)
+    check_writable_parent(args.out)
     model = load_model(args.model)
     model.config = replace(model.config, device=args.device)
-    asl = load_volume(args.asl)
-    t1 = load_volume(args.t1)
-    fixed = load_volume(args.m0) if args.m0 else asl
-    result = registration.identity_result() if args.no_register else registration.register_rigid(
-        fixed, t1, seed=model.config.seed)
-    for message in result.warnings:
-        print(f"warning: registration: {message}")
-    target = target_from_args(args).resolve(asl.grid, t1.grid)
+    asl, t1, m0, target = load_inputs(args.asl, args.t1, args.m0, target_from_args(args))
+    result = register_t1(asl, t1, m0, register=not args.no_register, seed=model.config.seed)
     sr = super_resolve(model, asl, registration.apply_registration(t1, result), target)
     save_volume(args.out, sr, target)
     print(f"aslsr generate: wrote {args.out} {target}")

@@ -19,6 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--m0", type=Path, help="M0 image (used for registration and the brain mask)")
     parser.add_argument("--mask", type=Path, help="brain mask on the ASL grid")
     parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
+    parser.add_argument("--nan-to-zero", action="store_true",
+                        help="accept NaN/infinite voxels in the ASL, T1 and M0 as 0 (default: error)")
     add_training_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -29,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     result = run(args.asl, args.t1, args.out, config=config, target=target_from_args(args), m0_path=args.m0,
                  mask_path=args.mask, register=not args.no_register, overwrite=args.overwrite,
-                 progress=not args.quiet)
+                 progress=not args.quiet, nan_to_zero=args.nan_to_zero)
     timings = result.report["timings"]
     print(f"aslsr run: wrote {result.out_dir} (sr.nii.gz {result.target.shape}); "
           f"training {timings['training_s']:.0f} s, total {sum(timings.values()):.0f} s")
