@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from aslsr.config import preset
+from aslsr.config import preset, resolve_device
 from aslsr.errors import InputError
 from aslsr.generate import super_resolve
 from aslsr.io import load_volume
 from aslsr.pyramid import zoom_between
-from aslsr.train import resolve_device, train
+from aslsr.train import train
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 

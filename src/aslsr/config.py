@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -168,3 +170,12 @@ def _validated(config: Config) -> Config:
     if problems:
         raise InputError("bad configuration: " + "; ".join(problems))
     return config
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but no CUDA device is available")
+    return torch.device(name)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from .config import Config, replace
+from .config import Config, replace, resolve_device
 from .errors import InputError
 from .grids import Grid, resample_average
 from .io import Volume, atomic_path
@@ -78,8 +78,6 @@ def _blend_window(tile: np.ndarray, overlap: np.ndarray) -> np.ndarray:
 def super_resolve(model: "TrainedModel | LoadedModel", asl: Volume, t1: Volume, target: Grid, *,
                   device: torch.device | None = None) -> np.ndarray:
     """The SR image on ``target`` (same units as ``asl``): G_N(asl brought up, t1 on target)."""
-    from .train import resolve_device
-
     config = model.config
     device = device or resolve_device(config.device)
     normalizer = model.normalizer

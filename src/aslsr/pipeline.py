@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from . import __version__, baselines, masking, registration
-from .config import Config
+from .config import Config, resolve_device
 from .errors import InputError
 from .generate import save_model, super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, available_memory, load_mask, load_volume, save_json, save_volume
 from .pyramid import zoom_between
 from .report import qc_figure
-from .train import TrainedModel, resolve_device, train
+from .train import TrainedModel, train
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import losses
-from .config import Config
-from .errors import InputError
+from .config import Config, resolve_device
 from .generate import apply_generator
 from .grids import Grid
 from .io import Volume
@@ -46,15 +45,6 @@ class TrainedModel:
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
