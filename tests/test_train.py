@@ -69,3 +69,11 @@ def test_finest_generator_learns_to_reduce_the_training_error(inputs):
     model = train(asl, t1, config=config, zoom=zoom, progress=False)
     mse = [row["mse"] for row in model.history]
     assert min(mse[-5:]) < mse[0]
+
+
+def test_a_non_finite_loss_stops_the_scale_with_the_last_good_weights(inputs):
+    asl, t1, zoom = inputs
+    model = train(asl, t1, config=preset("test", alpha=float("inf"), use_adversarial=False), zoom=zoom,
+                  progress=False)
+    assert model.warnings and "non-finite" in model.warnings[0]
+    assert all(torch.isfinite(p).all() for p in model.generator.parameters())
