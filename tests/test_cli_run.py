@@ -40,6 +40,9 @@ def test_report_holds_config_timings_and_registration(run_dir):
     assert report["registration"]["performed"] is True
     assert len(report["registration"]["matrix_asl_to_t1_ras_mm"]) == 4
     assert report["timings"]["training_s"] > 0 and report["peak_memory_mb"] > 0
+    agreement = report["lr_agreement"]
+    assert agreement["sr_rms"] >= 0 and agreement["ratio_to_spline"] == pytest.approx(
+        agreement["sr_rms"] / agreement["spline_rms"])
     assert [s["scale"] for s in report["scales"]] == list(range(len(report["grids"]["scales"])))
     header = (run_dir / "losses.csv").read_text().splitlines()[0]
     assert header.startswith("scale,iteration,seconds,loss_g,mse")

@@ -123,6 +123,12 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         raise RuntimeError("the super-resolved image has non-finite values; training diverged")
     timings["generation_s"] = time.perf_counter() - clock
     interpolated = baselines.all_baselines(asl, target_grid)
+    agreement = lr_agreement(asl, mask, target_grid, sr, interpolated["spline"])
+    if agreement["ratio_to_spline"] > AGREEMENT_WARNING_RATIO:
+        model.warnings.append(
+            f"the SR averaged back onto the ASL grid departs from the ASL {agreement['ratio_to_spline']:.1f}x "
+            "as much as spline interpolation does; look at qc.png before trusting it")
+        log(f"warning: {model.warnings[-1]}")
 
     staging = _staging_dir(out_dir)
     try:
@@ -142,6 +148,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         report = build_report(config=config, model=model, inputs=inputs, asl=asl, target=target_grid,
                               registration_result=result, registered=register, mask_source=mask_source,
                               timings=timings)
+        report["lr_agreement"] = agreement
         qc_figure(staging / "qc.png", lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr,
                   t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=model.history)
         timings["writing_s"] = time.perf_counter() - clock
@@ -154,6 +161,24 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return RunResult(out_dir, report, model, sr, target_grid, interpolated)
+
+
+#: Warn when the SR disagrees with the LR (at LR resolution) this many times more than spline does.
+AGREEMENT_WARNING_RATIO = 2.0
+
+
+def lr_agreement(asl: Volume, mask: np.ndarray, grid: Grid, sr: np.ndarray, spline: np.ndarray) -> dict[str, float]:
+    """How far the SR, averaged back onto the ASL grid, is from the ASL, in the brain (a QC number).
+
+    RMS in ASL units for the SR and for spline interpolation, and their ratio. A generator that
+    paints structure the data do not support (rings, offsets) raises the ratio well above 1.
+    """
+    def rms(image: np.ndarray) -> float:
+        back = resample_average(image, grid.affine, asl.grid)
+        return float(np.sqrt(np.mean((back[mask] - asl.data[mask]) ** 2)))
+
+    sr_rms, spline_rms = rms(sr), rms(spline)
+    return {"sr_rms": sr_rms, "spline_rms": spline_rms, "ratio_to_spline": sr_rms / max(spline_rms, 1e-12)}
 
 
 def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path | None, target: TargetSpec, *,
