@@ -76,13 +76,16 @@ def _blend_window(tile: np.ndarray, overlap: np.ndarray) -> np.ndarray:
 
 
 def super_resolve(model: "TrainedModel | LoadedModel", asl: Volume, t1: Volume, target: Grid, *,
-                  device: torch.device | None = None) -> np.ndarray:
-    """The SR image on ``target`` (same units as ``asl``): G_N(asl brought up, t1 on target)."""
+                  device: torch.device | None = None, t1_on_target: np.ndarray | None = None) -> np.ndarray:
+    """The SR image on ``target`` (same units as ``asl``): G_N(asl brought up, t1 on target).
+
+    ``t1_on_target``: the registered T1 already averaged onto ``target``, when the caller has it.
+    """
     config = model.config
     device = device or resolve_device(config.device)
     normalizer = model.normalizer
     upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)
-    prior = resample_average(t1.data, t1.affine, target)
+    prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
     output = apply_generator(model.generator, normalizer.asl_to_net(upsampled), normalizer.t1_to_net(prior),
                              config=config, device=device, residual=True)
     sr = normalizer.asl_from_net(output)

@@ -118,7 +118,8 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
     timings["training_s"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    sr = super_resolve(model, asl, t1_registered, target_grid)
+    t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
+    sr = super_resolve(model, asl, t1_registered, target_grid, t1_on_target=t1_on_target)
     if not np.all(np.isfinite(sr)):
         raise RuntimeError("the super-resolved image has non-finite values; training diverged")
     timings["generation_s"] = time.perf_counter() - clock
@@ -136,7 +137,6 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         save_volume(staging / "sr.nii.gz", sr, target_grid)
         for name, image in interpolated.items():
             save_volume(staging / f"{name}.nii.gz", image, target_grid)
-        t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
         save_volume(staging / "t1_registered.nii.gz", t1_on_target, target_grid)
         mask_on_target = resample(mask.astype(np.float32), asl.affine, target_grid, order=1) > 0.5
         save_volume(staging / "mask.nii.gz", mask_on_target.astype(np.uint8), target_grid, dtype=np.uint8)
