@@ -43,10 +43,6 @@ class TrainedModel:
     warnings: list[str] = field(default_factory=list)
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite."""
-
-
 def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
     torch.manual_seed(seed)
     return np.random.default_rng(seed), torch.Generator().manual_seed(seed)
@@ -114,15 +110,16 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
 
 
 def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *, level: int, n_scales: int,
-                config: Config,
-                device: torch.device, rng: np.random.Generator, noise_generator: torch.Generator,
+                config: Config, device: torch.device, rng: np.random.Generator, noise_generator: torch.Generator,
                 progress: bool, warnings: list[str]) -> list[dict]:
     """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale."""
     iterations = config.iterations_at(level, n_scales)
     generator.to(device).train()
-    critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers).to(device)
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.adam_betas)
-    optimizer_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=config.adam_betas)
+    critic = optimizer_d = None
+    if config.use_adversarial:
+        critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers).to(device)
+        optimizer_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=config.adam_betas)
     lowpass = losses.GaussianLowPass(config.lowpass_sigma_voxels)
     sampler = PatchSampler(scale, source, config, rng)
     residual = level > 0
@@ -173,7 +170,7 @@ def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: tor
     optimizer.step()
 
 
-def generator_loss(critic: PatchCritic, fake: torch.Tensor, real: torch.Tensor,
+def generator_loss(critic: PatchCritic | None, fake: torch.Tensor, real: torch.Tensor,
                    lowpass: losses.GaussianLowPass, config: Config, terms: dict[str, float]) -> torch.Tensor:
     """Eq. 3 for the generator, each term switchable for ablations."""
     mse = losses.mse_loss(fake, real)
@@ -183,7 +180,7 @@ def generator_loss(critic: PatchCritic, fake: torch.Tensor, real: torch.Tensor,
         low = losses.lowpass_loss(fake, real, lowpass)
         total = total + config.beta * low
         terms["lowpass"] = float(low.detach())
-    if config.use_adversarial and config.adversarial_weight > 0:
+    if critic is not None and config.adversarial_weight > 0:
         adversarial = losses.generator_adversarial_loss(critic, fake)
         total = total + config.adversarial_weight * adversarial
         terms["adv_g"] = float(adversarial.detach())
