@@ -61,6 +61,7 @@ class Config:
     input_source: str = "real"  # "real": x_{n-1} brought up (matches SR time); "generated": paper Eq. 1
     upsample_order: int = 1  # interpolation for x_{n-1} -> grid n and for LR -> target (1 linear, 3 spline)
     log_every: int = 10  # iterations between rows of losses.csv
+    checkpoint_every: int = 100  # iterations between mid-scale checkpoints (0: only after each scale)
 
     # Super-resolution.
     consistency: str = "lowpass"  # off | full | lowpass: make the SR averaged onto the LR grid agree with the LR
@@ -165,6 +166,8 @@ def _validated(config: Config) -> Config:
         problems.append("patch_size must be at least 8 voxels")
     if min(config.gp_every, config.critic_every, config.batch_size, config.log_every) < 1:
         problems.append("gp_every, critic_every, batch_size and log_every must be at least 1")
+    if config.checkpoint_every < 0:
+        problems.append("checkpoint_every must be 0 (scale ends only) or a positive count")
     if config.max_scales < 1 or (config.n_scales is not None and config.n_scales < 1):
         problems.append("there must be at least one scale")
     if problems:

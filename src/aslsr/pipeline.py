@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import __version__, baselines, masking, registration
+from .checkpoint import Checkpointer, fingerprint
 from .config import Config, resolve_device
 from .errors import InputError
 from .generate import save_model, super_resolve
@@ -72,6 +73,9 @@ class RunResult:
     baselines: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+#: The training checkpoint's file name inside the staging folder.
+CHECKPOINT_NAME = "checkpoint.pt"
+
 #: A generous bound on bytes per output voxel (SR, baselines, T1, tiles, float32 copies).
 BYTES_PER_OUTPUT_VOXEL = 64
 
@@ -86,37 +90,65 @@ def load_asl(path: str | Path, *, allow_nonfinite: bool = False) -> Volume:
 
 def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, config: Config,
         target: TargetSpec = TargetSpec(), m0_path: str | Path | None = None, mask_path: str | Path | None = None,
-        register: bool = True, overwrite: bool = False, progress: bool = True, nan_to_zero: bool = False,
-        log=print) -> RunResult:
+        register: bool = True, overwrite: bool = False, resume: bool = False, progress: bool = True,
+        nan_to_zero: bool = False, log=print) -> RunResult:
     """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``.
 
     Every input is checked (and :class:`InputError` raised) before registration and training;
-    ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0.
+    ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0. Training state is
+    checkpointed in the hidden staging folder; ``resume=True`` continues an interrupted run from it.
     """
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, overwrite)
+    _check_out_dir(out_dir, overwrite=overwrite, resume=resume)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     asl, t1, m0, target_grid = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=nan_to_zero)
     mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    result = register_t1(asl, t1, m0, register=register, seed=config.seed, log=log)
-    t1_registered = registration.apply_registration(t1, result)
-    timings["registration_s"] = time.perf_counter() - clock
+    staging = _staging_dir(out_dir, keep=resume)
+    checkpointer = None
+    try:
+        clock = time.perf_counter()
+        result = register_t1(asl, t1, m0, register=register, seed=config.seed, log=log)
+        t1_registered = registration.apply_registration(t1, result)
+        timings["registration_s"] = time.perf_counter() - clock
 
-    mask_source = "given" if mask is not None else ("m0" if m0 is not None else "t1")
-    if mask is None:
-        mask = derive_mask(m0, t1_registered, asl.grid)
+        mask_source = "given" if mask is not None else ("m0" if m0 is not None else "t1")
+        if mask is None:
+            mask = derive_mask(m0, t1_registered, asl.grid)
 
-    zoom = zoom_between(asl.grid, target_grid)
-    log(f"aslsr: {asl.grid} -> {target_grid} (zoom {np.round(zoom, 3).tolist()}), device "
-        f"{resolve_device(config.device)}")
-    clock = time.perf_counter()
-    model = train(asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress)
-    timings["training_s"] = time.perf_counter() - clock
+        zoom = zoom_between(asl.grid, target_grid)
+        log(f"aslsr: {asl.grid} -> {target_grid} (zoom {np.round(zoom, 3).tolist()}), device "
+            f"{resolve_device(config.device)}")
+        checkpointer = Checkpointer(staging / CHECKPOINT_NAME, fingerprint=fingerprint(
+            config=config.to_dict(), arrays={"asl": asl.data, "t1": t1_registered.data,
+                                             "t1_affine": t1_registered.affine, "mask": mask}))
+        if resume:
+            log(f"aslsr: resuming from {checkpointer.path}" if checkpointer.path.exists()
+                else "aslsr: --resume: no checkpoint found, training from the start")
+        clock = time.perf_counter()
+        model = train(asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress,
+                      checkpointer=checkpointer)
+        timings["training_s"] = time.perf_counter() - clock
 
+        report = _write_outputs(staging, asl=asl, t1_registered=t1_registered, mask=mask, target_grid=target_grid,
+                                model=model, config=config, registration_result=result, register=register,
+                                mask_source=mask_source, timings=timings, log=log,
+                                inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path),
+                                        "mask": _str(mask_path)})
+        checkpointer.remove()
+        _publish(staging, out_dir, overwrite or resume)
+    except BaseException:
+        _discard_staging(staging, checkpointer, log)
+        raise
+    return RunResult(out_dir, report["report"], model, report["sr"], target_grid, report["baselines"])
+
+
+def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: np.ndarray, target_grid: Grid,
+                   model: TrainedModel, config: Config, registration_result: registration.RegistrationResult,
+                   register: bool, mask_source: str, timings: dict[str, float], inputs: dict, log) -> dict[str, Any]:
+    """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
     sr = super_resolve(model, asl, t1_registered, target_grid, t1_on_target=t1_on_target)
@@ -131,36 +163,29 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
             "as much as spline interpolation does; look at qc.png before trusting it")
         log(f"warning: {model.warnings[-1]}")
 
-    staging = _staging_dir(out_dir)
-    try:
-        clock = time.perf_counter()
-        save_volume(staging / "sr.nii.gz", sr, target_grid)
-        for name, image in interpolated.items():
-            save_volume(staging / f"{name}.nii.gz", image, target_grid)
-        save_volume(staging / "t1_registered.nii.gz", t1_on_target, target_grid)
-        mask_on_target = resample(mask.astype(np.float32), asl.affine, target_grid, order=1) > 0.5
-        save_volume(staging / "mask.nii.gz", mask_on_target.astype(np.uint8), target_grid, dtype=np.uint8)
-        if register:
-            registration.save_itk_transform(result, staging / "t1_to_asl.tfm")
-        inputs = {"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path), "mask": _str(mask_path)}
-        save_model(model, staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
-        write_losses_csv(staging / "losses.csv", model.history)
-        report = build_report(config=config, model=model, inputs=inputs, asl=asl, target=target_grid,
-                              registration_result=result, registered=register, mask_source=mask_source,
-                              timings=timings)
-        report["lr_agreement"] = agreement
-        qc_figure(staging / "qc.png", lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr,
-                  t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=model.history)
-        timings["writing_s"] = time.perf_counter() - clock
-        report["peak_memory_mb"] = peak_memory_mb()
-        if torch.cuda.is_available() and report["device"].startswith("cuda"):
-            report["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        save_json(staging / "report.json", report)
-        _publish(staging, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return RunResult(out_dir, report, model, sr, target_grid, interpolated)
+    clock = time.perf_counter()
+    save_volume(staging / "sr.nii.gz", sr, target_grid)
+    for name, image in interpolated.items():
+        save_volume(staging / f"{name}.nii.gz", image, target_grid)
+    save_volume(staging / "t1_registered.nii.gz", t1_on_target, target_grid)
+    mask_on_target = resample(mask.astype(np.float32), asl.affine, target_grid, order=1) > 0.5
+    save_volume(staging / "mask.nii.gz", mask_on_target.astype(np.uint8), target_grid, dtype=np.uint8)
+    if register:
+        registration.save_itk_transform(registration_result, staging / "t1_to_asl.tfm")
+    save_model(model, staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
+    write_losses_csv(staging / "losses.csv", model.history)
+    report = build_report(config=config, model=model, inputs=inputs, asl=asl, target=target_grid,
+                          registration_result=registration_result, registered=register, mask_source=mask_source,
+                          timings=timings)
+    report["lr_agreement"] = agreement
+    qc_figure(staging / "qc.png", lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr,
+              t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=model.history)
+    timings["writing_s"] = time.perf_counter() - clock
+    report["peak_memory_mb"] = peak_memory_mb()
+    if torch.cuda.is_available() and report["device"].startswith("cuda"):
+        report["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    save_json(staging / "report.json", report)
+    return {"report": report, "sr": sr, "baselines": interpolated}
 
 
 #: Warn when the SR disagrees with the LR (at LR resolution) this many times more than spline does.
@@ -275,11 +300,20 @@ def _str(path: str | Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+def _check_out_dir(out_dir: Path, *, overwrite: bool, resume: bool) -> None:
+    if overwrite and resume:
+        raise InputError("give only one of --overwrite and --resume")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a folder", out_dir)
+    interrupted = out_dir.parent / f".{out_dir.name}.partial" / CHECKPOINT_NAME
+    if interrupted.exists() and not (overwrite or resume):
+        raise InputError(f"an interrupted run left its training state in {interrupted.parent.name}; continue it with "
+                         "--resume or start again with --overwrite", out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise InputError("output folder is not empty (use --overwrite)", out_dir)
+        if resume:
+            raise InputError("this run is already complete; nothing to resume (use --overwrite to run it again)",
+                             out_dir)
+        raise InputError("output folder is not empty (use --overwrite or --resume)", out_dir)
     check_writable_parent(out_dir)
 
 
@@ -337,12 +371,25 @@ def _gib(count: float) -> str:
     return f"{gib:.1f} GiB" if gib < 1e6 else f"{gib:.2g} GiB"
 
 
-def _staging_dir(out_dir: Path) -> Path:
+def _staging_dir(out_dir: Path, *, keep: bool) -> Path:
+    """The hidden folder ``.NAME.partial`` beside ``out_dir`` (emptied unless ``keep``: resuming)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    if not keep:
+        shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(exist_ok=True)
     return staging
+
+
+def _discard_staging(staging: Path, checkpointer: Checkpointer | None, log) -> None:
+    """After a failure: keep only the training checkpoint (for --resume), or nothing at all."""
+    if checkpointer is None or not checkpointer.path.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    for entry in staging.iterdir():
+        if entry != checkpointer.path:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    log(f"aslsr: stopped; the training state is kept in {staging}: continue with --resume")
 
 
 def _publish(staging: Path, out_dir: Path, overwrite: bool) -> None:

@@ -11,15 +11,19 @@ brings up G_{n-1}'s output (Eq. 1).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import losses
+from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
 from .config import Config, resolve_device
 from .generate import apply_generator
 from .grids import Grid
@@ -61,12 +65,14 @@ def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.nd
 
 
 def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np.ndarray | None = None,
-          progress: bool = True) -> TrainedModel:
+          progress: bool = True, checkpointer: Checkpointer | None = None) -> TrainedModel:
     """Train the pyramid of generators on one LR ASL volume and its registered T1.
 
     ``asl`` is the LR volume (any units), ``t1`` the registered T1 (world-aligned through its affine),
     ``zoom`` the super-resolution zoom per LR voxel axis, ``mask`` an optional brain mask on the
-    ASL grid used to centre most training patches in the brain.
+    ASL grid used to centre most training patches in the brain. With a ``checkpointer``, the state
+    is saved after every scale and every ``config.checkpoint_every`` iterations, and training
+    continues from a saved state when there is one (same result as an uninterrupted run on the CPU).
     """
     device = resolve_device(config.device)
     if device.type == "cpu":
@@ -81,26 +87,45 @@ def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np
     generator = Generator(channels=config.generator_channels, use_t1=config.use_t1, residual=config.residual)
     first = 1 if config.single_scale else 0
     previous_output = None
+    state = checkpointer.load() if checkpointer is not None else None
+    if state is not None:
+        first = state.level
+        generator.load_state_dict(state.generator)
+        model.history, model.scale_seconds, model.warnings = state.history, state.scale_seconds, state.warnings
+        previous_output = None if state.previous_output is None else state.previous_output.numpy()
+        if state.iteration == 0:
+            restore_rngs(state, rng, noise_generator)
+
+    def save(level: int, iteration: int, scale_state: dict[str, Any]) -> None:
+        output = None if previous_output is None else torch.from_numpy(previous_output)
+        checkpointer.save(TrainingState(  # type: ignore[union-attr]
+            level=level, iteration=iteration, generator=generator.state_dict(), **capture_rngs(rng, noise_generator),
+            history=model.history, scale_seconds=model.scale_seconds, warnings=model.warnings,
+            previous_output=output, scale=scale_state))
+
     for level in range(first, len(scales)):
         scale = scales[level]
+        resume = state if state is not None and state.level == level and state.iteration > 0 else None
         if level == 0:
             source = None
         elif config.input_source == "generated" and previous_output is not None:
             source = bring_up(previous_output, grids[level - 1], scale.grid, config.upsample_order)
         else:
             source = bring_up(scales[level - 1].asl, grids[level - 1], scale.grid, config.upsample_order)
-        if level == 1 and first == 0:
+        if level == 1 and not config.single_scale and resume is None:
             generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
-        started = time.perf_counter()
-        rows = train_scale(generator, scale, source, level=level, n_scales=len(scales), config=config,
-                           device=device, rng=rng, noise_generator=noise_generator, progress=progress,
-                           warnings=model.warnings)
+        rows, seconds = train_scale(
+            generator, scale, source, level=level, n_scales=len(scales), config=config, device=device, rng=rng,
+            noise_generator=noise_generator, progress=progress, warnings=model.warnings, resume=resume,
+            on_checkpoint=None if checkpointer is None else functools.partial(save, level))
         model.history.extend(rows)
-        model.scale_seconds.append(time.perf_counter() - started)
+        model.scale_seconds.append(seconds)
         if config.input_source == "generated" and level < len(scales) - 1:
             image = source if source is not None else _noise(scale.asl.shape, noise_generator)
             previous_output = apply_generator(generator, image, scale.t1, config=config, device=device,
                                               residual=level > 0)
+        if checkpointer is not None:
+            save(level + 1, 0, {})
     model.generator = generator.eval()
     return model
 
@@ -111,8 +136,13 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
 
 def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *, level: int, n_scales: int,
                 config: Config, device: torch.device, rng: np.random.Generator, noise_generator: torch.Generator,
-                progress: bool, warnings: list[str]) -> list[dict]:
-    """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale."""
+                progress: bool, warnings: list[str], resume: TrainingState | None = None,
+                on_checkpoint: Callable[[int, dict[str, Any]], None] | None = None) -> tuple[list[dict], float]:
+    """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale.
+
+    Returns the logged rows and the seconds spent on this scale. ``resume`` continues a scale from a
+    mid-scale checkpoint; ``on_checkpoint(next_iteration, scale_state)`` is called when one is due.
+    """
     iterations = config.iterations_at(level, n_scales)
     generator.to(device).train()
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.adam_betas)
@@ -125,9 +155,13 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
     residual = level > 0
     last_good = copy.deepcopy(generator.state_dict())
     rows: list[dict] = []
-    started = time.perf_counter()
-    bar = tqdm(range(iterations), desc=f"scale {level} {scale.grid.shape}", disable=not progress,
-               leave=True, dynamic_ncols=True)
+    start, seconds_before = 0, 0.0
+    if resume is not None:
+        start, rows, last_good, seconds_before = _restore_scale(resume, optimizer_g, critic, optimizer_d)
+        restore_rngs(resume, rng, noise_generator)
+    started = time.perf_counter() - seconds_before
+    bar = tqdm(range(start, iterations), initial=start, total=iterations, desc=f"scale {level} {scale.grid.shape}",
+               disable=not progress, leave=True, dynamic_ncols=True)
     for iteration in bar:
         image, t1, real = sampler.batch()
         if image is None:
@@ -152,8 +186,30 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
             row = {"scale": level, "iteration": iteration, "seconds": time.perf_counter() - started, **terms}
             rows.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g", "loss_d")})
+        if on_checkpoint is not None and _checkpoint_due(config, iteration, iterations):
+            on_checkpoint(iteration + 1, {
+                "optimizer_g": optimizer_g.state_dict(), "last_good": last_good, "rows": rows,
+                "seconds": time.perf_counter() - started,
+                "critic": None if critic is None else critic.state_dict(),
+                "optimizer_d": None if optimizer_d is None else optimizer_d.state_dict()})
     bar.close()
-    return rows
+    return rows, time.perf_counter() - started
+
+
+def _checkpoint_due(config: Config, iteration: int, iterations: int) -> bool:
+    done = iteration + 1
+    return config.checkpoint_every > 0 and done % config.checkpoint_every == 0 and done < iterations
+
+
+def _restore_scale(state: TrainingState, optimizer_g: torch.optim.Optimizer, critic: PatchCritic | None,
+                   optimizer_d: torch.optim.Optimizer | None) -> tuple[int, list[dict], dict, float]:
+    """Load a mid-scale checkpoint's optimiser and critic states; (next iteration, rows, last good, seconds)."""
+    saved = state.scale
+    optimizer_g.load_state_dict(saved["optimizer_g"])
+    if critic is not None and optimizer_d is not None:
+        critic.load_state_dict(saved["critic"])
+        optimizer_d.load_state_dict(saved["optimizer_d"])
+    return state.iteration, list(saved["rows"]), saved["last_good"], float(saved["seconds"])
 
 
 def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,

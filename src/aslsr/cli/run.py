@@ -22,7 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--nan-to-zero", action="store_true",
                         help="accept NaN/infinite voxels in the ASL, T1 and M0 as 0 (default: error)")
     add_training_arguments(parser)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    exclusive = parser.add_mutually_exclusive_group()
+    exclusive.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    exclusive.add_argument("--resume", action="store_true",
+                           help="continue an interrupted run into DIR from its last checkpoint (same inputs and "
+                                "options)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=main)
 
@@ -30,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     result = run(args.asl, args.t1, args.out, config=config, target=target_from_args(args), m0_path=args.m0,
-                 mask_path=args.mask, register=not args.no_register, overwrite=args.overwrite,
+                 mask_path=args.mask, register=not args.no_register, overwrite=args.overwrite, resume=args.resume,
                  progress=not args.quiet, nan_to_zero=args.nan_to_zero)
     timings = result.report["timings"]
     print(f"aslsr run: wrote {result.out_dir} (sr.nii.gz {result.target.shape}); "
