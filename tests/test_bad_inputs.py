@@ -159,13 +159,6 @@ def test_run_5d_image(tiny_case, tmp_path, capsys):
     _run_error(capsys, tiny_case, tmp_path, five, "5D", asl=five)
 
 
-def test_run_4d_asl_series(tiny_case, tmp_path, capsys):
-    series = _variant(tiny_case, "asl_lr", tmp_path / "series.nii.gz", lambda d: np.stack([d, d, 2 * d], -1))
-    line = _run_error(capsys, tiny_case, tmp_path, series, asl=series)
-    assert line.endswith(f"{series}: is a 4D series of 3 volumes; give a 3D perfusion image "
-                         "(4D ASL with aslcontext.tsv is not supported yet)"), line
-
-
 def test_run_4d_t1(tiny_case, tmp_path, capsys):
     t1 = _variant(tiny_case, "t1w", tmp_path / "t1_4d.nii.gz", lambda d: np.stack([d, d], -1))
     line = _run_error(capsys, tiny_case, tmp_path, t1, "is a 4D series of 2 volumes; give a 3D image", t1=t1)
@@ -354,7 +347,7 @@ def test_generate_bad_inputs(nan_run, tiny_case, tmp_path, capsys):
     missing = str(tmp_path / "missing.nii.gz")
     cases = [
         (dict(asl=missing), (missing, "no such file")),
-        (dict(asl=series), (series, "4D series of 2 volumes", "aslcontext")),
+        (dict(asl=series), (series, "a 4D ASL series needs series_aslcontext.tsv beside it")),
         (dict(asl=nan_run["asl"]), (nan_run["asl"], "3 voxels are NaN")),
         (dict(t1=moved), (moved, "does not overlap")),
         (dict(extra=["--voxel-size", "0.001"]), ("would need about", "GiB of memory")),

@@ -8,7 +8,6 @@ output folder is replaced only with ``overwrite=True``. Inputs are never modifie
 from __future__ import annotations
 
 import csv
-import math
 import os
 import platform
 import resource
@@ -28,39 +27,11 @@ from .config import Config, resolve_device
 from .errors import InputError
 from .generate import save_model, super_resolve
 from .grids import Grid, resample, resample_average
-from .io import Volume, available_memory, load_mask, load_volume, save_json, save_volume
+from .inputs import TargetSpec, load_inputs
+from .io import Volume, load_mask, save_json, save_volume
 from .pyramid import zoom_between
 from .report import qc_figure
 from .train import TrainedModel, train
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """Where to super-resolve: a reference image's grid, a voxel size (mm) or a zoom factor.
-
-    With none of them: the T1's voxel size over the ASL field of view.
-    """
-
-    like: Path | None = None
-    voxel_size: tuple[float, ...] | None = None
-    zoom: tuple[float, ...] | None = None
-
-    def resolve(self, asl_grid: Grid, t1_grid: Grid) -> Grid:
-        chosen = [name for name in ("like", "voxel_size", "zoom") if getattr(self, name) is not None]
-        if len(chosen) > 1:
-            raise InputError(f"give only one of --like, --voxel-size, --zoom (got {', '.join(chosen)})")
-        if self.like is not None:
-            reference = load_volume(self.like, allow_constant=True, allow_nonfinite=True).grid
-            if asl_grid.overlap_fraction(reference) == 0.0:
-                raise InputError("the --like grid does not overlap the ASL field of view", self.like)
-            return reference
-        if self.voxel_size is not None:
-            _refuse_huge_target(asl_grid, _positive_numbers(self.voxel_size, "--voxel-size"))
-            return asl_grid.with_voxel_size(self.voxel_size)
-        if self.zoom is not None:
-            _refuse_huge_target(asl_grid, asl_grid.voxel_size / _positive_numbers(self.zoom, "--zoom"))
-            return asl_grid.zoomed(self.zoom)
-        return asl_grid.with_voxel_size(t1_grid.voxel_size)
 
 
 @dataclass
@@ -76,33 +47,23 @@ class RunResult:
 #: The training checkpoint's file name inside the staging folder.
 CHECKPOINT_NAME = "checkpoint.pt"
 
-#: A generous bound on bytes per output voxel (SR, baselines, T1, tiles, float32 copies).
-BYTES_PER_OUTPUT_VOXEL = 64
-
-#: The 4D-series message for an ASL input (until 4D ASL with an aslcontext.tsv is supported).
-ASL_SERIES_HINT = "4D ASL with aslcontext.tsv is not supported yet"
-
-
-def load_asl(path: str | Path, *, allow_nonfinite: bool = False) -> Volume:
-    """The 3D ASL (perfusion or CBF) image; a 4D series is refused with a hint."""
-    return load_volume(path, allow_nonfinite=allow_nonfinite, what="perfusion image", series_hint=ASL_SERIES_HINT)
-
-
 def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, config: Config,
         target: TargetSpec = TargetSpec(), m0_path: str | Path | None = None, mask_path: str | Path | None = None,
         register: bool = True, overwrite: bool = False, resume: bool = False, progress: bool = True,
-        nan_to_zero: bool = False, log=print) -> RunResult:
+        nan_to_zero: bool = False, quantify: bool = False, log=print) -> RunResult:
     """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``.
 
     Every input is checked (and :class:`InputError` raised) before registration and training;
-    ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0. Training state is
+    ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0; ``quantify`` turns a
+    deltaM input into CBF (ml/100g/min) with its BIDS sidecar before training. Training state is
     checkpointed in the hidden staging folder; ``resume=True`` continues an interrupted run from it.
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite=overwrite, resume=resume)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    asl, t1, m0, target_grid = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=nan_to_zero)
+    inputs = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=nan_to_zero, quantify=quantify)
+    asl, t1, m0, target_grid = inputs.asl, inputs.t1, inputs.m0, inputs.target
     mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 
@@ -110,7 +71,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
     checkpointer = None
     try:
         clock = time.perf_counter()
-        result = register_t1(asl, t1, m0, register=register, seed=config.seed, log=log)
+        result = register_t1(inputs.fixed, t1, register=register, seed=config.seed, log=log)
         t1_registered = registration.apply_registration(t1, result)
         timings["registration_s"] = time.perf_counter() - clock
 
@@ -134,7 +95,9 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
 
         report = _write_outputs(staging, asl=asl, t1_registered=t1_registered, mask=mask, target_grid=target_grid,
                                 model=model, config=config, registration_result=result, register=register,
-                                mask_source=mask_source, timings=timings, log=log,
+                                mask_source=mask_source, timings=timings, log=log, description={
+                                    **inputs.description, "units": inputs.units,
+                                    "registration_target": inputs.fixed_source},
                                 inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path),
                                         "mask": _str(mask_path)})
         checkpointer.remove()
@@ -147,7 +110,8 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
 
 def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: np.ndarray, target_grid: Grid,
                    model: TrainedModel, config: Config, registration_result: registration.RegistrationResult,
-                   register: bool, mask_source: str, timings: dict[str, float], inputs: dict, log) -> dict[str, Any]:
+                   register: bool, mask_source: str, timings: dict[str, float], inputs: dict, description: dict,
+                   log) -> dict[str, Any]:
     """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
@@ -178,6 +142,7 @@ def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: n
                           registration_result=registration_result, registered=register, mask_source=mask_source,
                           timings=timings)
     report["lr_agreement"] = agreement
+    report["asl"] = description
     qc_figure(staging / "qc.png", lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr,
               t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=model.history)
     timings["writing_s"] = time.perf_counter() - clock
@@ -206,26 +171,11 @@ def lr_agreement(asl: Volume, mask: np.ndarray, grid: Grid, sr: np.ndarray, spli
     return {"sr_rms": sr_rms, "spline_rms": spline_rms, "ratio_to_spline": sr_rms / max(spline_rms, 1e-12)}
 
 
-def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path | None, target: TargetSpec, *,
-                nan_to_zero: bool = False) -> tuple[Volume, Volume, Volume | None, Grid]:
-    """Load and check ASL, T1 and M0 and resolve the target grid, before any long work."""
-    asl = load_asl(asl_path, allow_nonfinite=nan_to_zero)
-    t1 = load_volume(t1_path, allow_nonfinite=nan_to_zero)
-    m0 = load_volume(m0_path, allow_nonfinite=nan_to_zero) if m0_path is not None else None
-    check_overlap(asl, t1, t1_path)
-    if m0 is not None:
-        check_overlap(asl, m0, m0_path)
-    target_grid = target.resolve(asl.grid, t1.grid)
-    check_target_size(target_grid)
-    return asl, t1, m0, target_grid
-
-
-def register_t1(asl: Volume, t1: Volume, m0: Volume | None, *, register: bool, seed: int,
-                log=print) -> registration.RegistrationResult:
-    """Rigid T1 -> ASL registration to the M0 when given, else to the ASL itself (or identity)."""
+def register_t1(fixed: Volume, t1: Volume, *, register: bool, seed: int, log=print) -> registration.RegistrationResult:
+    """Rigid T1 -> ASL registration to ``fixed`` (M0, mean control or the ASL, on the ASL's grid), or identity."""
     if not register:
         return registration.identity_result()
-    result = registration.register_rigid(m0 if m0 is not None else asl, t1, seed=seed)
+    result = registration.register_rigid(fixed, t1, seed=seed)
     for message in result.warnings:
         log(f"warning: registration: {message}")
     return result
@@ -326,49 +276,6 @@ def check_writable_parent(path: Path) -> None:
         raise InputError(f"cannot be created: {parent} is not a folder", path)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"cannot be created: no permission to write in {parent}", path)
-
-
-def check_overlap(asl: Volume, other: Volume, path: str | Path | None) -> None:
-    if asl.grid.overlap_fraction(other.grid) < 0.05:
-        raise InputError("its field of view does not overlap the ASL field of view", path)
-
-
-def check_target_size(grid: Grid) -> None:
-    _check_voxel_count(float(math.prod(grid.shape)), str(grid.shape))
-
-
-def _positive_numbers(values, option: str) -> np.ndarray:
-    """``values`` as 1 or 3 finite positive floats, else InputError naming ``option``."""
-    try:
-        array = np.atleast_1d(np.asarray(values, dtype=np.float64))
-    except (TypeError, ValueError):
-        array = np.array([np.nan])
-    if array.ndim != 1 or array.size not in (1, 3) or not np.all(np.isfinite(array)) or np.any(array <= 0):
-        given = " ".join(f"{float(v):g}" for v in np.ravel(array)) if array.dtype.kind == "f" else str(values)
-        raise InputError(f"{option} needs 1 or 3 finite positive numbers, got {given}")
-    return array
-
-
-def _refuse_huge_target(asl_grid: Grid, voxel_size: np.ndarray) -> None:
-    """Refuse a target voxel size whose grid would not fit in memory, before the grid is built."""
-    size = np.asarray(voxel_size, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        counts = np.maximum(1.0, np.round(np.array(asl_grid.shape) * asl_grid.voxel_size / size))
-    shape = "(" + ", ".join(f"{n:.0f}" if n < 1e9 else f"{n:.2g}" for n in counts) + ")"
-    _check_voxel_count(math.prod(float(n) for n in counts), shape)
-
-
-def _check_voxel_count(count: float, shape: str) -> None:
-    available = available_memory()
-    needed = count * BYTES_PER_OUTPUT_VOXEL
-    if needed > available:
-        raise InputError(f"the target grid {shape} would need about {_gib(needed)} of memory, "
-                         f"{_gib(available)} are available; choose a larger voxel size")
-
-
-def _gib(count: float) -> str:
-    gib = count / 2**30
-    return f"{gib:.1f} GiB" if gib < 1e6 else f"{gib:.2g} GiB"
 
 
 def _staging_dir(out_dir: Path, *, keep: bool) -> Path:

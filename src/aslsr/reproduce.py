@@ -32,7 +32,8 @@ from .errors import InputError
 from .grids import Grid, resample, resample_average
 from .io import load_mask, load_volume, save_json
 from .phantom import PhantomConfig, simulate
-from .pipeline import RunResult, TargetSpec, run
+from .inputs import TargetSpec
+from .pipeline import RunResult, run
 from .report import comparison_figure, intensity_window, slice_axis
 
 #: (row label, output file stem of ``aslsr run``) of the compared methods, in table order.

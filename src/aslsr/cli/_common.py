@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import PRESETS, Config, load_config
 from ..errors import InputError
-from ..pipeline import TargetSpec
+from ..inputs import TargetSpec
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:

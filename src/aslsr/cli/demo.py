@@ -14,7 +14,8 @@ from .. import metrics
 from ..config import load_config
 from ..io import load_mask, load_volume, save_json
 from ..phantom import PhantomConfig, simulate
-from ..pipeline import TargetSpec, run
+from ..inputs import TargetSpec
+from ..pipeline import run
 
 REFERENCES = (("ref_hr", "HR (44 min)"), ("ref_clean", "noise-free"), ("asl_nr", "NR (5.5 min)"))
 

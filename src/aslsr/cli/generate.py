@@ -10,7 +10,8 @@ from ..config import replace
 from ..errors import InputError
 from ..generate import load_model, super_resolve
 from ..io import save_volume
-from ..pipeline import check_writable_parent, load_inputs, register_t1
+from ..inputs import load_inputs
+from ..pipeline import check_writable_parent, register_t1
 from ._common import add_target_arguments, target_from_args
 
 
@@ -24,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_target_arguments(parser)
     parser.add_argument("--m0", type=Path, help="M0 image used as the registration target")
     parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
+    parser.add_argument("--quantify", action="store_true",
+                        help="quantify CBF (ml/100g/min) from a deltaM input first, as the model's run did")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.set_defaults(func=main)
@@ -40,9 +43,9 @@ def main(args: argparse.Namespace) -> int:
     check_writable_parent(args.out)
     model = load_model(args.model)
     model.config = replace(model.config, device=args.device)
-    asl, t1, m0, target = load_inputs(args.asl, args.t1, args.m0, target_from_args(args))
-    result = register_t1(asl, t1, m0, register=not args.no_register, seed=model.config.seed)
-    sr = super_resolve(model, asl, registration.apply_registration(t1, result), target)
-    save_volume(args.out, sr, target)
-    print(f"aslsr generate: wrote {args.out} {target}")
+    inputs = load_inputs(args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify)
+    result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.config.seed)
+    sr = super_resolve(model, inputs.asl, registration.apply_registration(inputs.t1, result), inputs.target)
+    save_volume(args.out, sr, inputs.target)
+    print(f"aslsr generate: wrote {args.out} {inputs.target} ({inputs.units})")
     return 0

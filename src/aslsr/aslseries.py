@@ -1,0 +1,211 @@
+"""BIDS ASL input: a 3D perfusion image, or a 4D series with its ``_aslcontext.tsv``, reduced to 3D maps.
+
+``sub-01_asl.nii.gz`` has ``sub-01_aslcontext.tsv`` (column ``volume_type``, one row per volume) and
+the sidecar ``sub-01_asl.json`` beside it. Every output is a float32 :class:`Volume` in NIfTI voxel
+order (i, j, k) on the series' 3D grid (its affine maps voxels to world RAS mm).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .grids import Grid
+from .io import Volume, _check_file_size, _short, available_memory, check_finite, load_nifti, load_volume
+
+#: BIDS volume types, keyed by their lower-case spelling
+VOLUME_TYPES = {name.lower(): name for name in ("control", "label", "m0scan", "deltam", "cbf", "noRF")}
+
+
+def _stem(asl_path: str | os.PathLike) -> tuple[Path, str]:
+    path = Path(asl_path)
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return path.parent, name[:-len(suffix)]
+    return path.parent, path.stem
+
+
+def context_path(asl_path: str | os.PathLike) -> Path:
+    """``sub-01_asl.nii.gz`` or ``.nii`` -> ``sub-01_aslcontext.tsv``; else ``<stem>_aslcontext.tsv``."""
+    folder, stem = _stem(asl_path)
+    if stem.endswith("_asl"):
+        stem = stem[:-len("_asl")]
+    return folder / f"{stem}_aslcontext.tsv"
+
+
+def sidecar_path(asl_path: str | os.PathLike) -> Path:
+    """``sub-01_asl.nii.gz`` -> ``sub-01_asl.json``."""
+    folder, stem = _stem(asl_path)
+    return folder / f"{stem}.json"
+
+
+def _read_text(path: Path, what: str) -> str:
+    if not path.exists():
+        raise InputError(f"no such file ({what})", path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"could not read the {what} ({_short(error, path)})", path) from None
+
+
+def read_aslcontext(path: str | os.PathLike, n_volumes: int) -> list[str]:
+    """The ``volume_type`` of each volume, in file order (BIDS spelling; case-insensitive on input)."""
+    path = Path(path)
+    rows = [line.rstrip("\r\n") for line in _read_text(path, "ASL context file").splitlines()]
+    rows = [row for row in rows if row.strip()]
+    header = [cell.strip() for cell in rows[0].split("\t")] if rows else []
+    if "volume_type" not in header:
+        raise InputError(f"no 'volume_type' column in the header (found {header})", path)
+    column = header.index("volume_type")
+    types = []
+    for number, row in enumerate(rows[1:], start=2):
+        cells = row.split("\t")
+        value = cells[column].strip() if column < len(cells) else ""
+        if value.lower() not in VOLUME_TYPES:
+            raise InputError(f"line {number}: unknown volume type {value!r} "
+                             f"(expected one of {', '.join(VOLUME_TYPES.values())})", path)
+        types.append(VOLUME_TYPES[value.lower()])
+    if len(types) != n_volumes:
+        raise InputError(f"lists {len(types)} volume types but the ASL series has {n_volumes} volumes", path)
+    return types
+
+
+def read_sidecar(path: str | os.PathLike) -> dict:
+    """The JSON sidecar's contents; ``{}`` when there is no such file."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        metadata = json.loads(_read_text(path, "JSON sidecar"))
+    except json.JSONDecodeError as error:
+        raise InputError(f"not valid JSON ({error.msg} at line {error.lineno})", path) from None
+    if not isinstance(metadata, dict):
+        raise InputError(f"the JSON sidecar must hold an object, not a {type(metadata).__name__}", path)
+    return metadata
+
+
+@dataclass(frozen=True)
+class AslSeries:
+    """An ASL acquisition reduced to 3D maps on one grid (see :func:`load_asl_series`)."""
+
+    perfusion: Volume            # mean control - label (or mean deltam, or the cbf map)
+    kind: str                    # "deltam" or "cbf"
+    m0: Volume | None            # mean of the m0scan volumes
+    control_mean: Volume | None  # mean of the control volumes (a good registration target)
+    metadata: dict               # the sidecar's contents, {} without one
+    n_pairs: int                 # control/label pairs averaged; 0 for deltam/cbf input
+    volume_types: tuple[str, ...]
+
+
+def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False) -> AslSeries:
+    """Load a BIDS ASL image: a 3D deltam/cbf map, or a 4D series described by its ``_aslcontext.tsv``.
+
+    Raises :class:`InputError` (naming the file) for a bad image, context or sidecar, a series
+    without perfusion volumes or with several kinds of them, NaN/Inf voxels in a result (unless
+    ``allow_nonfinite``, which sets them to 0) and a constant perfusion image.
+    """
+    path = Path(path)
+    image = load_nifti(path)
+    shape = tuple(int(n) for n in image.shape)
+    metadata = read_sidecar(sidecar_path(path))
+    if len(shape) != 4 or shape[3] == 1:  # load_volume refuses what is not 3D
+        volume = load_volume(path, allow_nonfinite=allow_nonfinite, what="ASL image")
+        types = read_aslcontext(context_path(path), 1) if context_path(path).exists() else []
+        return AslSeries(volume, _kind_3d(types, metadata, path), None, None, metadata, 0, tuple(types))
+    context = context_path(path)
+    if not context.exists():
+        raise InputError(f"a 4D ASL series needs {context.name} beside it (volume types per volume)", path)
+    types = read_aslcontext(context, shape[3])
+    return _reduce_series(image, path, types, metadata, allow_nonfinite)
+
+
+def _kind_3d(types: list[str], metadata: dict, path: Path) -> str:
+    """"cbf" when the context says so or the sidecar's Units are per 100 g (ml/100g/min), else "deltam"."""
+    if types and types[0] not in ("deltam", "cbf"):
+        raise InputError(f"a single 3D volume of type {types[0]!r} is not a perfusion image "
+                         "(expected deltam or cbf)", context_path(path))
+    units = str(metadata.get("Units", "")).replace(" ", "").lower()
+    return "cbf" if types == ["cbf"] or "/100g" in units else "deltam"
+
+
+def _perfusion_plan(types: list[str], context: Path) -> tuple[str, list[int], list[int]]:
+    """(kind, indices to add, indices to subtract) of the volumes whose mean is the perfusion image."""
+    index = {name: [i for i, t in enumerate(types) if t == name] for name in VOLUME_TYPES.values()}
+    present = [name for name in ("control", "label", "deltam", "cbf") if index[name]]
+    pairs = bool(index["control"] or index["label"])
+    if len([name for name in present if name not in ("control", "label")]) + pairs > 1:
+        raise InputError(f"mixes {', '.join(present[:-1])} and {present[-1]} volumes; give one kind "
+                         "(control/label pairs, deltam or cbf)", context)
+    if not present:
+        raise InputError(f"has no perfusion volumes (control/label, deltam or cbf), only "
+                         f"{', '.join(sorted(set(types)))}", context)
+    if pairs:
+        if len(index["control"]) != len(index["label"]):
+            raise InputError(f"has {len(index['control'])} control and {len(index['label'])} label volumes; "
+                             "pairwise subtraction needs as many of each", context)
+        return "deltam", index["control"], index["label"]
+    return present[0], index[present[0]], []
+
+
+def _reduce_series(image, path: Path, types: list[str], metadata: dict, allow_nonfinite: bool) -> AslSeries:
+    shape = tuple(int(n) for n in image.shape[:3])
+    if min(shape) < 2:
+        raise InputError(f"expected 3D volumes, got shape {image.shape} (2D slices?)", path)
+    needed = math.prod(shape) * 8 * 4  # float64 accumulators and one volume
+    if needed > available_memory():
+        raise InputError(f"the header's shape {tuple(image.shape)} would need about {needed / 2**30:.1f} GiB "
+                         "of memory (a corrupt header?)", path)
+    _check_file_size(image, path)
+    kind, plus, minus = _perfusion_plan(types, context_path(path))
+    controls = [i for i, t in enumerate(types) if t == "control"]
+    m0scans = [i for i, t in enumerate(types) if t == "m0scan"]
+    sums = _sum_volumes(image, path, {"perfusion": (plus, minus), "control": (controls, []),
+                                      "m0": (m0scans, [])})
+    grid = Grid(shape, image.affine)
+    perfusion = _finite_mean(sums["perfusion"], len(plus), path, allow_nonfinite, "perfusion")
+    if float(perfusion.max()) == float(perfusion.min()):
+        raise InputError(f"the perfusion image is constant (every voxel is {float(perfusion.min()):g})", path)
+    means = {name: Volume(_finite_mean(sums[name], count, path, allow_nonfinite, name), grid)
+             for name, count in (("control", len(controls)), ("m0", len(m0scans))) if count}
+    return AslSeries(perfusion=Volume(perfusion, grid), kind=kind, m0=means.get("m0"),
+                     control_mean=means.get("control"), metadata=metadata,
+                     n_pairs=len(minus), volume_types=tuple(types))
+
+
+def _sum_volumes(image, path: Path, plans: dict[str, tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+    """Sum (plus minus minus) of the listed volumes for each plan, reading each volume once, in file order."""
+    shape = tuple(int(n) for n in image.shape[:3])
+    sums = {name: np.zeros(shape, np.float64) for name, (plus, _) in plans.items() if plus}
+    wanted = sorted({t for plus, minus in plans.values() for t in plus + minus})
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # one open file: otherwise each volume of a .nii.gz is decompressed from the file's start
+            proxy = type(image).from_filename(str(path), keep_file_open=True).dataobj
+            for t in wanted:
+                volume = np.asarray(proxy[..., t], dtype=np.float64)
+                for name, (plus, minus) in plans.items():
+                    if t in plus:
+                        sums[name] += volume
+                    elif t in minus:
+                        sums[name] -= volume
+    except Exception as error:  # nibabel and gzip raise many types for truncated/corrupt data
+        raise InputError(f"could not read the voxel data ({_short(error, path)})", path) from None
+    return sums
+
+
+def _finite_mean(total: np.ndarray, count: int, path: Path, allow_nonfinite: bool, what: str) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        mean = (total / count).astype(np.float32)
+    try:
+        return np.ascontiguousarray(check_finite(mean, path, allow_nonfinite))
+    except InputError as error:
+        raise InputError(f"the {what} mean: {error.problem}", path) from None
