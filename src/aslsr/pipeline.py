@@ -85,8 +85,9 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         checkpointer = Checkpointer(staging / CHECKPOINT_NAME, fingerprint=fingerprint(
             config=config.to_dict(), arrays={"asl": asl.data, "t1": t1_registered.data,
                                              "t1_affine": t1_registered.affine, "mask": mask}))
+        resumed = resume and checkpointer.path.exists()
         if resume:
-            log(f"aslsr: resuming from {checkpointer.path}" if checkpointer.path.exists()
+            log(f"aslsr: resuming from {checkpointer.path}" if resumed
                 else "aslsr: --resume: no checkpoint found, training from the start")
         clock = time.perf_counter()
         model = train(asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress,
@@ -97,7 +98,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
                                 model=model, config=config, registration_result=result, register=register,
                                 mask_source=mask_source, timings=timings, log=log, description={
                                     **inputs.description, "units": inputs.units,
-                                    "registration_target": inputs.fixed_source},
+                                    "registration_target": inputs.fixed_source}, resumed=resumed,
                                 inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path),
                                         "mask": _str(mask_path)})
         checkpointer.remove()
@@ -111,7 +112,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
 def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: np.ndarray, target_grid: Grid,
                    model: TrainedModel, config: Config, registration_result: registration.RegistrationResult,
                    register: bool, mask_source: str, timings: dict[str, float], inputs: dict, description: dict,
-                   log) -> dict[str, Any]:
+                   resumed: bool, log) -> dict[str, Any]:
     """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
@@ -143,6 +144,7 @@ def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: n
                           timings=timings)
     report["lr_agreement"] = agreement
     report["asl"] = description
+    report["resumed_from_checkpoint"] = resumed
     qc_figure(staging / "qc.png", lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr,
               t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=model.history)
     timings["writing_s"] = time.perf_counter() - clock

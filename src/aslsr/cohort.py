@@ -1,0 +1,215 @@
+"""Whole cohorts: one ``aslsr run`` per BIDS ASL run, locally or as tasks on a Dask cluster.
+
+Each subject is one task (:func:`process_subject`) that never raises: it returns a
+:class:`SubjectOutcome` (done, skipped or failed with the one-line reason), so one bad subject
+cannot stop the others. Its ``aslsr run`` folder lives in ``OUT/work/<name>/``; its training
+checkpoints there let a task that lost its worker (killed, out of memory) resume where it was
+when Dask runs it again. The BIDS-Derivatives files are copied out of it at the end, and a
+marker listing them is written last: a subject with a marker whose files all exist is complete
+and skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .bids import SubjectInputs, derivative_path, figure_path, report_path, resolution_label
+from .config import Config
+from .errors import InputError
+from .inputs import CBF_UNITS, TargetSpec
+from .io import atomic_path, save_json
+from .pipeline import CHECKPOINT_NAME, run
+from .report_html import subject_report_html
+
+WORK_FOLDER = "work"
+MARKER_NAME = "derivatives.json"
+#: Files of the BIDS-Derivatives dataset that are not BIDS (the validator is told to ignore them).
+BIDS_IGNORE = ("work/", "*.html")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The ``aslsr run`` options applied to every subject of a cohort."""
+
+    config: Config
+    target: TargetSpec = TargetSpec()
+    register: bool = True
+    quantify: bool = False
+    nan_to_zero: bool = False
+    overwrite: bool = False  # redo subjects that are already complete
+
+
+@dataclass(frozen=True)
+class SubjectJob:
+    """One task: a BIDS ASL run, the derivatives folder it writes into, and the run options."""
+
+    inputs: SubjectInputs
+    out_dir: Path
+    options: RunOptions
+
+    @property
+    def name(self) -> str:
+        return self.inputs.name
+
+    @property
+    def work_dir(self) -> Path:
+        return self.out_dir / WORK_FOLDER / self.name
+
+
+@dataclass(frozen=True)
+class SubjectOutcome:
+    name: str
+    status: str  # "done", "skipped" (complete from an earlier run) or "failed"
+    seconds: float
+    message: str = ""
+    outputs: tuple[str, ...] = ()  # derivative files, relative to the derivatives folder
+
+
+def is_complete(job: SubjectJob) -> bool:
+    """Whether the subject's marker exists and every derivative it lists is there."""
+    marker = job.work_dir / MARKER_NAME
+    try:
+        listed = json.loads(marker.read_text())["outputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all((job.out_dir / name).is_file() for name in listed)
+
+
+def process_subject(job: SubjectJob, *, progress: bool = False) -> SubjectOutcome:
+    """Run one subject end to end (or skip it when complete); never raises."""
+    started = time.perf_counter()
+    try:
+        if is_complete(job) and not job.options.overwrite:
+            return SubjectOutcome(job.name, "skipped", 0.0, "complete from an earlier run", _listed(job))
+        if not (job.work_dir / "report.json").is_file() or job.options.overwrite:
+            _run_subject(job, progress=progress)
+        outputs = publish_derivatives(job)
+        return SubjectOutcome(job.name, "done", time.perf_counter() - started, outputs=outputs)
+    except InputError as error:
+        return SubjectOutcome(job.name, "failed", time.perf_counter() - started, str(error))
+    except Exception as error:  # any other failure of this subject is reported, the cohort goes on
+        return SubjectOutcome(job.name, "failed", time.perf_counter() - started, f"{type(error).__name__}: {error}")
+
+
+def _run_subject(job: SubjectJob, *, progress: bool) -> None:
+    options, inputs = job.options, job.inputs
+    resume = (job.work_dir.parent / f".{job.work_dir.name}.partial" / CHECKPOINT_NAME).is_file()
+    run(inputs.asl, inputs.t1w, job.work_dir, config=options.config, target=options.target, m0_path=inputs.m0,
+        register=options.register, quantify=options.quantify, nan_to_zero=options.nan_to_zero,
+        overwrite=not resume, resume=resume, progress=progress, log=lambda message: None)
+
+
+def publish_derivatives(job: SubjectJob) -> tuple[str, ...]:
+    """Copy a finished run's images, figure and report to BIDS-Derivatives names; the marker last."""
+    report = json.loads((job.work_dir / "report.json").read_text())
+    target = report["grids"]["target"]
+    suffix = "cbf" if report.get("asl", {}).get("units") == CBF_UNITS else "deltam"
+    res = resolution_label(target["voxel_size_mm"])
+    place = {"sr.nii.gz": derivative_path(job.out_dir, job.inputs, desc="sr", suffix=suffix, extension=".nii.gz",
+                                          res=res),
+             "spline.nii.gz": derivative_path(job.out_dir, job.inputs, desc="spline", suffix=suffix,
+                                              extension=".nii.gz", res=res),
+             "mask.nii.gz": derivative_path(job.out_dir, job.inputs, desc="brain", suffix="mask",
+                                            extension=".nii.gz", res=res),
+             "qc.png": figure_path(job.out_dir, job.inputs, desc="qc", extension=".png")}
+    for source, destination in place.items():
+        _copy(job.work_dir / source, destination)
+    sidecar = place["sr.nii.gz"].with_name(place["sr.nii.gz"].name.replace(".nii.gz", ".json"))
+    save_json(sidecar, derivative_sidecar(job, report, target, units=report.get("asl", {}).get("units", "a.u.")))
+    html = report_path(job.out_dir, job.inputs)
+    relative = {path.name: os.path.relpath(path, html.parent) for path in [*place.values(), sidecar]}
+    subject_report_html(html, title=f"aslsr: {job.name}", report=report, figures={"QC": place["qc.png"]},
+                        outputs=relative)
+    outputs = tuple(str(path.relative_to(job.out_dir)) for path in [*place.values(), sidecar, html])
+    save_json(job.work_dir / MARKER_NAME, {"outputs": list(outputs)})
+    return outputs
+
+
+def derivative_sidecar(job: SubjectJob, report: dict[str, Any], target: dict[str, Any], *, units: str) -> dict:
+    """The SR image's JSON sidecar: sources, units, resolution, and the run's settings and QC numbers."""
+    raw = job.inputs.asl.parents[2 if job.inputs.session is None else 3]
+    sources = [job.inputs.asl, job.inputs.t1w] + ([job.inputs.m0] if job.inputs.m0 else [])
+    size = " x ".join(f"{v:g}" for v in target["voxel_size_mm"])
+    return {
+        "Description": "super-resolved ASL (aslsr: unsupervised multi-scale GAN with the T1w as anatomical prior)",
+        "Sources": [f"bids:raw:{Path(os.path.relpath(path, raw)).as_posix()}" for path in sources],
+        "Units": units,
+        "Resolution": f"{size} mm voxels over the ASL field of view",
+        "SkullStripped": False,
+        "aslsr": {key: report.get(key) for key in ("aslsr_version", "config", "asl", "lr_agreement", "registration",
+                                                   "timings", "warnings", "device")},
+    }
+
+
+def _copy(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(destination) as temporary:
+        shutil.copyfile(source, temporary)
+
+
+def _listed(job: SubjectJob) -> tuple[str, ...]:
+    return tuple(json.loads((job.work_dir / MARKER_NAME).read_text())["outputs"])
+
+
+def run_cohort(jobs: Sequence[SubjectJob], *, workers: int | None = None, scheduler: str | None = None,
+               progress: bool = True, on_outcome: Callable[[SubjectOutcome], None] = lambda outcome: None
+               ) -> list[SubjectOutcome]:
+    """Process every job: one after another here, on a local Dask cluster of ``workers`` processes,
+    or on the Dask scheduler at ``scheduler`` (whose workers must see the same files). Outcomes come
+    in job order; ``on_outcome`` is called as each finishes."""
+    if scheduler is None and not workers:
+        outcomes = []
+        for job in jobs:
+            outcomes.append(process_subject(job, progress=progress))
+            on_outcome(outcomes[-1])
+        return outcomes
+    return _run_on_dask(jobs, workers=workers, scheduler=scheduler, on_outcome=on_outcome)
+
+
+def _run_on_dask(jobs: Sequence[SubjectJob], *, workers: int | None, scheduler: str | None,
+                 on_outcome: Callable[[SubjectOutcome], None]) -> list[SubjectOutcome]:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError("--workers and --scheduler need Dask: pip install 'aslsr[cohort]'") from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            futures = client.map(process_subject, list(jobs), key=[f"aslsr-{job.name}" for job in jobs], pure=False)
+            by_key = {future.key: (index, job) for index, (future, job) in enumerate(zip(futures, jobs))}
+            outcomes: list[SubjectOutcome | None] = [None] * len(jobs)
+            for future in as_completed(futures):
+                index, job = by_key[future.key]
+                try:
+                    outcome = future.result()
+                except Exception as error:  # the task itself never raises: its worker died too often
+                    outcome = SubjectOutcome(job.name, "failed", 0.0, f"{type(error).__name__}: {error}")
+                outcomes[index] = outcome
+                on_outcome(outcome)
+    except OSError as error:
+        raise InputError(f"cannot reach the Dask scheduler ({error})", scheduler) from None
+    finally:
+        if cluster is not None:
+            cluster.close()
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def threads_per_worker(workers: int | None) -> int | None:
+    """Torch threads for each of ``workers`` local processes (cores shared out); None: all cores."""
+    if not workers:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def write_bids_ignore(out_dir: Path) -> None:
+    """``OUT/.bidsignore``: the work folders and HTML reports are not BIDS files."""
+    with atomic_path(out_dir / ".bidsignore") as temporary:
+        Path(temporary).write_text("".join(f"{pattern}\n" for pattern in BIDS_IGNORE))

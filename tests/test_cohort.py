@@ -1,0 +1,104 @@
+"""Cohorts: ``aslsr bids`` on a tiny simulated BIDS dataset, sequentially and on Dask clusters.
+
+Real runs throughout: phantom subjects, registration, training (test preset), Dask worker
+processes, and one worker killed with SIGKILL while it trains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import TINY
+
+from aslsr import phantom
+from aslsr.bids import find_subjects
+from aslsr.cli import main
+from aslsr.cohort import RunOptions, SubjectJob, run_cohort
+from aslsr.config import preset
+from aslsr.phantom_bids import simulate_bids
+
+SR_NAME = "sub-{0}/perf/sub-{0}_space-asl_res-2mm_desc-sr_cbf"
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bids") / "raw"
+    simulate_bids(folder, n_subjects=2, config=phantom.PhantomConfig(**TINY), n_pairs=2)
+    return folder
+
+
+def _bids(raw: Path, out: Path, *extra: str) -> list[str]:
+    return ["bids", str(raw), str(out), "participant", "--preset", "test", "--quiet", "--quantify", *extra]
+
+
+def test_a_dataset_runs_into_bids_derivatives_and_a_rerun_skips_it(raw, tmp_path, capsys):
+    out = tmp_path / "derivatives"
+    assert main(_bids(raw, out)) == 0
+    for subject in ("01", "02"):
+        image = nib.load(out / f"{SR_NAME.format(subject)}.nii.gz")
+        sidecar = json.loads((out / f"{SR_NAME.format(subject)}.json").read_text())
+        assert sidecar["Units"] == "ml/100g/min"
+        assert sidecar["Sources"][0] == f"bids:raw:sub-{subject}/perf/sub-{subject}_asl.nii.gz"
+        assert np.all(np.isfinite(image.get_fdata()))
+        assert np.allclose(image.header.get_zooms(), 2.0)
+        assert (out / f"sub-{subject}/figures/sub-{subject}_desc-qc_asl.png").is_file()
+        html = (out / f"sub-{subject}.html").read_text()
+        assert "data:image/png;base64," in html and f"sub-{subject}" in html
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "aslsr"
+    capsys.readouterr()
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.nii.gz")}
+    assert main(_bids(raw, out)) == 0
+    assert "0 done, 2 skipped" in capsys.readouterr().out
+    assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*.nii.gz")}
+
+
+def test_a_failed_subject_is_reported_and_the_others_finish_on_two_workers(raw, tmp_path, capsys):
+    bad = tmp_path / "raw"
+    shutil.copytree(raw, bad)
+    (bad / "sub-02/anat/sub-02_T1w.nii.gz").write_bytes(b"not a NIfTI")
+    out = tmp_path / "derivatives"
+    assert main(_bids(bad, out, "--workers", "2")) == 1
+    printed = capsys.readouterr().out
+    assert "local Dask cluster of 2 workers" in printed
+    assert "sub-01: done" in printed
+    assert "sub-02: failed" in printed and "sub-02_T1w.nii.gz: not a readable NIfTI image" in printed
+    assert "1 done, 0 skipped (complete), 1 failed" in printed
+    assert (out / f"{SR_NAME.format('01')}.nii.gz").is_file()
+    assert not (out / "sub-02").exists() and not (out / "work/sub-02").exists()
+
+
+def test_a_worker_killed_mid_run_loses_no_subject(raw, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "derivatives"
+    config = preset("test", iterations=(10, 60), checkpoint_every=5, threads=1)
+    jobs = [SubjectJob(inputs=subject, out_dir=out, options=RunOptions(config=config, quantify=True))
+            for subject in find_subjects(raw)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        outcomes: list = []
+        thread = threading.Thread(target=lambda: outcomes.extend(
+            run_cohort(jobs, scheduler=cluster.scheduler_address)))
+        thread.start()
+        checkpoint = out / "work" / ".sub-01.partial" / "checkpoint.pt"
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        holder = [worker for worker, keys in client.processing().items() if "aslsr-sub-01" in keys]
+        assert holder, "sub-01 should be running when its first checkpoint appears"
+        os.kill(client.run(os.getpid, workers=holder)[holder[0]], signal.SIGKILL)
+        thread.join(timeout=600)
+    assert [(o.name, o.status) for o in outcomes] == [("sub-01", "done"), ("sub-02", "done")], outcomes
+    report = json.loads((out / "work/sub-01/report.json").read_text())
+    assert report["resumed_from_checkpoint"] is True
+    assert not list((out / "work").glob(".*partial"))
