@@ -102,3 +102,22 @@ def test_a_worker_killed_mid_run_loses_no_subject(raw, tmp_path):
     report = json.loads((out / "work/sub-01/report.json").read_text())
     assert report["resumed_from_checkpoint"] is True
     assert not list((out / "work").glob(".*partial"))
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--participant-label", "../x"], "invalid participant label '../x'"),
+    (["--participant-label", "07"], "sub-07"),
+    (["--workers", "0"], "--workers must be at least 1"),
+], ids=["dotdot-label", "missing-subject", "zero-workers"])
+def test_bad_bids_arguments_are_one_line_and_write_nothing(raw, tmp_path, capsys, extra, fragment):
+    out = tmp_path / "derivatives"
+    assert main(_bids(raw, out, *extra)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aslsr bids: error: ") and fragment in lines[0], lines
+    assert not out.exists()
+
+
+def test_a_folder_that_is_not_bids_is_refused(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    assert main(_bids(tmp_path / "raw", tmp_path / "out")) == 2
+    assert "dataset_description.json" in capsys.readouterr().err

@@ -209,7 +209,7 @@ def build_report(*, config: Config, model: TrainedModel, inputs: dict, asl: Volu
         "config": config.to_dict(),
         "seed": config.seed,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "grids": {"asl": _grid_dict(asl.grid), "target": _grid_dict(target),
                   "scales": [_grid_dict(g) for g in model.grids]},
@@ -236,6 +236,17 @@ def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
         writer.writeheader()
         for row in history:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo on Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def peak_memory_mb() -> float:
