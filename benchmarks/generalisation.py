@@ -1,0 +1,135 @@
+"""How well do the defaults carry over to data they were not chosen on? Phantom variants, one run each.
+
+The ``fast`` preset was chosen on the default phantom (seed 0, noise sd 6, motion up to 5 deg / 5 mm,
+T1 1 mm RAS, 3D LR input). Each variant below changes one thing (other anatomy field and motion,
+half or double the noise, larger motion with a LAS 1.2 mm T1, a BIDS 4D pCASL series quantified to
+CBF) and runs experiment 1 (LR -> NR grid, registration on) with ``aslsr run --preset fast`` as its
+own process. Scores are PSNR (dB) / SSIM in the brain mask, by the metrics of DESIGN.md, against the
+noise-free NR reference and (phantom variants) the high-SNR reference. Appends a dated entry to
+BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/generalisation.py [--variants NAME ...] [--out DIR] [--append BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from run_benchmarks import REPO, append_entry, machine, measure
+
+from aslsr import metrics
+from aslsr.io import load_mask, load_volume
+from aslsr.phantom import PhantomConfig, simulate
+from aslsr.phantom_bids import simulate_bids
+
+#: name -> (what changes, PhantomConfig fields, BIDS 4D series instead of the 3D LR image)
+VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "default": ("the phantom the presets were chosen on (seed 0)", {}, False),
+    "seed1": ("other CBF field, lesion place and T1 motion (seed 1)", {"seed": 1}, False),
+    "noise3": ("half the noise (NR sd 3 ml/100g/min)", {"noise_sd": 3.0}, False),
+    "noise12": ("double the noise (NR sd 12 ml/100g/min)", {"noise_sd": 12.0}, False),
+    "motion10": ("motion up to 10 deg / 10 mm, T1 stored LAS at 1.2 mm", {"max_rotation_deg": 10.0,
+                 "max_translation_mm": 10.0, "t1_orientation": "LAS", "t1_voxel_size": 1.2}, False),
+    "bids4d": ("BIDS 4D pCASL series (M0 + 4 control/label pairs), --quantify (seed 2)", {"seed": 2}, True),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--out", type=Path, help="working folder (default: a new temporary folder, kept)")
+    parser.add_argument("--append", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # checks this script in a minute
+    return parser.parse_args(argv)
+
+
+TINY = {"nr_shape": (32, 24, 12), "nr_voxel_size": (7.5, 7.5, 10.0), "t1_voxel_size": 2.0}
+
+
+def phantom_case(name: str, work: Path, *, tiny: bool = False) -> dict[str, Any]:
+    """Simulate one variant; returns the run's input paths and the references to score against."""
+    _, fields, bids = VARIANTS[name]
+    config = PhantomConfig(**{"lesion": True, **(TINY if tiny else {}), **fields})
+    if not bids:
+        files = {role: entry["path"] for role, entry in simulate(work / name / "phantom", config)["files"].items()}
+        return {"asl": files["asl_lr"], "t1": files["t1w"], "m0": files["m0_lr"], "like": files["asl_nr"],
+                "mask": files["mask"], "references": {"noise-free": files["ref_clean"], "HR": files["ref_hr"]},
+                "extra": []}
+    root = work / name / "bids"
+    simulate_bids(root, n_subjects=1, config=config, n_pairs=4)
+    truth = root / "derivatives/phantom/sub-01/perf"
+    nr = "res-" + "x".join(f"{v:g}".replace(".", "p") for v in config.nr_voxel_size) + "mm"
+    return {"asl": str(root / "sub-01/perf/sub-01_asl.nii.gz"), "t1": str(root / "sub-01/anat/sub-01_T1w.nii.gz"),
+            "m0": None, "like": str(truth / f"sub-01_space-asl_{nr}_desc-truth_cbf.nii.gz"),
+            "mask": str(truth / f"sub-01_space-asl_{nr}_desc-brain_mask.nii.gz"),
+            "references": {"noise-free": str(truth / f"sub-01_space-asl_{nr}_desc-truth_cbf.nii.gz"),
+                           "HR": str(truth / f"sub-01_space-asl_{nr}_desc-reference_cbf.nii.gz")},
+            "extra": ["--quantify"]}
+
+
+def run_variant(name: str, work: Path, preset: str, *, tiny: bool = False) -> dict[str, Any]:
+    print(f"generalisation: {name}: {VARIANTS[name][0]}", flush=True)
+    case = phantom_case(name, work, tiny=tiny)
+    out = work / name / "run"
+    args = ["run", "--asl", case["asl"], "--t1", case["t1"], "--like", case["like"], "--out", str(out),
+            "--preset", preset, "--overwrite", "--quiet", *case["extra"]]
+    if case["m0"]:
+        args += ["--m0", case["m0"]]
+    process = measure(args, work / name / "run.log")
+    report = json.loads((out / "report.json").read_text())
+    grid = load_volume(case["like"]).grid
+    mask = load_mask(case["mask"], grid)
+    predictions = {key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data for key in ("spline", "sr")}
+    scores = {label: metrics.evaluate(load_volume(path).data, predictions, mask=mask)
+              for label, path in case["references"].items()}
+    return {"name": name, "what": VARIANTS[name][0], "scores": scores, "wall_s": process["wall_s"],
+            "lr_agreement": report["lr_agreement"]["ratio_to_spline"], "warnings": report["warnings"],
+            "registration": report["registration"]}
+
+
+def render(results: list[dict], info: dict, preset: str) -> str:
+    today = datetime.date.today().isoformat()
+    lines = [f"## {today}: generalisation of `--preset {preset}` over phantom variants "
+             f"(benchmarks/generalisation.py, commit {info['commit']})", "",
+             f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.1f} GiB, GPU {info['gpu']}; "
+             f"torch {info['torch']}. Experiment 1 (LR -> NR grid, registration on), PSNR dB / SSIM in the brain.",
+             "", "| variant | what changes | spline vs noise-free | **SR vs noise-free** | spline vs HR | **SR vs HR** "
+             "| LR agreement | run (s) |", "|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        cells = []
+        for label in ("noise-free", "HR"):
+            score = result["scores"].get(label, {})
+            for key in ("spline", "sr"):
+                entry = score.get(key)
+                cell = f"{entry['psnr_brain']:.2f} / {entry['ssim_brain']:.4f}" if entry else "-"
+                cells.append(f"**{cell}**" if key == "sr" else cell)
+        lines.append(f"| {result['name']} | {result['what']} | {' | '.join(cells)} | "
+                     f"{result['lr_agreement']:.2f} | {result['wall_s']:.0f} |")
+    warned = [f"{r['name']}: {w}" for r in results for w in r["warnings"]]
+    lines += ["", "Warnings in the runs' report.json: " + ("; ".join(warned) if warned else "none") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = args.out or Path(tempfile.mkdtemp(prefix="aslsr_generalisation_"))
+    work.mkdir(parents=True, exist_ok=True)
+    results = [run_variant(name, work, args.preset, tiny=args.tiny) for name in args.variants]
+    info = machine()
+    (work / "generalisation.json").write_text(json.dumps({"machine": info, "results": results}, indent=2,
+                                                         default=str) + "\n")
+    entry = render(results, info, args.preset)
+    append_entry(args.append, entry)
+    print(f"\n{entry}\ngeneralisation: appended to {args.append}; working files in {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
