@@ -10,7 +10,7 @@ from aslsr.cli import main
 from aslsr.io import load_volume
 
 OUTPUTS = ("sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "t1_registered.nii.gz", "model.pt",
-           "report.json", "losses.csv", "qc.png")
+           "report.json", "report.html", "losses.csv", "qc.png")
 
 
 @pytest.fixture(scope="module")

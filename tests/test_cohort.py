@@ -67,13 +67,17 @@ def test_a_failed_subject_is_reported_and_the_others_finish_on_two_workers(raw, 
     bad = tmp_path / "raw"
     shutil.copytree(raw, bad)
     (bad / "sub-02/anat/sub-02_T1w.nii.gz").write_bytes(b"not a NIfTI")
+    (bad / "sub-03/perf").mkdir(parents=True)  # an ASL series without any T1w
+    for source in (bad / "sub-01/perf").iterdir():
+        shutil.copyfile(source, bad / "sub-03/perf" / source.name.replace("sub-01", "sub-03"))
     out = tmp_path / "derivatives"
     assert main(_bids(bad, out, "--workers", "2")) == 1
     printed = capsys.readouterr().out
     assert "local Dask cluster of 2 workers" in printed
     assert "sub-01: done" in printed
     assert "sub-02: failed" in printed and "sub-02_T1w.nii.gz: not a readable NIfTI image" in printed
-    assert "1 done, 0 skipped (complete), 1 failed" in printed
+    assert "sub-03: failed" in printed and "sub-03_asl.nii.gz: no T1w image" in printed
+    assert "1 done, 0 skipped (complete), 2 failed" in printed
     assert (out / f"{SR_NAME.format('01')}.nii.gz").is_file()
     assert not (out / "sub-02").exists() and not (out / "work/sub-02").exists()
 

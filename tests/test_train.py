@@ -77,3 +77,29 @@ def test_a_non_finite_loss_stops_the_scale_with_the_last_good_weights(inputs):
                   progress=False)
     assert model.warnings and "non-finite" in model.warnings[0]
     assert all(torch.isfinite(p).all() for p in model.generator.parameters())
+
+
+def test_the_divergence_guard_rolls_back_a_spike_with_half_the_learning_rate():
+    from aslsr.networks import Generator
+    from aslsr.train import MAX_RETRIES, SPIKE_MIN_STEPS, DivergenceGuard
+
+    torch.manual_seed(0)
+    generator = Generator(channels=(4, 8, 8))
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-3)
+    guard = DivergenceGuard(generator, optimizer)
+    for step in range(SPIKE_MIN_STEPS):
+        assert guard.check({"loss_g": 1.0, "mse": 1.0 + 0.1 * (step % 3)}) == ""
+    guard.remember()
+    good = {k: v.clone() for k, v in generator.state_dict().items()}
+    with torch.no_grad():
+        for parameter in generator.parameters():
+            parameter.add_(1.0)  # a blown-up step
+    assert "jumped to 455x" in guard.check({"loss_g": 500.0, "mse": 500.0})
+    assert guard.roll_back() is False
+    assert all(torch.equal(good[k], v) for k, v in generator.state_dict().items())
+    assert guard.learning_rate == pytest.approx(5e-4)
+    assert "non-finite" in guard.check({"loss_g": float("nan"), "mse": 1.0})
+    for _ in range(MAX_RETRIES - 1):
+        assert guard.roll_back() is False
+    assert guard.roll_back() is True
+    assert guard.learning_rate == pytest.approx(1e-3 * 0.5 ** (MAX_RETRIES + 1))

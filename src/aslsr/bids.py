@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -77,12 +77,14 @@ def parse_name(path: Path) -> tuple[dict[str, str], str, str] | None:
     return entities, suffix, extension
 
 
-def find_subjects(bids_dir: str | os.PathLike,
-                  participant_labels: Sequence[str] | None = None) -> list[SubjectInputs]:
+def find_subjects(bids_dir: str | os.PathLike, participant_labels: Sequence[str] | None = None, *,
+                  on_problem: Callable[[str, InputError], None] | None = None) -> list[SubjectInputs]:
     """Every ASL run (``sub-*/[ses-*/]perf/*_asl.nii[.gz]``) of a raw BIDS dataset, sorted by name.
 
     ``participant_labels`` (with or without ``sub-``) restricts the search; each requested subject
-    must exist and have an ASL run. Raises InputError for anything missing or malformed.
+    must exist and have an ASL run. Raises InputError for anything missing or malformed; with
+    ``on_problem``, a subject's own problem (no T1w, a misnamed file) is passed to
+    ``on_problem(subject_label, error)`` instead and the other subjects are still returned.
     """
     root = Path(bids_dir)
     if not root.is_dir():
@@ -102,12 +104,20 @@ def find_subjects(bids_dir: str | os.PathLike,
                              f"(subjects here: {have}{more})", root)
         required = True
     runs: list[SubjectInputs] = []
+    problems = 0
     for label in labels:
-        found = _subject_runs(root / f"sub-{label}", label)
+        try:
+            found = _subject_runs(root / f"sub-{label}", label)
+        except InputError as error:
+            if on_problem is None:
+                raise
+            on_problem(label, error)
+            problems += 1
+            continue
         if required and not found:
             raise InputError("no ASL series (perf/*_asl.nii[.gz]) for this subject", root / f"sub-{label}")
         runs.extend(found)
-    if not runs:
+    if not runs and not problems:
         raise InputError("no ASL series found (sub-*/[ses-*/]perf/*_asl.nii[.gz])", root)
     return sorted(runs, key=lambda run: run.name)
 

@@ -99,7 +99,8 @@ def process_subject(job: SubjectJob, *, progress: bool = False) -> SubjectOutcom
 
 def _run_subject(job: SubjectJob, *, progress: bool) -> None:
     options, inputs = job.options, job.inputs
-    resume = (job.work_dir.parent / f".{job.work_dir.name}.partial" / CHECKPOINT_NAME).is_file()
+    checkpoint = job.work_dir.parent / f".{job.work_dir.name}.partial" / CHECKPOINT_NAME
+    resume = checkpoint.is_file() and not options.overwrite
     run(inputs.asl, inputs.t1w, job.work_dir, config=options.config, target=options.target, m0_path=inputs.m0,
         register=options.register, quantify=options.quantify, nan_to_zero=options.nan_to_zero,
         overwrite=not resume, resume=resume, progress=progress, log=lambda message: None)

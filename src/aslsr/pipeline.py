@@ -31,6 +31,7 @@ from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask, save_json, save_volume
 from .pyramid import zoom_between
 from .report import qc_figure
+from .report_html import subject_report_html
 from .train import TrainedModel, train
 
 
@@ -152,6 +153,8 @@ def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: n
     if torch.cuda.is_available() and report["device"].startswith("cuda"):
         report["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     save_json(staging / "report.json", report)
+    subject_report_html(staging / "report.html", title=f"aslsr: {Path(inputs['asl']).name}", report=report,
+                        figures={"QC": staging / "qc.png"}, outputs={name: name for name in report["outputs"]})
     return {"report": report, "sr": sr, "baselines": interpolated}
 
 
@@ -223,7 +226,7 @@ def build_report(*, config: Config, model: TrainedModel, inputs: dict, asl: Volu
         "timings": timings,
         "warnings": list(model.warnings) + list(registration_result.warnings),
         "outputs": ["sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "t1_registered.nii.gz",
-                    "mask.nii.gz", "model.pt", "report.json", "losses.csv", "qc.png"]
+                    "mask.nii.gz", "model.pt", "report.json", "report.html", "losses.csv", "qc.png"]
                    + (["t1_to_asl.tfm"] if registered else []),
     }
 

@@ -18,7 +18,9 @@ BLOOD_T1_S = 1.65                 # arterial blood T1 at 3 T
 PARTITION_COEFFICIENT = 0.9       # brain/blood water partition coefficient lambda, ml/g
 EFFICIENCY = {"PCASL": 0.85, "CASL": 0.85, "PASL": 0.98}
 TISSUE_T1_S = 1.3                 # grey-matter T1 for the M0 saturation-recovery correction
-BACKGROUND_FRACTION = 1e-3        # M0 at or below this fraction of its 99th percentile is background
+# M0 at or below this fraction of its 99th percentile is air: CBF there is 0, not deltaM noise divided by
+# M0 noise (which reaches thousands of ml/100g/min and dominates the image the generator learns from).
+BACKGROUND_FRACTION = 0.1
 MAX_DELAY_S = 10.0                # PLD, labelling duration and bolus cut-off above this are milliseconds
 MAX_TIME_S = 30.0                 # any other time above this is milliseconds
 
@@ -79,7 +81,7 @@ def cbf_from_deltam(deltam: np.ndarray, m0: np.ndarray | float,
                     parameters: QuantificationParameters) -> np.ndarray:
     """CBF in ml/100g/min (float32) from deltaM = control - label and M0 (same units as deltaM).
 
-    Background voxels (M0 at most 1e-3 of its 99th percentile) and non-finite results give 0.
+    Background voxels (M0 at most BACKGROUND_FRACTION of its 99th percentile) and non-finite results give 0.
     """
     m0_eff, valid = _effective_m0(m0, parameters)
     deltam = np.asarray(deltam, dtype=np.float64)

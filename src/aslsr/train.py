@@ -153,11 +153,11 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
     lowpass = losses.GaussianLowPass(config.lowpass_sigma_voxels)
     sampler = PatchSampler(scale, source, config, rng)
     residual = level > 0
-    last_good = copy.deepcopy(generator.state_dict())
+    guard = DivergenceGuard(generator, optimizer_g)
     rows: list[dict] = []
     start, seconds_before = 0, 0.0
     if resume is not None:
-        start, rows, last_good, seconds_before = _restore_scale(resume, optimizer_g, critic, optimizer_d)
+        start, rows, seconds_before = _restore_scale(resume, optimizer_g, critic, optimizer_d, guard)
         restore_rngs(resume, rng, noise_generator)
     started = time.perf_counter() - seconds_before
     bar = tqdm(range(start, iterations), initial=start, total=iterations, desc=f"scale {level} {scale.grid.shape}",
@@ -173,22 +173,26 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
             critic_step(critic, optimizer_d, real, fake.detach(), config, terms,
                         penalise=(iteration // config.critic_every) % config.gp_every == 0)
         loss = generator_loss(critic, fake, real, lowpass, config, terms)
-        optimizer_g.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer_g.step()
-        if not math.isfinite(terms["loss_g"]):
-            generator.load_state_dict(last_good)
-            warnings.append(f"scale {level}: loss became non-finite at iteration {iteration}; "
-                            "stopped this scale with the last good weights")
-            break
+        problem = guard.check(terms)
+        if problem:
+            stop = guard.roll_back()
+            warnings.append(f"scale {level}, iteration {iteration}: {problem}; " + (
+                "stopped this scale with the last good weights" if stop else
+                f"went back to the last good weights with learning rate {guard.learning_rate:.3g}"))
+            if stop:
+                break
+            continue
         if iteration % config.log_every == 0 or iteration == iterations - 1:
-            last_good = copy.deepcopy(generator.state_dict())
+            guard.remember()  # these weights just gave a sound loss; the step below is not yet checked
             row = {"scale": level, "iteration": iteration, "seconds": time.perf_counter() - started, **terms}
             rows.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g", "loss_d")})
+        optimizer_g.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer_g.step()
         if on_checkpoint is not None and _checkpoint_due(config, iteration, iterations):
             on_checkpoint(iteration + 1, {
-                "optimizer_g": optimizer_g.state_dict(), "last_good": last_good, "rows": rows,
+                "optimizer_g": optimizer_g.state_dict(), "guard": guard.state_dict(), "rows": rows,
                 "seconds": time.perf_counter() - started,
                 "critic": None if critic is None else critic.state_dict(),
                 "optimizer_d": None if optimizer_d is None else optimizer_d.state_dict()})
@@ -202,14 +206,77 @@ def _checkpoint_due(config: Config, iteration: int, iterations: int) -> bool:
 
 
 def _restore_scale(state: TrainingState, optimizer_g: torch.optim.Optimizer, critic: PatchCritic | None,
-                   optimizer_d: torch.optim.Optimizer | None) -> tuple[int, list[dict], dict, float]:
-    """Load a mid-scale checkpoint's optimiser and critic states; (next iteration, rows, last good, seconds)."""
+                   optimizer_d: torch.optim.Optimizer | None, guard: DivergenceGuard) -> tuple[int, list[dict], float]:
+    """Load a mid-scale checkpoint's optimiser, critic and guard states; (next iteration, rows, seconds)."""
     saved = state.scale
     optimizer_g.load_state_dict(saved["optimizer_g"])
     if critic is not None and optimizer_d is not None:
         critic.load_state_dict(saved["critic"])
         optimizer_d.load_state_dict(saved["optimizer_d"])
-    return state.iteration, list(saved["rows"]), saved["last_good"], float(saved["seconds"])
+    guard.load_state_dict(saved["guard"])
+    return state.iteration, list(saved["rows"]), float(saved["seconds"])
+
+
+#: A step diverged when its MSE exceeds this multiple of the median MSE of the recent steps.
+SPIKE_FACTOR = 20.0
+SPIKE_WINDOW = 50  # recent steps in that median (checked once at least SPIKE_MIN_STEPS are known)
+SPIKE_MIN_STEPS = 20
+MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
+
+
+class DivergenceGuard:
+    """Catches a diverging generator step and rolls back to the last weights known to be good.
+
+    A non-finite loss, or an MSE ``SPIKE_FACTOR`` times the recent median (Adam at a fixed learning
+    rate can blow up after hundreds of good steps, and MSE never recovers from it), sends the
+    generator and its optimiser back to the last snapshot with half the learning rate; after
+    ``MAX_RETRIES`` roll-backs the scale stops there.
+    """
+
+    def __init__(self, generator: Generator, optimizer: torch.optim.Optimizer):
+        self.generator, self.optimizer = generator, optimizer
+        self.initial_learning_rate = float(optimizer.param_groups[0]["lr"])
+        self.recent: list[float] = []
+        self.retries = 0
+        self.snapshot: dict[str, Any] | None = None
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def check(self, terms: dict[str, float]) -> str:
+        """'' when the loss of the current weights is sound, else what is wrong with it."""
+        mse = terms.get("mse", float("nan"))
+        if not (math.isfinite(terms["loss_g"]) and math.isfinite(mse)):
+            return "the loss became non-finite"
+        if len(self.recent) >= SPIKE_MIN_STEPS:
+            median = float(np.median(self.recent))
+            if mse > SPIKE_FACTOR * median:
+                return f"the MSE jumped to {mse / median:.0f}x its recent median"
+        self.recent = (self.recent + [mse])[-SPIKE_WINDOW:]
+        return ""
+
+    def remember(self) -> None:
+        self.snapshot = {"generator": copy.deepcopy(self.generator.state_dict()),
+                         "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def roll_back(self) -> bool:
+        """Back to the snapshot; True when the retries are used up (the scale should stop)."""
+        if self.snapshot is not None:
+            self.generator.load_state_dict(self.snapshot["generator"])
+            self.optimizer.load_state_dict(self.snapshot["optimizer"])
+        self.retries += 1
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.initial_learning_rate * 0.5 ** self.retries
+        self.recent = []
+        return self.retries > MAX_RETRIES
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"recent": list(self.recent), "retries": self.retries, "snapshot": self.snapshot}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.recent, self.retries, self.snapshot = list(state["recent"]), int(state["retries"]), state["snapshot"]
+
 
 
 def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,

@@ -47,7 +47,9 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if config.threads is None and args.workers:
         config = replace(config, threads=threads_per_worker(args.workers))
-    subjects = find_subjects(args.bids_dir, args.participant_label)
+    problems: list[SubjectOutcome] = []
+    subjects = find_subjects(args.bids_dir, args.participant_label, on_problem=lambda label, error: problems.append(
+        SubjectOutcome(f"sub-{label}", "failed", 0.0, str(error))))
     if args.out_dir.exists() and not args.out_dir.is_dir():
         raise InputError("exists and is not a folder", args.out_dir)
     check_writable_parent(args.out_dir)
@@ -60,7 +62,9 @@ def main(args: argparse.Namespace) -> int:
     where = (f"on the Dask scheduler {args.scheduler}" if args.scheduler else
              f"on a local Dask cluster of {args.workers} workers" if args.workers else "one after another")
     print(f"aslsr bids: {len(jobs)} ASL run(s) of {len({s.subject for s in subjects})} subject(s), {where}")
-    outcomes = run_cohort(jobs, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+    for problem in problems:
+        _print_outcome(problem)
+    outcomes = problems + run_cohort(jobs, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
                           on_outcome=_print_outcome)
     failed = [outcome for outcome in outcomes if outcome.status == "failed"]
     counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
