@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import InputError
 from .grids import Grid
-from .io import Volume, _check_file_size, _short, available_memory, check_finite, load_nifti, load_volume
+from .io import Volume, check_file_size, short_error, available_memory, check_finite, load_nifti, load_volume
 
 #: BIDS volume types, keyed by their lower-case spelling
 VOLUME_TYPES = {name.lower(): name for name in ("control", "label", "m0scan", "deltam", "cbf", "noRF")}
@@ -53,7 +53,7 @@ def _read_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"could not read the {what} ({_short(error, path)})", path) from None
+        raise InputError(f"could not read the {what} ({short_error(error, path)})", path) from None
 
 
 def read_aslcontext(path: str | os.PathLike, n_volumes: int) -> list[str]:
@@ -163,7 +163,7 @@ def _reduce_series(image, path: Path, types: list[str], metadata: dict, allow_no
     if needed > available_memory():
         raise InputError(f"the header's shape {tuple(image.shape)} would need about {needed / 2**30:.1f} GiB "
                          "of memory (a corrupt header?)", path)
-    _check_file_size(image, path)
+    check_file_size(image, path)
     kind, plus, minus = _perfusion_plan(types, context_path(path))
     controls = [i for i, t in enumerate(types) if t == "control"]
     m0scans = [i for i, t in enumerate(types) if t == "m0scan"]
@@ -198,7 +198,7 @@ def _sum_volumes(image, path: Path, plans: dict[str, tuple[list[int], list[int]]
                     elif t in minus:
                         sums[name] -= volume
     except Exception as error:  # nibabel and gzip raise many types for truncated/corrupt data
-        raise InputError(f"could not read the voxel data ({_short(error, path)})", path) from None
+        raise InputError(f"could not read the voxel data ({short_error(error, path)})", path) from None
     return sums
 
 

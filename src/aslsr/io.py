@@ -71,7 +71,7 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
         if isinstance(error, nib.filebasedimages.ImageFileError) and "work out file type" in str(error):
             raise InputError("not a readable NIfTI image (no NIfTI header: not a NIfTI file, or cut short)",
                              path) from None
-        raise InputError(f"not a readable NIfTI image ({_short(error, path)})", path) from None
+        raise InputError(f"not a readable NIfTI image ({short_error(error, path)})", path) from None
     if not shape or min(shape) < 1:
         raise InputError(f"the header gives an invalid image size {shape}", path)
     if affine is None or not np.all(np.isfinite(affine)):
@@ -92,10 +92,10 @@ def load_data(image: nib.Nifti1Image, path: str | os.PathLike) -> np.ndarray:
             warnings.simplefilter("ignore")  # huge scale factors overflow to inf: check_finite counts them
             return np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as error:
-        raise InputError(f"could not read the voxel data ({_short(error, path)})", path) from None
+        raise InputError(f"could not read the voxel data ({short_error(error, path)})", path) from None
 
 
-def _check_file_size(image: nib.Nifti1Image, path: Path) -> None:
+def check_file_size(image: nib.Nifti1Image, path: Path) -> None:
     """An uncompressed file must hold the voxel data its header promises (a .nii.gz is checked on reading)."""
     try:
         offset = int(image.dataobj.offset)  # the file's vox_offset (the loaded header's copy says 0)
@@ -137,7 +137,7 @@ def load_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False,
     if needed > available:
         raise InputError(f"the header's shape {shape} would need about {needed / 2**30:.1f} GiB of memory, "
                          f"{available / 2**30:.1f} GiB are available (a corrupt header?)", path)
-    _check_file_size(image, Path(path))
+    check_file_size(image, Path(path))
     data = load_data(image, path).reshape(shape)
     data = check_finite(data, path, allow_nonfinite)
     if not allow_constant and float(data.max()) == float(data.min()):
@@ -247,7 +247,7 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def _short(error: Exception, path: str | os.PathLike | None = None) -> str:
+def short_error(error: Exception, path: str | os.PathLike | None = None) -> str:
     """The error's text on one line, at most 160 characters, with the file's path shortened to its name."""
     text = str(error)
     if path is not None:
