@@ -157,8 +157,9 @@ def machine() -> dict[str, Any]:
     """CPU model, core count, total RAM, GPU, versions and the git commit of the checkout."""
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    from aslsr.pipeline import cpu_name
+
+    cpu = cpu_name()
     mem_kb = next((float(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
                    if line.startswith("MemTotal:")), float("nan"))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"

@@ -113,21 +113,19 @@ def check_file_size(image: nib.Nifti1Image, path: Path) -> None:
 
 
 def load_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False,
-                allow_constant: bool = False, what: str = "image", series_hint: str | None = None) -> Volume:
+                allow_constant: bool = False, what: str = "image") -> Volume:
     """Load a 3D NIfTI image (a 4D image with one volume is accepted) as a checked :class:`Volume`.
 
     Raises :class:`InputError` for 2D or 4D+ images, NaN/Inf voxels (unless ``allow_nonfinite``,
     which sets them to 0), constant images (unless ``allow_constant``) and images too large for
-    the memory at hand. ``what`` names the expected image in the 4D-series message, and
-    ``series_hint`` is added to it in brackets.
+    the memory at hand. ``what`` names the expected image in the 4D-series message.
     """
     image = load_nifti(path)
     shape = tuple(int(n) for n in image.shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) == 4:
-        raise InputError(f"is a 4D series of {shape[3]} volumes; give a 3D {what}"
-                         + (f" ({series_hint})" if series_hint else ""), path)
+        raise InputError(f"is a 4D series of {shape[3]} volumes; give a 3D {what}", path)
     if len(shape) != 3:
         raise InputError(f"expected a 3D image, got {len(image.shape)}D with shape {image.shape}", path)
     if min(shape) < 2:
