@@ -71,7 +71,7 @@ def test_finest_generator_learns_to_reduce_the_training_error(inputs):
     assert min(mse[-5:]) < mse[0]
 
 
-def test_a_non_finite_loss_stops_the_scale_with_the_last_good_weights(inputs):
+def test_a_non_finite_loss_stops_the_scale_with_sound_weights(inputs):
     asl, t1, zoom = inputs
     model = train(asl, t1, config=preset("test", alpha=float("inf"), use_adversarial=False), zoom=zoom,
                   progress=False)
@@ -79,27 +79,92 @@ def test_a_non_finite_loss_stops_the_scale_with_the_last_good_weights(inputs):
     assert all(torch.isfinite(p).all() for p in model.generator.parameters())
 
 
-def test_the_divergence_guard_rolls_back_a_spike_with_half_the_learning_rate():
-    from aslsr.networks import Generator
-    from aslsr.train import MAX_RETRIES, SPIKE_MIN_STEPS, DivergenceGuard
+def test_a_step_that_blows_up_the_weights_is_caught_even_at_the_last_iteration(inputs):
+    """One iteration at an absurd learning rate: the only step is the last; its weights must not be kept."""
+    asl, t1, zoom = inputs
+    config = preset("test", iterations=(1,), single_scale=True, use_adversarial=False, learning_rate=1e6,
+                    validate_every=1)
+    model = train(asl, t1, config=config, zoom=zoom, progress=False)
+    assert torch.count_nonzero(model.generator.unet.head.weight) == 0  # the identity start, validated at step 0
+    assert model.history[-1]["best_iteration"] == 0
+    for select_best in (True, False):  # without best-weight selection the last step is still checked
+        model = train(asl, t1, config=preset("test", iterations=(1,), single_scale=True, use_adversarial=False,
+                                             learning_rate=float("inf"), select_best=select_best), zoom=zoom,
+                      progress=False)
+        assert all(torch.isfinite(p).all() for p in model.generator.parameters())
+
+
+def test_each_scale_returns_its_best_validated_weights(inputs):
+    asl, t1, zoom = inputs
+    config = preset("test", iterations=(12,), single_scale=True, use_adversarial=False, validate_every=1,
+                    learning_rate=3e-2, lr_schedule="constant")
+    model = train(asl, t1, config=config, zoom=zoom, progress=False)
+    scores = {row["iteration"]: row["validation"] for row in model.history if "validation" in row}
+    best = model.history[-1]["best_iteration"]
+    assert len(scores) >= 12 and min(scores, key=scores.get) == best
+    assert best < 12 and len(set(scores.values())) > 1  # the weights changed, and the best ones were kept
+
+
+def test_held_out_blocks_are_left_out_of_the_training_loss(inputs):
+    from aslsr.pyramid import Normalizer, build_pyramid
+    from aslsr.stability import holdout_mask
+    from aslsr.train import PatchSampler
+
+    asl, t1, _ = inputs
+    scale = build_pyramid(asl, t1, [asl.grid])[0]
+    held = holdout_mask(scale.asl.shape, fraction=0.2, block_voxels=2, seed=0, brain=scale.asl > 0)
+    assert 0 < held.mean() < 0.5 and not held[scale.asl <= 0].all()
+    sampler = PatchSampler(scale, None, preset("test", patch_size=None), np.random.default_rng(0), held_out=held)
+    _, _, _, weight = sampler.batch()
+    np.testing.assert_array_equal(weight[0, 0].numpy(), (~held).astype(np.float32))
+
+
+def test_learning_rate_schedules():
+    from aslsr.stability import learning_rate_at
+
+    assert learning_rate_at(0, 100, base=1.0, schedule="constant") == 1.0
+    assert learning_rate_at(79, 100, base=1.0, schedule="step") == 1.0
+    assert learning_rate_at(80, 100, base=1.0, schedule="step") == pytest.approx(0.1)
+    cosine = [learning_rate_at(i, 100, base=1.0, schedule="cosine", warmup=10) for i in range(100)]
+    assert cosine[0] == pytest.approx(0.1) and max(cosine) == pytest.approx(cosine[9], rel=0.01)
+    assert cosine[-1] == pytest.approx(0.05) and all(a >= b for a, b in zip(cosine[9:], cosine[10:]))
+
+
+def test_training_leaves_torch_global_state_as_it_found_it(inputs):
+    asl, t1, zoom = inputs
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    threads = torch.get_num_threads()
+    train(asl, t1, config=preset("test", single_scale=True, threads=1), zoom=zoom, progress=False)
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_divergence_guard_rolls_back_generator_and_critic_together():
+    from aslsr.networks import Generator, PatchCritic
+    from aslsr.stability import MAX_RETRIES, SPIKE_MIN_STEPS, DivergenceGuard
 
     torch.manual_seed(0)
-    generator = Generator(channels=(4, 8, 8))
-    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-3)
-    guard = DivergenceGuard(generator, optimizer)
+    generator, critic = Generator(channels=(4, 8, 8)), PatchCritic(channels=4, layers=2)
+    optimizers = {name: torch.optim.Adam(m.parameters(), lr=1e-3) for name, m in
+                  (("optimizer_g", generator), ("optimizer_d", critic))}
+    guard = DivergenceGuard({"generator": generator, "critic": critic, **optimizers}, 1e-3)
     for step in range(SPIKE_MIN_STEPS):
-        assert guard.check({"loss_g": 1.0, "mse": 1.0 + 0.1 * (step % 3)}) == ""
+        assert guard.check({"loss_g": 1.0, "mse": 1.0 + 0.1 * (step % 3), "lowpass": 0.5}) == ""
     guard.remember()
-    good = {k: v.clone() for k, v in generator.state_dict().items()}
+    good = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in
+            (("generator", generator), ("critic", critic))}
     with torch.no_grad():
-        for parameter in generator.parameters():
+        for parameter in [*generator.parameters(), *critic.parameters()]:
             parameter.add_(1.0)  # a blown-up step
-    assert "jumped to 455x" in guard.check({"loss_g": 500.0, "mse": 500.0})
-    assert guard.roll_back() is False
-    assert all(torch.equal(good[k], v) for k, v in generator.state_dict().items())
-    assert guard.learning_rate == pytest.approx(5e-4)
-    assert "non-finite" in guard.check({"loss_g": float("nan"), "mse": 1.0})
+    assert "mse term jumped to 455x" in guard.check({"loss_g": 500.0, "mse": 500.0, "lowpass": 0.5})
+    assert "lowpass term jumped" in guard.check({"loss_g": 1.0, "mse": 1.0, "lowpass": 50.0})
+    assert guard.roll_back() is False and guard.learning_rate_factor == 0.5
+    for name, module in (("generator", generator), ("critic", critic)):
+        assert all(torch.equal(good[name][k], v) for k, v in module.state_dict().items())
+    assert "mse term jumped" in guard.check({"loss_g": 500.0, "mse": 500.0})  # not blind after a roll-back
+    assert "loss_d term became non-finite" in guard.check({"loss_g": 1.0, "mse": 1.0, "loss_d": float("nan")})
     for _ in range(MAX_RETRIES - 1):
         assert guard.roll_back() is False
     assert guard.roll_back() is True
-    assert guard.learning_rate == pytest.approx(1e-3 * 0.5 ** (MAX_RETRIES + 1))

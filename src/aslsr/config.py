@@ -53,6 +53,13 @@ class Config:
     # Optimisation.
     learning_rate: float = 1e-3
     adam_betas: tuple[float, float] = (0.5, 0.999)
+    lr_schedule: str = "constant"  # constant | step (SinGAN: x0.1 after 80 %) | cosine (warm-up, then down to 5 %)
+    warmup_iterations: int = 0  # linear learning-rate warm-up at the start of each scale
+    grad_clip_norm: float | None = None  # clip the generator's gradient norm (None: off)
+    validation_fraction: float = 0.1  # share of brain blocks held out of the loss to validate on (0: whole volume)
+    validation_block_voxels: int = 4  # side of a held-out block, voxels of the scale being trained
+    validate_every: int = 25  # iterations between validations
+    select_best: bool = True  # a scale ends with its best-validated weights (else the last sound ones)
     iterations: tuple[int, ...] = (2000,)  # per scale, coarse to fine; the last entry repeats
     patch_size: int | None = None  # voxels per side of training sub-volumes; None = whole volume
     batch_size: int = 1
@@ -156,6 +163,14 @@ def _validated(config: Config) -> Config:
         problems.append("input_source must be 'real' or 'generated'")
     if config.consistency not in ("off", "full", "lowpass"):
         problems.append("consistency must be off, full or lowpass")
+    if config.lr_schedule not in ("constant", "step", "cosine"):
+        problems.append("lr_schedule must be constant, step or cosine")
+    if not 0.0 <= config.validation_fraction < 0.5:
+        problems.append("validation_fraction must be at least 0 and below 0.5")
+    if min(config.validate_every, config.validation_block_voxels) < 1 or config.warmup_iterations < 0:
+        problems.append("validate_every and validation_block_voxels must be at least 1, warmup_iterations >= 0")
+    if config.grad_clip_norm is not None and not config.grad_clip_norm > 0:
+        problems.append("grad_clip_norm must be positive (or absent)")
     if config.upsample_order not in (0, 1, 3):
         problems.append("upsample_order must be 0, 1 or 3")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):

@@ -53,14 +53,18 @@ def _axis_pad(axis: int, amount: int) -> list[int]:
     return pad
 
 
-def mse_loss(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_mse of Eq. 4 (mean over voxels)."""
-    return F.mse_loss(generated, target)
+def mse_loss(generated: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L_mse of Eq. 4: mean over voxels, or the ``weight``-weighted mean (weight broadcasts to the images)."""
+    if weight is None:
+        return F.mse_loss(generated, target)
+    weight = weight.expand_as(generated)
+    return (weight * (generated - target) ** 2).sum() / weight.sum().clamp_min(1.0)
 
 
-def lowpass_loss(generated: torch.Tensor, target: torch.Tensor, lowpass: GaussianLowPass) -> torch.Tensor:
-    """L_lp of Eq. 5: MSE between the low-pass filtered generated and real images."""
-    return F.mse_loss(lowpass(generated), lowpass(target))
+def lowpass_loss(generated: torch.Tensor, target: torch.Tensor, lowpass: GaussianLowPass,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L_lp of Eq. 5: MSE between the low-pass filtered generated and real images (weighted as ``mse_loss``)."""
+    return mse_loss(lowpass(generated), lowpass(target), weight)
 
 
 def critic_wasserstein_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

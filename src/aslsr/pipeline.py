@@ -233,7 +233,8 @@ def build_report(*, config: Config, model: TrainedModel, inputs: dict, asl: Volu
 
 def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
     """Every logged training step: scale, iteration, seconds and each loss term (blank when unused)."""
-    columns = ["scale", "iteration", "seconds", "loss_g", "mse", "lowpass", "adv_g", "loss_d", "gp"]
+    columns = ["scale", "iteration", "seconds", "lr", "loss_g", "mse", "lowpass", "adv_g", "loss_d", "gp",
+               "grad_norm", "validation", "best_iteration"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

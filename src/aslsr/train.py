@@ -10,19 +10,20 @@ brings up G_{n-1}'s output (Eq. 1).
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import functools
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import losses
+from . import losses, stability
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
 from .config import Config, resolve_device
 from .generate import apply_generator
@@ -48,8 +49,22 @@ class TrainedModel:
 
 
 def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Seed torch's global stream (network initialisation); call inside :func:`scoped_torch_state`."""
     torch.manual_seed(seed)
     return np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def scoped_torch_state(threads: int | None) -> Iterator[None]:
+    """Torch's global random stream and CPU thread count as training needs them, restored afterwards."""
+    before = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.ndarray, list[Grid]]:
@@ -75,8 +90,14 @@ def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np
     continues from a saved state when there is one (same result as an uninterrupted run on the CPU).
     """
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    threads = (config.threads or os.cpu_count() or 1) if device.type == "cpu" else None
+    with scoped_torch_state(threads):
+        return _train(asl, t1, config=config, zoom=zoom, mask=mask, progress=progress, checkpointer=checkpointer,
+                      device=device)
+
+
+def _train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np.ndarray | None, progress: bool,
+           checkpointer: Checkpointer | None, device: torch.device) -> TrainedModel:
     rng, noise_generator = seed_everything(config.seed)
     factor, grids = plan_scales(asl.grid, zoom, config)
     raw_scales = build_pyramid(asl, t1, grids, mask)
@@ -140,64 +161,107 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
                 on_checkpoint: Callable[[int, dict[str, Any]], None] | None = None) -> tuple[list[dict], float]:
     """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale.
 
+    The generator ends with the weights of the best held-out validation loss (stability.py).
     Returns the logged rows and the seconds spent on this scale. ``resume`` continues a scale from a
     mid-scale checkpoint; ``on_checkpoint(next_iteration, scale_state)`` is called when one is due.
     """
     iterations = config.iterations_at(level, n_scales)
     generator.to(device).train()
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.adam_betas)
+    modules: dict[str, Any] = {"generator": generator, "optimizer_g": optimizer_g}
     critic = optimizer_d = None
     if config.use_adversarial:
         critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers).to(device)
         optimizer_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=config.adam_betas)
+        modules.update(critic=critic, optimizer_d=optimizer_d)
     lowpass = losses.GaussianLowPass(config.lowpass_sigma_voxels)
-    sampler = PatchSampler(scale, source, config, rng)
+    held = stability.holdout_mask(scale.asl.shape, fraction=config.validation_fraction,
+                                  block_voxels=config.validation_block_voxels, seed=config.seed + level,
+                                  brain=scale.mask)
+    sampler = PatchSampler(scale, source, config, rng, held_out=held)
     residual = level > 0
-    guard = DivergenceGuard(generator, optimizer_g)
+    validator = _validator(scale, source, held, config, lowpass, noise_generator, residual)
+    guard = stability.DivergenceGuard(modules, config.learning_rate)
     rows: list[dict] = []
     start, seconds_before = 0, 0.0
     if resume is not None:
-        start, rows, seconds_before = _restore_scale(resume, optimizer_g, critic, optimizer_d, guard)
+        start, rows, seconds_before = _restore_scale(resume, modules, guard, validator)
         restore_rngs(resume, rng, noise_generator)
     started = time.perf_counter() - seconds_before
     bar = tqdm(range(start, iterations), initial=start, total=iterations, desc=f"scale {level} {scale.grid.shape}",
-               disable=not progress, leave=True, dynamic_ncols=True)
+               disable=not (progress and sys.stderr.isatty()), leave=True, dynamic_ncols=True)
     for iteration in bar:
-        image, t1, real = sampler.batch()
+        rate = guard.learning_rate_factor * stability.learning_rate_at(
+            iteration, iterations, base=config.learning_rate, schedule=config.lr_schedule,
+            warmup=config.warmup_iterations)
+        for optimizer in (optimizer_g, optimizer_d):
+            for group in optimizer.param_groups if optimizer is not None else ():
+                group["lr"] = rate
+        image, t1, real, weight = sampler.batch()
         if image is None:
             image = torch.randn(real.shape, generator=noise_generator)
-        image, t1, real = image.to(device), t1.to(device), real.to(device)
+        image, t1, real, weight = image.to(device), t1.to(device), real.to(device), weight.to(device)
         terms: dict[str, float] = {}
         fake = generator(image, t1, residual=residual)
         if config.use_adversarial and iteration % config.critic_every == 0:
             critic_step(critic, optimizer_d, real, fake.detach(), config, terms,
                         penalise=(iteration // config.critic_every) % config.gp_every == 0)
-        loss = generator_loss(critic, fake, real, lowpass, config, terms)
+        loss = generator_loss(critic, fake, real, lowpass, config, terms, weight=weight)
         problem = guard.check(terms)
+        row: dict[str, Any] = {}
+        if not problem:
+            validate = iteration % config.validate_every == 0
+            if validate or iteration % config.log_every == 0 or iteration == iterations - 1:
+                guard.remember()  # these weights just gave a sound loss; the step below is not yet checked
+                row = {"scale": level, "iteration": iteration, "seconds": time.perf_counter() - started,
+                       "lr": rate, **terms}
+                if validate:
+                    row["validation"] = validator.update(generator, iteration)
+                rows.append(row)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g")})
+            optimizer_g.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip_norm:
+                norm = torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip_norm)
+                row["grad_norm"] = float(norm)  # before clipping; recorded on logged rows
+            optimizer_g.step()
+            problem = "" if guard.weights_finite() else "the weights became non-finite after a step"
         if problem:
             stop = guard.roll_back()
             warnings.append(f"scale {level}, iteration {iteration}: {problem}; " + (
-                "stopped this scale with the last good weights" if stop else
-                f"went back to the last good weights with learning rate {guard.learning_rate:.3g}"))
+                "stopped this scale with the best weights so far" if stop else
+                f"went back to the last good weights with {guard.learning_rate_factor:.3g}x the learning rate"))
             if stop:
                 break
             continue
-        if iteration % config.log_every == 0 or iteration == iterations - 1:
-            guard.remember()  # these weights just gave a sound loss; the step below is not yet checked
-            row = {"scale": level, "iteration": iteration, "seconds": time.perf_counter() - started, **terms}
-            rows.append(row)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g", "loss_d")})
-        optimizer_g.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer_g.step()
         if on_checkpoint is not None and _checkpoint_due(config, iteration, iterations):
             on_checkpoint(iteration + 1, {
-                "optimizer_g": optimizer_g.state_dict(), "guard": guard.state_dict(), "rows": rows,
-                "seconds": time.perf_counter() - started,
-                "critic": None if critic is None else critic.state_dict(),
-                "optimizer_d": None if optimizer_d is None else optimizer_d.state_dict()})
+                **{name: module.state_dict() for name, module in modules.items()}, "guard": guard.state_dict(),
+                "validator": validator.state_dict(), "rows": rows, "seconds": time.perf_counter() - started})
     bar.close()
+    final = validator.update(generator, iterations)  # the last step is checked like every other
+    if config.select_best or not math.isfinite(final):
+        validator.restore_best(generator)
+    if rows:
+        rows[-1]["best_iteration"] = validator.best_iteration
     return rows, time.perf_counter() - started
+
+
+def _validator(scale: Scale, source: np.ndarray | None, held: np.ndarray, config: Config,
+               lowpass: losses.GaussianLowPass, noise_generator: torch.Generator,
+               residual: bool) -> stability.HeldOutValidator:
+    """The held-out validator of one scale: whole-volume [image, T1] -> x_n, scored on ``held`` voxels.
+
+    Without held-out voxels (``validation_fraction`` 0) it scores the whole volume.
+    """
+    target = torch.from_numpy(scale.asl.astype(np.float32))[None, None]
+    image = (torch.from_numpy(source.astype(np.float32))[None, None] if source is not None
+             else torch.randn(target.shape, generator=torch.Generator().manual_seed(config.seed + 1)))
+    inputs = torch.cat([image, torch.from_numpy(scale.t1.astype(np.float32))[None, None]], dim=1)
+    where = held if held.any() else np.ones_like(held)
+    return stability.HeldOutValidator(inputs, target, where, alpha=config.alpha,
+                                      beta=config.beta if config.use_lowpass else 0.0,
+                                      lowpass=lowpass, residual=residual)
 
 
 def _checkpoint_due(config: Config, iteration: int, iterations: int) -> bool:
@@ -205,78 +269,15 @@ def _checkpoint_due(config: Config, iteration: int, iterations: int) -> bool:
     return config.checkpoint_every > 0 and done % config.checkpoint_every == 0 and done < iterations
 
 
-def _restore_scale(state: TrainingState, optimizer_g: torch.optim.Optimizer, critic: PatchCritic | None,
-                   optimizer_d: torch.optim.Optimizer | None, guard: DivergenceGuard) -> tuple[int, list[dict], float]:
-    """Load a mid-scale checkpoint's optimiser, critic and guard states; (next iteration, rows, seconds)."""
+def _restore_scale(state: TrainingState, modules: dict[str, Any], guard: stability.DivergenceGuard,
+                   validator: stability.HeldOutValidator) -> tuple[int, list[dict], float]:
+    """Load a mid-scale checkpoint's modules, guard and validator; (next iteration, rows, seconds)."""
     saved = state.scale
-    optimizer_g.load_state_dict(saved["optimizer_g"])
-    if critic is not None and optimizer_d is not None:
-        critic.load_state_dict(saved["critic"])
-        optimizer_d.load_state_dict(saved["optimizer_d"])
+    for name, module in modules.items():
+        module.load_state_dict(saved[name])
     guard.load_state_dict(saved["guard"])
+    validator.load_state_dict(saved["validator"])
     return state.iteration, list(saved["rows"]), float(saved["seconds"])
-
-
-#: A step diverged when its MSE exceeds this multiple of the median MSE of the recent steps.
-SPIKE_FACTOR = 20.0
-SPIKE_WINDOW = 50  # recent steps in that median (checked once at least SPIKE_MIN_STEPS are known)
-SPIKE_MIN_STEPS = 20
-MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
-
-
-class DivergenceGuard:
-    """Catches a diverging generator step and rolls back to the last weights known to be good.
-
-    A non-finite loss, or an MSE ``SPIKE_FACTOR`` times the recent median (Adam at a fixed learning
-    rate can blow up after hundreds of good steps, and MSE never recovers from it), sends the
-    generator and its optimiser back to the last snapshot with half the learning rate; after
-    ``MAX_RETRIES`` roll-backs the scale stops there.
-    """
-
-    def __init__(self, generator: Generator, optimizer: torch.optim.Optimizer):
-        self.generator, self.optimizer = generator, optimizer
-        self.initial_learning_rate = float(optimizer.param_groups[0]["lr"])
-        self.recent: list[float] = []
-        self.retries = 0
-        self.snapshot: dict[str, Any] | None = None
-
-    @property
-    def learning_rate(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def check(self, terms: dict[str, float]) -> str:
-        """'' when the loss of the current weights is sound, else what is wrong with it."""
-        mse = terms.get("mse", float("nan"))
-        if not (math.isfinite(terms["loss_g"]) and math.isfinite(mse)):
-            return "the loss became non-finite"
-        if len(self.recent) >= SPIKE_MIN_STEPS:
-            median = float(np.median(self.recent))
-            if mse > SPIKE_FACTOR * median:
-                return f"the MSE jumped to {mse / median:.0f}x its recent median"
-        self.recent = (self.recent + [mse])[-SPIKE_WINDOW:]
-        return ""
-
-    def remember(self) -> None:
-        self.snapshot = {"generator": copy.deepcopy(self.generator.state_dict()),
-                         "optimizer": copy.deepcopy(self.optimizer.state_dict())}
-
-    def roll_back(self) -> bool:
-        """Back to the snapshot; True when the retries are used up (the scale should stop)."""
-        if self.snapshot is not None:
-            self.generator.load_state_dict(self.snapshot["generator"])
-            self.optimizer.load_state_dict(self.snapshot["optimizer"])
-        self.retries += 1
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.initial_learning_rate * 0.5 ** self.retries
-        self.recent = []
-        return self.retries > MAX_RETRIES
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"recent": list(self.recent), "retries": self.retries, "snapshot": self.snapshot}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.recent, self.retries, self.snapshot = list(state["recent"]), int(state["retries"]), state["snapshot"]
-
 
 
 def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
@@ -294,13 +295,14 @@ def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: tor
 
 
 def generator_loss(critic: PatchCritic | None, fake: torch.Tensor, real: torch.Tensor,
-                   lowpass: losses.GaussianLowPass, config: Config, terms: dict[str, float]) -> torch.Tensor:
-    """Eq. 3 for the generator, each term switchable for ablations."""
-    mse = losses.mse_loss(fake, real)
+                   lowpass: losses.GaussianLowPass, config: Config, terms: dict[str, float], *,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 3 for the generator, each term switchable for ablations; ``weight`` 0 leaves voxels out."""
+    mse = losses.mse_loss(fake, real, weight)
     total = config.alpha * mse
     terms["mse"] = float(mse.detach())
     if config.use_lowpass and config.beta > 0:
-        low = losses.lowpass_loss(fake, real, lowpass)
+        low = losses.lowpass_loss(fake, real, lowpass, weight)
         total = total + config.beta * low
         terms["lowpass"] = float(low.detach())
     if critic is not None and config.adversarial_weight > 0:
@@ -316,16 +318,19 @@ class PatchSampler:
 
     Patch sides are at most ``config.patch_size`` voxels (whole axis when shorter). A share
     ``brain_patch_fraction`` of the patches is centred on a random brain voxel when a mask is known.
+    Each batch carries a loss weight: 0 on the ``held_out`` voxels (kept for validation), else 1.
     """
 
-    def __init__(self, scale: Scale, source: np.ndarray | None, config: Config, rng: np.random.Generator):
+    def __init__(self, scale: Scale, source: np.ndarray | None, config: Config, rng: np.random.Generator, *,
+                 held_out: np.ndarray | None = None):
         self.rng = rng
         # Whole-volume batches repeat the volume: batches of 2+ take PyTorch's fast (oneDNN) CPU path.
         self.batch_size = config.batch_size
         shape = np.array(scale.asl.shape)
         self.size = np.minimum(shape, config.patch_size) if config.patch_size else shape
         self.whole = bool(np.all(self.size == shape))
-        stack = [scale.asl, scale.t1] + ([source] if source is not None else [])
+        kept = np.ones(scale.asl.shape, np.float32) if held_out is None else (~held_out).astype(np.float32)
+        stack = [scale.asl, scale.t1, kept] + ([source] if source is not None else [])
         self.volumes = torch.from_numpy(np.stack(stack).astype(np.float32))
         self.has_source = source is not None
         self.brain = np.argwhere(scale.mask) if scale.mask is not None else None
@@ -340,15 +345,15 @@ class PatchSampler:
             corner = self.rng.integers(0, shape - self.size + 1)
         return np.clip(corner, 0, shape - self.size)
 
-    def batch(self) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """(input image or None, T1, target), each (batch, 1, i, j, k)."""
+    def batch(self) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input image or None, T1, target, loss weight), each (batch, 1, i, j, k)."""
         if self.whole:
             crops = self.volumes[None].expand(self.batch_size, *self.volumes.shape)
         else:
             crops = torch.stack([self._crop(self._corner()) for _ in range(self.batch_size)])
-        target, t1 = crops[:, 0:1], crops[:, 1:2]
-        image = crops[:, 2:3] if self.has_source else None
-        return image, t1, target
+        target, t1, weight = crops[:, 0:1], crops[:, 1:2], crops[:, 2:3]
+        image = crops[:, 3:4] if self.has_source else None
+        return image, t1, target, weight
 
     def _crop(self, corner: np.ndarray) -> torch.Tensor:
         (a, b, c), (p, q, r) = corner, self.size

@@ -1,0 +1,185 @@
+"""What keeps one scale's training sound: the learning-rate schedule, held-out validation with
+best-weight selection, and the divergence guard (the last resort).
+
+- Schedule: the learning rate of every step, a pure function of the iteration (so resuming is exact).
+- Held-out validation: a fixed share of the scale's voxels (small blocks, mostly in the brain) is left
+  out of the training loss; the generator's loss on those voxels, over the whole volume, is a
+  validation signal that needs no reference image. The weights with the best validation loss are
+  the ones a scale returns, not the last ones.
+- Guard: a non-finite loss term or weight, or an MSE / low-pass term many times its recent median,
+  sends the generator, the critic and both optimisers back to the last weights known to be good,
+  with half the learning rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import losses
+
+#: A step diverged when a watched term exceeds this multiple of the median of its recent values.
+SPIKE_FACTOR = 20.0
+SPIKE_WINDOW = 50  # recent steps in that median (checked once at least SPIKE_MIN_STEPS are known)
+SPIKE_MIN_STEPS = 20
+WATCHED_TERMS = ("mse", "lowpass")  # the adversarial terms change sign and scale by design
+MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
+
+
+def learning_rate_at(iteration: int, iterations: int, *, base: float, schedule: str, warmup: int = 0,
+                     final_fraction: float = 0.05) -> float:
+    """Learning rate of step ``iteration`` (0-based) of ``iterations``.
+
+    ``constant``; ``step``: SinGAN's x0.1 after 80 % of the steps; ``cosine``: linear warm-up over
+    ``warmup`` steps, then a half cosine from ``base`` down to ``final_fraction * base``.
+    """
+    ramp = min(1.0, (iteration + 1) / warmup) if warmup > 0 else 1.0
+    if schedule == "constant":
+        return base * ramp
+    if schedule == "step":
+        return base * ramp * (0.1 if iteration >= int(0.8 * iterations) else 1.0)
+    progress = iteration / max(1, iterations - 1)
+    return base * ramp * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def holdout_mask(shape: tuple[int, int, int], *, fraction: float, block_voxels: int, seed: int,
+                 brain: np.ndarray | None = None) -> np.ndarray:
+    """Boolean (i, j, k) mask of held-out voxels: ``fraction`` of the blocks of ``block_voxels`` per side.
+
+    Blocks are drawn among those that touch the brain when a mask is given (else among all).
+    """
+    held = np.zeros(shape, dtype=bool)
+    if fraction <= 0:
+        return held
+    counts = [math.ceil(n / block_voxels) for n in shape]
+    if brain is not None and brain.any():
+        padded = np.zeros([c * block_voxels for c in counts], dtype=bool)
+        padded[: shape[0], : shape[1], : shape[2]] = brain
+        blocks = padded.reshape(counts[0], block_voxels, counts[1], block_voxels, counts[2], block_voxels)
+        candidates = np.argwhere(blocks.any(axis=(1, 3, 5)))
+    else:
+        candidates = np.argwhere(np.ones(counts, dtype=bool))
+    rng = np.random.default_rng([seed, 7919])  # its own stream: the training stream is unchanged
+    chosen = candidates[rng.permutation(len(candidates))[: max(1, round(fraction * len(candidates)))]]
+    for a, b, c in chosen * block_voxels:
+        held[a: a + block_voxels, b: b + block_voxels, c: c + block_voxels] = True
+    return held
+
+
+class HeldOutValidator:
+    """Validation loss of a generator on held-out voxels of one scale, and the best weights so far.
+
+    ``inputs`` is (1, 2, i, j, k): [image, T1] of the whole scale in network units (the image is
+    noise at the coarsest scale); ``target`` (1, 1, i, j, k) is x_n; ``held`` the held-out mask.
+    """
+
+    def __init__(self, inputs: torch.Tensor, target: torch.Tensor, held: np.ndarray, *, alpha: float, beta: float,
+                 lowpass: losses.GaussianLowPass | None, residual: bool):
+        self.inputs, self.target = inputs, target
+        self.weight = torch.from_numpy(held.astype(np.float32))[None, None]
+        self.alpha, self.beta, self.lowpass, self.residual = alpha, beta, lowpass, residual
+        self.best_score = math.inf
+        self.best_iteration = -1
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def score(self, generator: nn.Module) -> float:
+        """alpha * MSE + beta * low-pass MSE on the held-out voxels (inf when non-finite)."""
+        device = next(generator.parameters()).device
+        was_training = generator.training
+        generator.eval()
+        with torch.no_grad():
+            inputs, target, weight = self.inputs.to(device), self.target.to(device), self.weight.to(device)
+            fake = generator(inputs[:, 0:1], inputs[:, 1:2], residual=self.residual)
+            value = self.alpha * losses.mse_loss(fake, target, weight)
+            if self.lowpass is not None and self.beta > 0:
+                value = value + self.beta * losses.lowpass_loss(fake, target, self.lowpass, weight)
+        generator.train(was_training)
+        value = float(value)
+        return value if math.isfinite(value) else math.inf
+
+    def update(self, generator: nn.Module, iteration: int) -> float:
+        """Score the current weights and keep them when they are the best so far."""
+        value = self.score(generator)
+        if value < self.best_score:
+            self.best_score, self.best_iteration = value, iteration
+            self.best_weights = {k: v.detach().clone() for k, v in generator.state_dict().items()}
+        return value
+
+    def restore_best(self, generator: nn.Module) -> None:
+        if self.best_weights is not None:
+            generator.load_state_dict(self.best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_iteration": self.best_iteration,
+                "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_score, self.best_iteration = float(state["best_score"]), int(state["best_iteration"])
+        self.best_weights = state["best_weights"]
+
+
+class DivergenceGuard:
+    """Catches a diverging step and rolls back to the last weights known to be good.
+
+    Watches every loss term (finite), the MSE and low-pass terms (``SPIKE_FACTOR`` times their
+    recent median) and the weights after each step (finite). A roll-back restores the generator,
+    the critic and both optimisers together and halves the learning rate; after ``MAX_RETRIES``
+    roll-backs the scale stops there. The recent history survives a roll-back (it describes the
+    weights rolled back to), so the guard is never blind after one.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module | torch.optim.Optimizer], base_learning_rate: float):
+        self.modules = modules
+        self.base_learning_rate = base_learning_rate
+        self.recent: dict[str, list[float]] = {term: [] for term in WATCHED_TERMS}
+        self.retries = 0
+        self.snapshot: dict[str, Any] | None = None
+
+    @property
+    def learning_rate_factor(self) -> float:
+        """Multiplier on the scheduled learning rate after the roll-backs so far."""
+        return 0.5 ** self.retries
+
+    def check(self, terms: dict[str, float]) -> str:
+        """'' when the loss terms of the current weights are sound, else what is wrong with them."""
+        for name, value in terms.items():
+            if not math.isfinite(value):
+                return f"the {name} term became non-finite"
+        for name in WATCHED_TERMS:
+            history = self.recent[name]
+            if name in terms and len(history) >= SPIKE_MIN_STEPS:
+                median = float(np.median(history))
+                if terms[name] > SPIKE_FACTOR * median:
+                    return f"the {name} term jumped to {terms[name] / median:.0f}x its recent median"
+        for name in WATCHED_TERMS:
+            if name in terms:
+                self.recent[name] = (self.recent[name] + [terms[name]])[-SPIKE_WINDOW:]
+        return ""
+
+    def weights_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for m in self.modules.values() if isinstance(m, nn.Module)
+                   for p in m.parameters())
+
+    def remember(self) -> None:
+        self.snapshot = {name: copy.deepcopy(module.state_dict()) for name, module in self.modules.items()}
+
+    def roll_back(self) -> bool:
+        """Back to the snapshot; True when the retries are used up (the scale should stop)."""
+        if self.snapshot is not None:
+            for name, module in self.modules.items():
+                module.load_state_dict(self.snapshot[name])
+        self.retries += 1
+        return self.retries > MAX_RETRIES
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"recent": {k: list(v) for k, v in self.recent.items()}, "retries": self.retries,
+                "snapshot": self.snapshot}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.recent = {k: list(v) for k, v in state["recent"].items()}
+        self.retries, self.snapshot = int(state["retries"]), state["snapshot"]
