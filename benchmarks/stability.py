@@ -130,13 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         label, _, toml = item.partition("=")
         name, _, preset = label.partition(":")
         configs.append((name, preset or "fast", toml))
-    jobs = [(case, name, preset, toml, seed) for case in cases for name, preset, toml in configs for seed in args.seeds]
+    jobs = [(case, name, preset, toml, seed) for seed in args.seeds for case in cases for name, preset, toml in configs]
     args.out.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        records = list(pool.map(lambda job: run_one(*job, args), jobs))
-    (args.out / "stability.json").write_text(json.dumps(records, indent=1) + "\n")
-    table = render(records)
-    (args.out / "stability.md").write_text(table)
+        for record in pool.map(lambda job: run_one(*job, args), jobs):
+            records.append(record)  # written as they come, so a run cut short keeps what it finished
+            (args.out / "stability.json").write_text(json.dumps(records, indent=1) + "\n")
+            table = render(records)
+            (args.out / "stability.md").write_text(table)
     print(table)
     return 0 if all(r["returncode"] == 0 for r in records) else 1
 

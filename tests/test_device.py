@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from aslsr.config import preset, resolve_device
+from aslsr.config import preset, replace, resolve_device
 from aslsr.errors import InputError
 from aslsr.generate import super_resolve
 from aslsr.io import load_volume
@@ -34,3 +34,7 @@ def test_training_and_generation_on_cuda(tiny_case):
     assert next(model.generator.parameters()).device.type == "cuda"
     sr = super_resolve(model, asl, t1, nr.grid)
     assert sr.shape == nr.grid.shape and np.all(np.isfinite(sr))
+    model.config = replace(model.config, tile_size=12, tile_overlap=4)  # many tiles on the GPU
+    tiled = super_resolve(model, asl, t1, nr.grid)
+    on_cpu = super_resolve(model, asl, t1, nr.grid, device=torch.device("cpu"))
+    np.testing.assert_allclose(tiled, on_cpu, rtol=1e-3, atol=1e-3 * float(np.abs(on_cpu).max()))
