@@ -151,20 +151,20 @@ def test_the_divergence_guard_rolls_back_generator_and_critic_together():
                   (("optimizer_g", generator), ("optimizer_d", critic))}
     guard = DivergenceGuard({"generator": generator, "critic": critic, **optimizers}, 1e-3)
     for step in range(SPIKE_MIN_STEPS):
-        assert guard.check({"loss_g": 1.0, "mse": 1.0 + 0.1 * (step % 3), "lowpass": 0.5}) == ""
+        assert guard.check({"loss_g": 1.0, "data": 1.0 + 0.1 * (step % 3), "lowpass": 0.5}) == ""
     guard.remember()
     good = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in
             (("generator", generator), ("critic", critic))}
     with torch.no_grad():
         for parameter in [*generator.parameters(), *critic.parameters()]:
             parameter.add_(1.0)  # a blown-up step
-    assert "mse term jumped to 455x" in guard.check({"loss_g": 500.0, "mse": 500.0, "lowpass": 0.5})
-    assert "lowpass term jumped" in guard.check({"loss_g": 1.0, "mse": 1.0, "lowpass": 50.0})
+    assert "data term jumped to 455x" in guard.check({"loss_g": 500.0, "data": 500.0, "lowpass": 0.5})
+    assert guard.check({"loss_g": 1.0, "data": 1.1, "lowpass": 50.0}) == ""  # a jump of a minor term alone
     assert guard.roll_back() is False and guard.learning_rate_factor == 0.5
     for name, module in (("generator", generator), ("critic", critic)):
         assert all(torch.equal(good[name][k], v) for k, v in module.state_dict().items())
-    assert "mse term jumped" in guard.check({"loss_g": 500.0, "mse": 500.0})  # not blind after a roll-back
-    assert "loss_d term became non-finite" in guard.check({"loss_g": 1.0, "mse": 1.0, "loss_d": float("nan")})
+    assert "data term jumped" in guard.check({"loss_g": 500.0, "data": 500.0})  # not blind after a roll-back
+    assert "loss_d term became non-finite" in guard.check({"loss_g": 1.0, "data": 1.0, "loss_d": float("nan")})
     for _ in range(MAX_RETRIES - 1):
         assert guard.roll_back() is False
     assert guard.roll_back() is True

@@ -100,6 +100,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with MSE + low-pass loss; the adversarial term and the coarse scales did not earn their cost.
     "fast": {
         "iterations": (600,),
+        "adam_betas": (0.9, 0.999),  # GAN's beta1 0.5 let one outlier patch move every weight ~16x lr (BENCHMARKS.md)
         "single_scale": True,
         "use_adversarial": False,
         "patch_size": 32,

@@ -6,7 +6,8 @@ best-weight selection, and the divergence guard (the last resort).
   out of the training loss; the generator's loss on those voxels, over the whole volume, is a
   validation signal that needs no reference image. The weights with the best validation loss are
   the ones a scale returns, not the last ones.
-- Guard: a non-finite loss term or weight, or an MSE / low-pass term many times its recent median,
+- Guard: a non-finite loss term or weight, or a data loss (alpha * MSE + beta * low-pass) many times
+  its recent median,
   sends the generator, the critic and both optimisers back to the last weights known to be good,
   with half the learning rate.
 """
@@ -27,7 +28,10 @@ from . import losses
 SPIKE_FACTOR = 20.0
 SPIKE_WINDOW = 50  # recent steps in that median (checked once at least SPIKE_MIN_STEPS are known)
 SPIKE_MIN_STEPS = 20
-WATCHED_TERMS = ("mse", "lowpass")  # the adversarial terms change sign and scale by design
+#: The data terms alpha * MSE + beta * low-pass MSE, summed: a jump of a term that is a negligible part of
+#: the loss (the low-pass term is ~1 % of it) is patch-to-patch noise, not a divergence. The adversarial
+#: terms change sign and scale by design and are only checked for being finite.
+WATCHED_TERMS = ("data",)
 MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
 
 
@@ -126,8 +130,8 @@ class HeldOutValidator:
 class DivergenceGuard:
     """Catches a diverging step and rolls back to the last weights known to be good.
 
-    Watches every loss term (finite), the MSE and low-pass terms (``SPIKE_FACTOR`` times their
-    recent median) and the weights after each step (finite). A roll-back restores the generator,
+    Watches every loss term (finite), the data loss (``SPIKE_FACTOR`` times its recent median) and
+    the weights after each step (finite). A roll-back restores the generator,
     the critic and both optimisers together and halves the learning rate; after ``MAX_RETRIES``
     roll-backs the scale stops there. The recent history survives a roll-back (it describes the
     weights rolled back to), so the guard is never blind after one.

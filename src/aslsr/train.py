@@ -305,6 +305,7 @@ def generator_loss(critic: PatchCritic | None, fake: torch.Tensor, real: torch.T
         low = losses.lowpass_loss(fake, real, lowpass, weight)
         total = total + config.beta * low
         terms["lowpass"] = float(low.detach())
+    terms["data"] = float(total.detach())
     if critic is not None and config.adversarial_weight > 0:
         adversarial = losses.generator_adversarial_loss(critic, fake)
         total = total + config.adversarial_weight * adversarial
