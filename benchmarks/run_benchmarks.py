@@ -222,7 +222,7 @@ def render(results: list[dict], generation: dict | None, info: dict, phantom: di
         lines += ["", f"Speed: the paper preset's training takes {paper_training / fast['timings']['training_s']:.1f}x "
                   f"as long as the fast preset's, its whole run {paper_wall / fast['process']['wall_s']:.1f}x "
                   f"({'extrapolated' if paper['extrapolated'] else 'measured'})."]
-    lines += ["", "Quality in the phantom's brain mask (PSNR dB / SSIM, DESIGN.md definitions); "
+    lines += ["", "Quality in the phantom's brain mask (PSNR dB / SSIM, definitions in docs/metrics.md); "
               "a shortened paper run is **not** the paper's quality:", "",
               "| preset | method | " + " | ".join(f"{label} PSNR | {label} SSIM" for _, label in REFERENCES) + " |",
               "|---|---|" + "---:|" * (2 * len(REFERENCES))]

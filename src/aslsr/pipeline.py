@@ -52,7 +52,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         target: TargetSpec = TargetSpec(), m0_path: str | Path | None = None, mask_path: str | Path | None = None,
         register: bool = True, overwrite: bool = False, resume: bool = False, progress: bool = True,
         nan_to_zero: bool = False, quantify: bool = False, log=print) -> RunResult:
-    """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``.
+    """Train on one subject's LR ASL with its T1 and write the outputs listed in the README into ``out_dir``.
 
     Every input is checked (and :class:`InputError` raised) before registration and training;
     ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0; ``quantify`` turns a

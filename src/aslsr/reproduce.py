@@ -9,7 +9,7 @@
   phantom knows the truth there, so it is scored too (``table2``; beyond the paper, which had none);
 - optionally the ablations (no T1 channel, no low-pass loss, no adversarial loss, one scale only).
 
-PSNR and SSIM follow ``DESIGN.md`` ("Metrics"), computed by :mod:`aslsr.metrics`. Every number is
+PSNR and SSIM follow ``docs/metrics.md``, computed by :mod:`aslsr.metrics`. Every number is
 computed from the NIfTI files written in the output folder, so it can be checked from them.
 """
 
@@ -96,7 +96,7 @@ def reproduce(out_dir: str | Path, *, preset: str = "fast", ablations: bool = Fa
     references = {key: load_volume(files[role]).data for key, role, _ in REFERENCES}
     run_options = dict(config=config, overwrite=overwrite, progress=progress, log=log)
     caption = (f"Preset `{preset}`, seed {seed}, digital phantom (NR grid {'x'.join(map(str, nr_grid.shape))}). "
-               "PSNR (dB) and SSIM as defined in DESIGN.md (data range of the whole reference; brain = "
+               "PSNR (dB) and SSIM as defined in docs/metrics.md (data range of the whole reference; brain = "
                "in the phantom's brain mask); lesion ratio = mean in the lesion / mean in its mirror region, "
                "error = |ratio / ratio of the noise-free map - 1|. Best value per column in bold.")
 
