@@ -31,7 +31,7 @@ FILES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "ablations.md", "
 def reproduced(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("reproduce") / "out"
     summary = reproduce(out, preset="test", ablations=True, seed=0,
-                        phantom=PhantomConfig(seed=3, lesion=True, **TINY), progress=False, log=lambda _: None)
+                        phantom=PhantomConfig(seed=3, lesion=True, **TINY), progress=False)
     return out, summary
 
 
