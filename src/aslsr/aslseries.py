@@ -2,8 +2,9 @@
 
 ``sub-01_asl.nii.gz`` has ``sub-01_aslcontext.tsv`` (column ``volume_type``, one row per volume) and
 the sidecar ``sub-01_asl.json``, beside it or, inside a BIDS dataset, inherited from the folders
-above (a dataset-level ``asl.json`` or ``aslcontext.tsv``; :mod:`aslsr.bids_metadata`). Every output is a float32 :class:`Volume` in NIfTI voxel
-order (i, j, k) on the series' 3D grid (its affine maps voxels to world RAS mm).
+above (a dataset-level ``asl.json`` or ``aslcontext.tsv``; :mod:`aslsr.bids_metadata`). Every output
+is a float32 :class:`Volume` in NIfTI voxel order (i, j, k) on the series' 3D grid (its affine maps
+voxels to world RAS mm).
 """
 
 from __future__ import annotations
