@@ -4,7 +4,7 @@ The ``fast`` preset was chosen on the default phantom (seed 0, noise sd 6, motio
 T1 1 mm RAS, 3D LR input). Each variant below changes one thing (other anatomy field and motion,
 half or double the noise, larger motion with a LAS 1.2 mm T1, a BIDS 4D pCASL series quantified to
 CBF) and runs experiment 1 (LR -> NR grid, registration on) with ``aslsr run --preset fast`` as its
-own process. Scores are PSNR (dB) / SSIM in the brain mask, by the metrics of DESIGN.md, against the
+own process. Scores are PSNR (dB) / SSIM in the brain mask, by the metrics of docs/metrics.md, against the
 noise-free NR reference and (phantom variants) the high-SNR reference. Appends a dated entry to
 BENCHMARKS.md.
 

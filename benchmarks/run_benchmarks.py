@@ -157,18 +157,16 @@ def machine() -> dict[str, Any]:
     """CPU model, core count, total RAM, GPU, versions and the git commit of the checkout."""
     import torch
 
-    from aslsr.pipeline import cpu_name
+    from aslsr.machine import cpu_name, total_memory
 
     cpu = cpu_name()
-    mem_kb = next((float(line.split()[1]) for line in _read("/proc/meminfo").splitlines()
-                   if line.startswith("MemTotal:")), float("nan"))
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
     if _git("status", "--porcelain"):
         commit += "+dirty"
     from aslsr import __version__
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": mem_kb / 2**20, "gpu": gpu, "commit": commit,
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": total_memory() / 2**30, "gpu": gpu, "commit": commit,
             "torch": torch.__version__, "python": platform.python_version(), "aslsr": __version__}
 
 
@@ -222,7 +220,7 @@ def render(results: list[dict], generation: dict | None, info: dict, phantom: di
         lines += ["", f"Speed: the paper preset's training takes {paper_training / fast['timings']['training_s']:.1f}x "
                   f"as long as the fast preset's, its whole run {paper_wall / fast['process']['wall_s']:.1f}x "
                   f"({'extrapolated' if paper['extrapolated'] else 'measured'})."]
-    lines += ["", "Quality in the phantom's brain mask (PSNR dB / SSIM, DESIGN.md definitions); "
+    lines += ["", "Quality in the phantom's brain mask (PSNR dB / SSIM, definitions in docs/metrics.md); "
               "a shortened paper run is **not** the paper's quality:", "",
               "| preset | method | " + " | ".join(f"{label} PSNR | {label} SSIM" for _, label in REFERENCES) + " |",
               "|---|---|" + "---:|" * (2 * len(REFERENCES))]
@@ -283,11 +281,6 @@ def _shape(grid: dict) -> str:
     return f"{'x'.join(map(str, grid['shape']))} @ {'x'.join(f'{v:g}' for v in grid['voxel_size_mm'])} mm"
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
 
 
 def _git(*args: str) -> str:

@@ -230,3 +230,39 @@ def test_truncated_series(tmp_path: Path) -> None:
     gz.write_bytes(gz.read_bytes()[:-1000])
     with pytest.raises(InputError, match=r"sub-01_asl\.nii\.gz: could not read the voxel data"):
         load_asl_series(gz)
+
+
+def _top_level_sidecars(root: Path) -> dict:
+    """Move every subject's asl.json, aslcontext.tsv and T1w.json to the dataset's top level."""
+    sidecar = json.loads((root / "sub-01/perf/sub-01_asl.json").read_text())
+    for subject in sorted(p.name for p in root.glob("sub-*")):
+        for name, top in ((f"perf/{subject}_asl.json", "asl.json"), (f"anat/{subject}_T1w.json", "T1w.json"),
+                          (f"perf/{subject}_aslcontext.tsv", "aslcontext.tsv")):
+            (root / subject / name).replace(root / top)
+    return sidecar
+
+
+def test_sidecars_at_the_top_of_a_bids_dataset_apply_to_every_run(tmp_path: Path) -> None:
+    from conftest import TINY
+
+    from aslsr.phantom import PhantomConfig
+    from aslsr.phantom_bids import simulate_bids
+
+    root = tmp_path / "raw"
+    simulate_bids(root, n_subjects=1, config=PhantomConfig(**TINY), n_pairs=2)
+    asl = root / "sub-01/perf/sub-01_asl.nii.gz"
+    beside = load_asl_series(asl)
+    sidecar = _top_level_sidecars(root)
+    inherited = load_asl_series(asl)
+    assert inherited.metadata == sidecar == beside.metadata and inherited.metadata_path == root / "asl.json"
+    assert inherited.volume_types == beside.volume_types and inherited.n_pairs == 2
+    np.testing.assert_array_equal(inherited.perfusion.data, beside.perfusion.data)
+    # a closer sidecar overrides the dataset's keys
+    (root / "sub-01/sub-01_asl.json").write_text(json.dumps({"PostLabelingDelay": 1.5}))
+    closer = load_asl_series(asl)
+    assert closer.metadata == {**sidecar, "PostLabelingDelay": 1.5}
+    assert closer.metadata_path == root / "sub-01/sub-01_asl.json"
+    # outside a BIDS dataset nothing is inherited
+    (root / "dataset_description.json").unlink()
+    with pytest.raises(InputError, match="needs sub-01_aslcontext.tsv beside it"):
+        load_asl_series(asl)

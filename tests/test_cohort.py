@@ -82,6 +82,27 @@ def test_a_failed_subject_is_reported_and_the_others_finish_on_two_workers(raw, 
     assert not (out / "sub-02").exists() and not (out / "work/sub-02").exists()
 
 
+def test_a_dataset_with_only_top_level_sidecars_runs_on_dask_with_progress_lines(tmp_path, capsys):
+    """BIDS inheritance: asl.json, aslcontext.tsv and T1w.json only at the top; --quantify needs all of them."""
+    raw = tmp_path / "raw"
+    simulate_bids(raw, n_subjects=1, config=phantom.PhantomConfig(**TINY), n_pairs=2)
+    for name, top in (("perf/sub-01_asl.json", "asl.json"), ("perf/sub-01_aslcontext.tsv", "aslcontext.tsv"),
+                      ("anat/sub-01_T1w.json", "T1w.json")):
+        (raw / "sub-01" / name).replace(raw / top)
+    assert not list(raw.glob("sub-01/*/*.json")) and not list(raw.glob("sub-01/*/*.tsv"))
+    out = tmp_path / "derivatives"
+    argv = ["bids", str(raw), str(out), "participant", "--preset", "test", "--quantify", "--workers", "1"]
+    assert main(argv) == 0, capsys.readouterr()
+    printed = capsys.readouterr()
+    sidecar = json.loads((out / f"{SR_NAME.format('01')}.json").read_text())
+    assert sidecar["Units"] == "ml/100g/min"
+    assert sidecar["aslsr"]["asl"]["quantification"]["labeling_efficiency"] == 0.85
+    assert "sub-01: done" in printed.out
+    assert "aslsr: Dask dashboard: " in printed.err
+    assert "aslsr: sub-01: running (0 done, 1 running, 0 failed, 0 waiting of 1)" in printed.err
+    assert "aslsr: sub-01: done (1 done, 0 running, 0 failed, 0 waiting of 1)" in printed.err
+
+
 def test_a_worker_killed_mid_run_loses_no_subject(raw, tmp_path):
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "derivatives"

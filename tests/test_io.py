@@ -98,11 +98,32 @@ def test_save_json(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
 
 
-def test_saved_files_get_normal_permissions(tmp_path: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    path = io.save_volume(tmp_path / "x.nii.gz", _random(), Grid((5, 6, 7), np.eye(4)))
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_saved_files_get_the_permissions_of_the_umask_in_force(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)  # set after aslsr.io was imported: it must not have kept an old umask
+    try:
+        path = io.save_volume(tmp_path / "x.nii.gz", _random(), Grid((5, 6, 7), np.eye(4)))
+        copy = tmp_path / "y.txt"
+        with io.atomic_path(copy) as temporary:
+            temporary.write_text("x")
+    finally:
+        os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert copy.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nii.gz", "y.txt"]
+
+
+def test_quiet_nibabel_is_scoped() -> None:
+    import logging
+
+    logger = logging.getLogger("nibabel.global")
+    before = logger.level
+    with io.quiet_nibabel():
+        assert logger.level == logging.CRITICAL
+    assert logger.level == before
+    with pytest.raises(RuntimeError), io.quiet_nibabel():
+        raise RuntimeError("restored on errors too")
+    assert logger.level == before
 
 
 def test_load_accepts_4d_with_one_volume(tmp_path: Path) -> None:

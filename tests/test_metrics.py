@@ -1,4 +1,4 @@
-"""Metrics agree with scikit-image and with the definitions in DESIGN.md."""
+"""Metrics agree with scikit-image and with the definitions in docs/metrics.md."""
 
 from __future__ import annotations
 

@@ -92,6 +92,45 @@ def test_m0_correction() -> None:
         parameters_from_sidecar(per_volume, SIDECAR)
 
 
+def test_m0_correction_falls_back_to_repetition_time_with_a_warning(caplog) -> None:
+    caplog.set_level("WARNING", logger="aslsr")
+    old = parameters_from_sidecar({**PCASL, "M0Type": "Included", "RepetitionTime": 2.0}, SIDECAR)
+    assert old.m0_repetition_time_s == 2.0 and old.m0_repetition_time_field == "RepetitionTime"
+    assert m0_correction(old) == pytest.approx(1 / (1 - math.exp(-2.0 / 1.3)))
+    assert "no RepetitionTimePreparation" in caplog.text and "sub-01_asl.json" in caplog.text
+    caplog.clear()
+    both = parameters_from_sidecar({**PCASL, "M0Type": "Included", "RepetitionTime": 2.0,
+                                    "RepetitionTimePreparation": 5.0}, SIDECAR)
+    assert both.m0_repetition_time_s == 5.0 and both.m0_repetition_time_field == "RepetitionTimePreparation"
+    assert caplog.text == ""
+    with pytest.raises(InputError, match="RepetitionTime is 2300: looks like milliseconds"):
+        parameters_from_sidecar({**PCASL, "M0Type": "Included", "RepetitionTime": 2300}, SIDECAR)
+
+
+@pytest.mark.parametrize("extra, efficiency, pulses", [
+    ({}, 0.85, None),
+    ({"BackgroundSuppression": False, "BackgroundSuppressionNumberPulses": 4}, 0.85, None),
+    ({"BackgroundSuppression": True, "BackgroundSuppressionNumberPulses": 2}, 0.85 * 0.95 ** 2, 2),
+    ({"BackgroundSuppression": True}, 0.85 * 0.95, 1),
+    ({"BackgroundSuppression": True, "BackgroundSuppressionNumberPulses": 0}, 0.85, 0),
+    ({"BackgroundSuppression": True, "BackgroundSuppressionNumberPulses": 4, "LabelingEfficiency": 0.6}, 0.6, None),
+])
+def test_background_suppression_lowers_the_default_efficiency(extra, efficiency, pulses) -> None:
+    parameters = parameters_from_sidecar({**PCASL, **extra}, SIDECAR)
+    assert parameters.labeling_efficiency == pytest.approx(efficiency, rel=1e-12)
+    assert parameters.background_suppression_pulses == pulses
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"BackgroundSuppression": "yes"}, "BackgroundSuppression must be true or false"),
+    ({"BackgroundSuppression": True, "BackgroundSuppressionNumberPulses": 1.5}, "must be a whole number"),
+    ({"BackgroundSuppression": True, "BackgroundSuppressionNumberPulses": -1}, "must be a whole number"),
+])
+def test_bad_background_suppression_fields(extra, message) -> None:
+    with pytest.raises(InputError, match=message):
+        parameters_from_sidecar({**PCASL, **extra}, SIDECAR)
+
+
 def test_per_volume_pld_list() -> None:
     parameters = parameters_from_sidecar({**PCASL, "PostLabelingDelay": [0, 1.8, 1.8],
                                           "LabelingDuration": [0, 1.8, 1.8]}, SIDECAR)
@@ -155,7 +194,8 @@ def test_parameters_dataclass() -> None:
     assert parameters.to_dict() == {
         "labeling_type": "PCASL", "post_labeling_delay_s": 1.8, "labeling_duration_s": 1.8,
         "labeling_efficiency": 0.85, "blood_t1_s": 1.65, "partition_coefficient": 0.9,
-        "m0_repetition_time_s": None, "tissue_t1_s": 1.3}
+        "m0_repetition_time_s": None, "tissue_t1_s": 1.3, "m0_repetition_time_field": None,
+        "background_suppression_pulses": None}
     with pytest.raises(ValueError):
         dataclasses.replace(parameters, labeling_duration_s=None)
     with pytest.raises(ValueError):

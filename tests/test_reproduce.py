@@ -31,7 +31,7 @@ FILES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "ablations.md", "
 def reproduced(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("reproduce") / "out"
     summary = reproduce(out, preset="test", ablations=True, seed=0,
-                        phantom=PhantomConfig(seed=3, lesion=True, **TINY), progress=False, log=lambda _: None)
+                        phantom=PhantomConfig(seed=3, lesion=True, **TINY), progress=False)
     return out, summary
 
 
@@ -63,7 +63,7 @@ def test_table1_has_the_four_methods_with_finite_numbers(reproduced):
         values = [float(v) for k, v in row.items() if k != "method"]
         assert all(math.isfinite(v) for v in values), row
     text = (out / "table1.md").read_text()
-    assert "Preset `test`, seed 0" in text and "DESIGN.md" in text
+    assert "Preset `test`, seed 0" in text and "docs/metrics.md" in text
     for method in METHODS:
         assert f"| {method} |" in text
 

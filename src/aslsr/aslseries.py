@@ -1,12 +1,15 @@
 """BIDS ASL input: a 3D perfusion image, or a 4D series with its ``_aslcontext.tsv``, reduced to 3D maps.
 
 ``sub-01_asl.nii.gz`` has ``sub-01_aslcontext.tsv`` (column ``volume_type``, one row per volume) and
-the sidecar ``sub-01_asl.json`` beside it. Every output is a float32 :class:`Volume` in NIfTI voxel
-order (i, j, k) on the series' 3D grid (its affine maps voxels to world RAS mm).
+the sidecar ``sub-01_asl.json``, beside it or, inside a BIDS dataset, inherited from the folders
+above (a dataset-level ``asl.json`` or ``aslcontext.tsv``; :mod:`aslsr.bids_metadata`). Every output
+is a float32 :class:`Volume` in NIfTI voxel order (i, j, k) on the series' 3D grid (its affine maps
+voxels to world RAS mm).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .bids_metadata import inherited_files
 from .errors import InputError
 from .grids import Grid
-from .io import Volume, check_file_size, short_error, available_memory, check_finite, load_nifti, load_volume
+from .io import (Volume, available_memory, check_file_size, check_finite, load_nifti, load_volume, quiet_nibabel,
+                 short_error)
 
 #: BIDS volume types, keyed by their lower-case spelling
 VOLUME_TYPES = {name.lower(): name for name in ("control", "label", "m0scan", "deltam", "cbf", "noRF")}
@@ -45,6 +50,31 @@ def sidecar_path(asl_path: str | os.PathLike) -> Path:
     """``sub-01_asl.nii.gz`` -> ``sub-01_asl.json``."""
     folder, stem = _stem(asl_path)
     return folder / f"{stem}.json"
+
+
+def sidecar_files(data_path: str | os.PathLike) -> list[Path]:
+    """The JSON sidecars that apply to a NIfTI file, farthest first: inherited ones inside a BIDS
+    dataset (the BIDS inheritance principle), else the one beside it (:func:`sidecar_path`) if it exists."""
+    return inherited_files(data_path, extension=".json") or [p for p in [sidecar_path(data_path)] if p.exists()]
+
+
+def read_metadata(data_path: str | os.PathLike) -> tuple[dict, Path]:
+    """A NIfTI file's metadata, merged from its sidecars (closer files override), and the file to name
+    in messages about it (the closest sidecar, or the one expected beside the image)."""
+    files = sidecar_files(data_path)
+    metadata: dict = {}
+    for path in files:
+        metadata.update(read_sidecar(path))
+    return metadata, files[-1] if files else sidecar_path(data_path)
+
+
+def find_context(asl_path: str | os.PathLike) -> Path | None:
+    """The ``aslcontext.tsv`` that applies to an ASL image (the closest inherited one, else the one beside it)."""
+    inherited = inherited_files(asl_path, extension=".tsv", suffix="aslcontext")
+    if inherited:
+        return inherited[-1]
+    beside = context_path(asl_path)
+    return beside if beside.exists() else None
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -100,9 +130,10 @@ class AslSeries:
     kind: str                    # "deltam" or "cbf"
     m0: Volume | None            # mean of the m0scan volumes
     control_mean: Volume | None  # mean of the control volumes (a good registration target)
-    metadata: dict               # the sidecar's contents, {} without one
+    metadata: dict               # the sidecars' contents (inherited ones merged), {} without any
     n_pairs: int                 # control/label pairs averaged; 0 for deltam/cbf input
     volume_types: tuple[str, ...]
+    metadata_path: Path | None = None  # the closest sidecar (named in messages about the metadata)
 
 
 def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False) -> AslSeries:
@@ -115,23 +146,26 @@ def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False) -
     path = Path(path)
     image = load_nifti(path)
     shape = tuple(int(n) for n in image.shape)
-    metadata = read_sidecar(sidecar_path(path))
+    metadata, metadata_path = read_metadata(path)
+    context = find_context(path)
     if len(shape) != 4 or shape[3] == 1:  # load_volume refuses what is not 3D
         volume = load_volume(path, allow_nonfinite=allow_nonfinite, what="ASL image")
-        types = read_aslcontext(context_path(path), 1) if context_path(path).exists() else []
-        return AslSeries(volume, _kind_3d(types, metadata, path), None, None, metadata, 0, tuple(types))
-    context = context_path(path)
-    if not context.exists():
-        raise InputError(f"a 4D ASL series needs {context.name} beside it (volume types per volume)", path)
+        types = read_aslcontext(context, 1) if context is not None else []
+        return AslSeries(volume, _kind_3d(types, metadata, context), None, None, metadata, 0, tuple(types),
+                         metadata_path)
+    if context is None:
+        raise InputError(f"a 4D ASL series needs {context_path(path).name} beside it, or an aslcontext.tsv "
+                         "inherited from a folder above in a BIDS dataset (volume types per volume)", path)
     types = read_aslcontext(context, shape[3])
-    return _reduce_series(image, path, types, metadata, allow_nonfinite)
+    return dataclasses.replace(_reduce_series(image, path, context, types, metadata, allow_nonfinite),
+                               metadata_path=metadata_path)
 
 
-def _kind_3d(types: list[str], metadata: dict, path: Path) -> str:
+def _kind_3d(types: list[str], metadata: dict, context: Path | None) -> str:
     """"cbf" when the context says so or the sidecar's Units are per 100 g (ml/100g/min), else "deltam"."""
     if types and types[0] not in ("deltam", "cbf"):
         raise InputError(f"a single 3D volume of type {types[0]!r} is not a perfusion image "
-                         "(expected deltam or cbf)", context_path(path))
+                         "(expected deltam or cbf)", context)
     units = str(metadata.get("Units", "")).replace(" ", "").lower()
     return "cbf" if types == ["cbf"] or "/100g" in units else "deltam"
 
@@ -155,7 +189,8 @@ def _perfusion_plan(types: list[str], context: Path) -> tuple[str, list[int], li
     return present[0], index[present[0]], []
 
 
-def _reduce_series(image, path: Path, types: list[str], metadata: dict, allow_nonfinite: bool) -> AslSeries:
+def _reduce_series(image, path: Path, context: Path, types: list[str], metadata: dict,
+                   allow_nonfinite: bool) -> AslSeries:
     shape = tuple(int(n) for n in image.shape[:3])
     if min(shape) < 2:
         raise InputError(f"expected 3D volumes, got shape {image.shape} (2D slices?)", path)
@@ -164,7 +199,7 @@ def _reduce_series(image, path: Path, types: list[str], metadata: dict, allow_no
         raise InputError(f"the header's shape {tuple(image.shape)} would need about {needed / 2**30:.1f} GiB "
                          "of memory (a corrupt header?)", path)
     check_file_size(image, path)
-    kind, plus, minus = _perfusion_plan(types, context_path(path))
+    kind, plus, minus = _perfusion_plan(types, context)
     controls = [i for i, t in enumerate(types) if t == "control"]
     m0scans = [i for i, t in enumerate(types) if t == "m0scan"]
     sums = _sum_volumes(image, path, {"perfusion": (plus, minus), "control": (controls, []),
@@ -186,7 +221,7 @@ def _sum_volumes(image, path: Path, plans: dict[str, tuple[list[int], list[int]]
     sums = {name: np.zeros(shape, np.float64) for name, (plus, _) in plans.items() if plus}
     wanted = sorted({t for plus, minus in plans.values() for t in plus + minus})
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), quiet_nibabel():
             warnings.simplefilter("ignore")
             # one open file: otherwise each volume of a .nii.gz is decompressed from the file's start
             proxy = type(image).from_filename(str(path), keep_file_open=True).dataobj

@@ -1,8 +1,10 @@
 """BIDS datasets: find the ASL runs of a raw dataset and name derivatives safely.
 
-Only ``pathlib`` is used (no pybids). Every label read from a folder or file name, or given by the
-user, must be alphanumeric (:func:`check_label`), and every derivative path is checked to lie inside
-the output folder, so a crafted name such as ``sub-01_acq-..%2F_asl.nii.gz`` cannot write elsewhere.
+Files are found with ``pathlib``; entity names and their order come from the BIDS schema
+(:mod:`aslsr.bids_metadata`, which also resolves sidecars by the inheritance principle). Every label
+read from a folder or file name, or given by the user, must be alphanumeric (:func:`check_label`),
+and every derivative path is checked to lie inside the output folder, so a crafted name such as
+``sub-01_acq-..%2F_asl.nii.gz`` cannot write elsewhere.
 """
 
 from __future__ import annotations
@@ -16,14 +18,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .bids_metadata import entity_order
 from .errors import InputError
 from .io import save_json
 
 BIDS_VERSION = "1.9.0"
-#: BIDS entity order (specification 1.9, appendix "Entity table"); unknown keys go before "space".
-ENTITY_ORDER = ("sub", "ses", "sample", "task", "tracksys", "acq", "ce", "trc", "stain", "rec", "dir",
-                "run", "mod", "echo", "flip", "inv", "mt", "part", "proc", "hemi", "space", "split",
-                "recording", "chunk", "seg", "res", "den", "label", "desc")
 NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 _LABEL = re.compile(r"[A-Za-z0-9]+")
 _EXTENSION = re.compile(r"(\.[A-Za-z0-9]+)+")
@@ -195,7 +194,7 @@ def _entity_string(entities: dict[str, str], path_hint: str | os.PathLike | None
     for key, value in entities.items():
         check_label(key, "entity name", path_hint)
         check_label(value, f"{key} label", path_hint)
-    known = {key: index for index, key in enumerate(ENTITY_ORDER)}
+    known = {key: index for index, key in enumerate(entity_order())}  # unknown keys go before space
     order = sorted(entities, key=lambda key: known.get(key, known["space"] - 0.5))
     return "_".join(f"{key}-{entities[key]}" for key in order)
 

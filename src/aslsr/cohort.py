@@ -11,7 +11,9 @@ and skipped on a rerun.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import shutil
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .bids import SubjectInputs, derivative_path, figure_path, report_path, resolution_label
+from .cohort_progress import EVENT_TOPIC, CohortProgress
 from .config import Config
 from .errors import InputError
 from .inputs import CBF_UNITS, TargetSpec
@@ -31,6 +34,8 @@ WORK_FOLDER = "work"
 MARKER_NAME = "derivatives.json"
 #: Files of the BIDS-Derivatives dataset that are not BIDS (the validator is told to ignore them).
 BIDS_IGNORE = ("work/", "*.html")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ def _run_subject(job: SubjectJob, *, progress: bool) -> None:
     resume = checkpoint.is_file() and not options.overwrite
     run(inputs.asl, inputs.t1w, job.work_dir, config=options.config, target=options.target, m0_path=inputs.m0,
         register=options.register, quantify=options.quantify, nan_to_zero=options.nan_to_zero,
-        overwrite=not resume, resume=resume, progress=progress, log=lambda message: None)
+        overwrite=not resume, resume=resume, progress=progress)
 
 
 def publish_derivatives(job: SubjectJob) -> tuple[str, ...]:
@@ -163,28 +168,48 @@ def run_cohort(jobs: Sequence[SubjectJob], *, workers: int | None = None, schedu
                ) -> list[SubjectOutcome]:
     """Process every job: one after another here, on a local Dask cluster of ``workers`` processes,
     or on the Dask scheduler at ``scheduler`` (whose workers must see the same files). Outcomes come
-    in job order; ``on_outcome`` is called as each finishes."""
+    in job order; ``on_outcome`` is called as each finishes. Each change of a subject's state
+    (running, done, skipped, failed) is logged with the counts (:mod:`aslsr.cohort_progress`)."""
+    tracker = CohortProgress(job.name for job in jobs)
     if scheduler is None and not workers:
         outcomes = []
         for job in jobs:
+            tracker.set(job.name, "running")
             outcomes.append(process_subject(job, progress=progress))
+            tracker.set(job.name, outcomes[-1].status)
             on_outcome(outcomes[-1])
         return outcomes
-    return _run_on_dask(jobs, workers=workers, scheduler=scheduler, on_outcome=on_outcome)
+    return _run_on_dask(jobs, workers=workers, scheduler=scheduler, on_outcome=on_outcome, tracker=tracker)
+
+
+def _process_on_worker(job: SubjectJob) -> SubjectOutcome:
+    """:func:`process_subject` as a Dask task that first announces its start on the progress topic."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(EVENT_TOPIC, {"name": job.name, "state": "running"})
+    except Exception:  # progress lines are a courtesy: they never fail the subject
+        logger.debug("could not announce the start of %s", job.name, exc_info=True)
+    return process_subject(job)
 
 
 def _run_on_dask(jobs: Sequence[SubjectJob], *, workers: int | None, scheduler: str | None,
-                 on_outcome: Callable[[SubjectOutcome], None]) -> list[SubjectOutcome]:
+                 on_outcome: Callable[[SubjectOutcome], None], tracker: CohortProgress) -> list[SubjectOutcome]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise InputError("--workers and --scheduler need Dask: pip install 'aslsr[cohort]'") from None
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None  # any free port
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=dashboard)
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
-            futures = client.map(process_subject, list(jobs), key=[f"aslsr-{job.name}" for job in jobs], pure=False)
+            logger.info("Dask dashboard: %s",
+                        dashboard_link(client) or "none (Dask serves one where bokeh is installed)")
+            client.subscribe_topic(EVENT_TOPIC, tracker.on_event)
+            futures = client.map(_process_on_worker, list(jobs), key=[f"aslsr-{job.name}" for job in jobs],
+                                 pure=False)
             by_key = {future.key: (index, job) for index, (future, job) in enumerate(zip(futures, jobs))}
             outcomes: list[SubjectOutcome | None] = [None] * len(jobs)
             for future in as_completed(futures):
@@ -194,6 +219,7 @@ def _run_on_dask(jobs: Sequence[SubjectJob], *, workers: int | None, scheduler: 
                 except Exception as error:  # the task itself never raises: its worker died too often
                     outcome = SubjectOutcome(job.name, "failed", 0.0, f"{type(error).__name__}: {error}")
                 outcomes[index] = outcome
+                tracker.set(outcome.name, outcome.status)
                 on_outcome(outcome)
     except OSError as error:
         raise InputError(f"cannot reach the Dask scheduler ({error})", scheduler) from None
@@ -201,6 +227,16 @@ def _run_on_dask(jobs: Sequence[SubjectJob], *, workers: int | None, scheduler: 
         if cluster is not None:
             cluster.close()
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def dashboard_link(client) -> str | None:
+    """The address of the Dask dashboard that ``client``'s scheduler serves, or None without one."""
+    try:
+        if "dashboard" not in client.scheduler_info().get("services", {}):
+            return None
+        return str(client.dashboard_link)
+    except Exception:  # an old or odd scheduler: no address rather than no cohort
+        return None
 
 
 def threads_per_worker(workers: int | None) -> int | None:

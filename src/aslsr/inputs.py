@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import quantify as quantification
-from .aslseries import AslSeries, load_asl_series, read_sidecar, sidecar_path
+from .aslseries import AslSeries, load_asl_series, read_metadata
 from .errors import InputError
 from .grids import Grid, resample_average
 from .io import Volume, available_memory, load_volume
@@ -100,12 +100,12 @@ def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path |
 def quantify_cbf(series: AslSeries, asl_path: str | Path, m0: Volume | None,
                  m0_path: str | Path | None) -> tuple[Volume, dict[str, Any]]:
     """CBF (ml/100g/min) on the ASL grid from the series' deltaM, its sidecar and the M0 (or M0Estimate)."""
-    sidecar = sidecar_path(asl_path)
+    sidecar = series.metadata_path if series.metadata_path is not None else asl_path
     parameters = quantification.parameters_from_sidecar(series.metadata, sidecar, volume_types=series.volume_types)
     if m0_path is not None:
-        m0_sidecar = sidecar_path(m0_path)
-        parameters = dataclasses.replace(parameters, m0_repetition_time_s=quantification.separate_m0_repetition_time(
-            read_sidecar(m0_sidecar), m0_sidecar))
+        m0_metadata, m0_sidecar = read_metadata(m0_path)
+        tr, field = quantification.separate_m0_repetition_time(m0_metadata, m0_sidecar)
+        parameters = dataclasses.replace(parameters, m0_repetition_time_s=tr, m0_repetition_time_field=field)
     if m0 is not None:
         m0_values: np.ndarray | float = m0.data if m0.grid == series.perfusion.grid else resample_average(
             m0.data, m0.affine, series.perfusion.grid)

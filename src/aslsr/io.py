@@ -5,11 +5,12 @@ Arrays keep NIfTI's voxel order (i, j, k); the affine maps them to world RAS mm 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
-import tempfile
+import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,24 @@ import numpy as np
 
 from .errors import InputError
 from .grids import Grid
+from .machine import available_memory
 
-# nibabel logs header fixes and problems (e.g. "data code 255 not supported", at ERROR level) to
-# stderr; silenced so that a bad file gives one line (the InputError) and nothing else
-logging.getLogger("nibabel.global").setLevel(logging.CRITICAL)
+
+@contextlib.contextmanager
+def quiet_nibabel():
+    """Silence nibabel's own logger while reading a file, and restore its level afterwards.
+
+    nibabel logs header fixes and problems (e.g. "data code 255 not supported", at ERROR level)
+    straight to stderr through a handler of its own; while a file is checked they are silenced, so
+    that a bad file gives one line (the InputError) and nothing else.
+    """
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,7 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
     if not os.access(path, os.R_OK):
         raise InputError("permission denied (the file is not readable)", path)
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), quiet_nibabel():
             warnings.simplefilter("ignore")  # odd headers make nibabel/numpy warn; the checks below decide
             image = nib.load(str(path))
             if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -88,7 +103,7 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
 def load_data(image: nib.Nifti1Image, path: str | os.PathLike) -> np.ndarray:
     """Read the voxel array as float32, turning truncated/corrupt files into :class:`InputError`."""
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings(), quiet_nibabel():
             warnings.simplefilter("ignore")  # huge scale factors overflow to inf: check_finite counts them
             return np.asarray(image.get_fdata(dtype=np.float32))
     except Exception as error:
@@ -143,21 +158,6 @@ def load_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False,
     return Volume(np.ascontiguousarray(data), Grid(shape, image.affine))
 
 
-def available_memory() -> int:
-    """Bytes of memory available now: Linux's MemAvailable (free plus reclaimable cache), else free pages."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - neither Linux nor POSIX sysconf
-        return 2**40
-
-
 def check_finite(data: np.ndarray, path: str | os.PathLike, allow_nonfinite: bool) -> np.ndarray:
     bad = ~np.isfinite(data)
     count = int(bad.sum())
@@ -208,10 +208,6 @@ def save_json(path: str | os.PathLike, payload: dict) -> Path:
     return path
 
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
 class atomic_path:
     """Context manager: yields a temporary path beside ``path`` and renames it into place on success."""
 
@@ -221,12 +217,14 @@ class atomic_path:
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".part{self.suffix}",
-                                        dir=self.path.parent)
-        os.close(handle)
-        os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        self.temporary = Path(name)
-        return self.temporary
+        while True:  # as mkstemp, but with mode 0666 so that the umask gives the usual permissions
+            name = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.part{self.suffix}"
+            try:
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                continue
+            self.temporary = name
+            return name
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:

@@ -1,7 +1,7 @@
 """Image-quality metrics: PSNR, SSIM (whole volume and brain mask) and lesion contrast.
 
 Plain arrays in, plain floats out, in the style of :mod:`skimage.metrics`. The definitions are the
-contract in ``DESIGN.md`` ("Metrics"), so that numbers agree with any outside check:
+contract in ``docs/metrics.md``, so that numbers agree with any outside check:
 
 - R = max(ref) - min(ref) over the whole reference volume (intensity units of the reference).
 - PSNR = 10 log10(R^2 / MSE) in dB, MSE over the whole volume or (brain variant) over the mask.

@@ -8,9 +8,9 @@ output folder is replaced only with ``overwrite=True``. Inputs are never modifie
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import platform
-import resource
 import shutil
 import sys
 import time
@@ -29,10 +29,13 @@ from .generate import save_model, super_resolve
 from .grids import Grid, resample, resample_average
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask, save_json, save_volume
+from .machine import cpu_name, peak_memory_mb
 from .pyramid import zoom_between
 from .report import qc_figure
 from .report_html import subject_report_html
 from .train import TrainedModel, train
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,13 +54,14 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, config: Config,
         target: TargetSpec = TargetSpec(), m0_path: str | Path | None = None, mask_path: str | Path | None = None,
         register: bool = True, overwrite: bool = False, resume: bool = False, progress: bool = True,
-        nan_to_zero: bool = False, quantify: bool = False, log=print) -> RunResult:
-    """Train on one subject's LR ASL with its T1 and write the outputs of DESIGN.md into ``out_dir``.
+        nan_to_zero: bool = False, quantify: bool = False) -> RunResult:
+    """Train on one subject's LR ASL with its T1 and write the outputs listed in the README into ``out_dir``.
 
     Every input is checked (and :class:`InputError` raised) before registration and training;
     ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0; ``quantify`` turns a
     deltaM input into CBF (ml/100g/min) with its BIDS sidecar before training. Training state is
     checkpointed in the hidden staging folder; ``resume=True`` continues an interrupted run from it.
+    Progress and warnings go to the ``aslsr.pipeline`` logger (and warnings into ``report.json``).
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite=overwrite, resume=resume)
@@ -72,7 +76,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
     checkpointer = None
     try:
         clock = time.perf_counter()
-        result = register_t1(inputs.fixed, t1, register=register, seed=config.seed, log=log)
+        result = register_t1(inputs.fixed, t1, register=register, seed=config.seed)
         t1_registered = registration.apply_registration(t1, result)
         timings["registration_s"] = time.perf_counter() - clock
 
@@ -81,15 +85,17 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
             mask = derive_mask(m0, t1_registered, asl.grid)
 
         zoom = zoom_between(asl.grid, target_grid)
-        log(f"aslsr: {asl.grid} -> {target_grid} (zoom {np.round(zoom, 3).tolist()}), device "
-            f"{resolve_device(config.device)}")
+        logger.info("%s: %s -> %s (zoom %s), device %s", out_dir.name, asl.grid, target_grid,
+                    np.round(zoom, 3).tolist(), resolve_device(config.device))
         checkpointer = Checkpointer(staging / CHECKPOINT_NAME, fingerprint=fingerprint(
             config=config.to_dict(), arrays={"asl": asl.data, "t1": t1_registered.data,
                                              "t1_affine": t1_registered.affine, "mask": mask}))
         resumed = resume and checkpointer.path.exists()
         if resume:
-            log(f"aslsr: resuming from {checkpointer.path}" if resumed
-                else "aslsr: --resume: no checkpoint found, training from the start")
+            if resumed:
+                logger.info("%s: resuming from %s", out_dir.name, checkpointer.path)
+            else:
+                logger.info("%s: --resume: no checkpoint found, training from the start", out_dir.name)
         clock = time.perf_counter()
         model = train(asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress,
                       checkpointer=checkpointer)
@@ -97,7 +103,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
 
         report = _write_outputs(staging, asl=asl, t1_registered=t1_registered, mask=mask, target_grid=target_grid,
                                 model=model, config=config, registration_result=result, register=register,
-                                mask_source=mask_source, timings=timings, log=log, description={
+                                mask_source=mask_source, timings=timings, description={
                                     **inputs.description, "units": inputs.units,
                                     "registration_target": inputs.fixed_source}, resumed=resumed,
                                 inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path),
@@ -105,7 +111,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         checkpointer.remove()
         _publish(staging, out_dir, overwrite or resume)
     except BaseException:
-        _discard_staging(staging, checkpointer, log)
+        _discard_staging(staging, checkpointer)
         raise
     return RunResult(out_dir, report["report"], model, report["sr"], target_grid, report["baselines"])
 
@@ -113,7 +119,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
 def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: np.ndarray, target_grid: Grid,
                    model: TrainedModel, config: Config, registration_result: registration.RegistrationResult,
                    register: bool, mask_source: str, timings: dict[str, float], inputs: dict, description: dict,
-                   resumed: bool, log) -> dict[str, Any]:
+                   resumed: bool) -> dict[str, Any]:
     """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
@@ -127,7 +133,7 @@ def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: n
         model.warnings.append(
             f"the SR averaged back onto the ASL grid departs from the ASL {agreement['ratio_to_spline']:.1f}x "
             "as much as spline interpolation does; look at qc.png before trusting it")
-        log(f"warning: {model.warnings[-1]}")
+        logger.warning("%s", model.warnings[-1])
 
     clock = time.perf_counter()
     save_volume(staging / "sr.nii.gz", sr, target_grid)
@@ -176,13 +182,13 @@ def lr_agreement(asl: Volume, mask: np.ndarray, grid: Grid, sr: np.ndarray, spli
     return {"sr_rms": sr_rms, "spline_rms": spline_rms, "ratio_to_spline": sr_rms / max(spline_rms, 1e-12)}
 
 
-def register_t1(fixed: Volume, t1: Volume, *, register: bool, seed: int, log=print) -> registration.RegistrationResult:
+def register_t1(fixed: Volume, t1: Volume, *, register: bool, seed: int) -> registration.RegistrationResult:
     """Rigid T1 -> ASL registration to ``fixed`` (M0, mean control or the ASL, on the ASL's grid), or identity."""
     if not register:
         return registration.identity_result()
     result = registration.register_rigid(fixed, t1, seed=seed)
     for message in result.warnings:
-        log(f"warning: registration: {message}")
+        logger.warning("registration: %s", message)
     return result
 
 
@@ -242,22 +248,6 @@ def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def cpu_name() -> str:
-    """The CPU model (from /proc/cpuinfo on Linux), else what the platform module knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process (MB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
-
-
 def _grid_dict(grid: Grid) -> dict[str, Any]:
     return {"shape": list(grid.shape), "voxel_size_mm": [round(float(v), 5) for v in grid.voxel_size],
             "affine": np.round(grid.affine, 6).tolist()}
@@ -305,7 +295,7 @@ def _staging_dir(out_dir: Path, *, keep: bool) -> Path:
     return staging
 
 
-def _discard_staging(staging: Path, checkpointer: Checkpointer | None, log) -> None:
+def _discard_staging(staging: Path, checkpointer: Checkpointer | None) -> None:
     """After a failure: keep only the training checkpoint (for --resume), or nothing at all."""
     if checkpointer is None or not checkpointer.path.exists():
         shutil.rmtree(staging, ignore_errors=True)
@@ -313,7 +303,7 @@ def _discard_staging(staging: Path, checkpointer: Checkpointer | None, log) -> N
     for entry in staging.iterdir():
         if entry != checkpointer.path:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    log(f"aslsr: stopped; the training state is kept in {staging}: continue with --resume")
+    logger.warning("stopped; the training state is kept in %s: continue with --resume", staging)
 
 
 def _publish(staging: Path, out_dir: Path, overwrite: bool) -> None:

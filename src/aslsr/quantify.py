@@ -2,10 +2,22 @@
 
 All times are in seconds and CBF is in ml/100g/min. Arrays keep NIfTI voxel order (i, j, k); the
 functions work voxel-wise, so any shape that broadcasts against the M0 works.
+
+Labelling efficiency: the sidecar's ``LabelingEfficiency`` when given (it should then already
+include any loss to background suppression). Otherwise the white paper's value for the labelling
+type, times 0.95 for each background-suppression inversion pulse when ``BackgroundSuppression`` is
+true (``BackgroundSuppressionNumberPulses``, 1 when not given): the convention ASLPrep uses; the
+white paper notes the loss without giving a number. The M0 image is assumed to be acquired without
+background suppression, as BIDS asks.
+
+M0 recovery: an M0 acquired with a short TR is corrected by 1 / (1 - exp(-TR / T1_tissue)), with
+TR the sidecar's ``RepetitionTimePreparation``; older sidecars without it give ``RepetitionTime``,
+which is used instead with a warning (for most sequences the two agree for the M0 scan).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -23,6 +35,9 @@ TISSUE_T1_S = 1.3                 # grey-matter T1 for the M0 saturation-recover
 BACKGROUND_FRACTION = 0.1
 MAX_DELAY_S = 10.0                # PLD, labelling duration and bolus cut-off above this are milliseconds
 MAX_TIME_S = 30.0                 # any other time above this is milliseconds
+BACKGROUND_SUPPRESSION_PULSE_EFFICIENCY = 0.95  # labelling efficiency kept by each inversion pulse
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,8 @@ class QuantificationParameters:
     partition_coefficient: float = PARTITION_COEFFICIENT
     m0_repetition_time_s: float | None = None  # TR of the M0 image; None: fully relaxed
     tissue_t1_s: float = TISSUE_T1_S
+    m0_repetition_time_field: str | None = None  # the sidecar field the M0's TR came from
+    background_suppression_pulses: int | None = None  # pulses counted into the default efficiency
 
     def __post_init__(self) -> None:
         if self.labeling_type not in EFFICIENCY:
@@ -123,11 +140,29 @@ def parameters_from_sidecar(metadata: dict, path: str | os.PathLike | None, *,
                          "BolusCutOffDelayTime", path, MAX_DELAY_S)
     else:
         duration = _single_time(metadata, "LabelingDuration", path, MAX_DELAY_S)
-    efficiency = metadata.get("LabelingEfficiency", EFFICIENCY[labeling_type])
+    efficiency = metadata.get("LabelingEfficiency")
+    pulses = None
+    if efficiency is None:
+        pulses = _background_suppression_pulses(metadata, path)
+        efficiency = EFFICIENCY[labeling_type] * BACKGROUND_SUPPRESSION_PULSE_EFFICIENCY ** (pulses or 0)
     if not _is_number(efficiency) or not 0 < efficiency <= 1:
         raise InputError(f"LabelingEfficiency must be a number in (0, 1], not {efficiency!r}", path)
-    return QuantificationParameters(labeling_type, pld, duration, float(efficiency),
-                                    m0_repetition_time_s=_m0_repetition_time(metadata, path, volume_types))
+    tr, field = _m0_repetition_time(metadata, path, volume_types)
+    return QuantificationParameters(labeling_type, pld, duration, float(efficiency), m0_repetition_time_s=tr,
+                                    m0_repetition_time_field=field, background_suppression_pulses=pulses)
+
+
+def _background_suppression_pulses(metadata: dict, path) -> int | None:
+    """Inversion pulses of background suppression (None without it; 1 when the count is not given)."""
+    flag = metadata.get("BackgroundSuppression")
+    if flag is None or flag is False:
+        return None
+    if flag is not True:
+        raise InputError(f"BackgroundSuppression must be true or false, not {flag!r}", path)
+    count = metadata.get("BackgroundSuppressionNumberPulses", 1)
+    if not _is_number(count) or count < 0 or count != int(count):
+        raise InputError(f"BackgroundSuppressionNumberPulses must be a whole number, not {count!r}", path)
+    return int(count)
 
 
 def m0_estimate(metadata: dict, path: str | os.PathLike | None) -> float | None:
@@ -141,8 +176,9 @@ def m0_estimate(metadata: dict, path: str | os.PathLike | None) -> float | None:
     return float(value)
 
 
-def separate_m0_repetition_time(metadata: dict, path: str | os.PathLike | None) -> float | None:
-    """The RepetitionTimePreparation (s) in a separate M0 image's own sidecar; None without one."""
+def separate_m0_repetition_time(metadata: dict, path: str | os.PathLike | None) -> tuple[float | None, str | None]:
+    """The TR (s) in a separate M0 image's own sidecar and the field it came from
+    (RepetitionTimePreparation, else RepetitionTime with a warning); (None, None) without one."""
     return _m0_repetition_time({**metadata, "M0Type": "Included"}, path, None)
 
 
@@ -187,15 +223,19 @@ def _single_time(metadata: dict, field: str, path, limit: float) -> float:
     return _time(value, field, path, limit)
 
 
-def _m0_repetition_time(metadata: dict, path, volume_types) -> float | None:
-    value = metadata.get("RepetitionTimePreparation")
+def _m0_repetition_time(metadata: dict, path, volume_types) -> tuple[float | None, str | None]:
+    """(TR of the M0 in s, the field it came from), or (None, None) when the M0 is taken as relaxed."""
+    field = "RepetitionTimePreparation" if "RepetitionTimePreparation" in metadata else "RepetitionTime"
+    value = metadata.get(field)
     values = value if isinstance(value, list) else [] if value is None else [value]
-    times = [_time(v, "RepetitionTimePreparation", path, MAX_TIME_S) for v in values]
+    times = [_time(v, field, path, MAX_TIME_S) for v in values]
     if not times or str(metadata.get("M0Type", "Included")).lower() != "included":
-        return None  # no TR, or the series' own TR while the M0 (with its own sidecar) is elsewhere
+        return None, None  # no TR, or the series' own TR while the M0 (with its own sidecar) is elsewhere
     if volume_types is not None and len(volume_types) == len(times):
         times = [t for t, kind in zip(times, volume_types) if kind == "m0scan"] or times
     if len(set(times)) > 1:
-        raise InputError(f"RepetitionTimePreparation lists different values {sorted(set(times))}; "
-                         "cannot tell which is the M0's", path)
-    return times[0]
+        raise InputError(f"{field} lists different values {sorted(set(times))}; cannot tell which is the M0's", path)
+    if field == "RepetitionTime":
+        logger.warning("%s: no RepetitionTimePreparation; the M0 recovery correction uses RepetitionTime (%g s)",
+                       path, times[0])
+    return times[0], field

@@ -9,7 +9,7 @@
   phantom knows the truth there, so it is scored too (``table2``; beyond the paper, which had none);
 - optionally the ablations (no T1 channel, no low-pass loss, no adversarial loss, one scale only).
 
-PSNR and SSIM follow ``DESIGN.md`` ("Metrics"), computed by :mod:`aslsr.metrics`. Every number is
+PSNR and SSIM follow ``docs/metrics.md``, computed by :mod:`aslsr.metrics`. Every number is
 computed from the NIfTI files written in the output folder, so it can be checked from them.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import shutil
 import tempfile
 import time
@@ -35,6 +36,8 @@ from .phantom import PhantomConfig, simulate
 from .inputs import TargetSpec
 from .pipeline import RunResult, run
 from .report import comparison_figure, intensity_window, slice_axis
+
+logger = logging.getLogger(__name__)
 
 #: (row label, output file stem of ``aslsr run``) of the compared methods, in table order.
 METHODS = (("nearest", "nearest"), ("linear", "linear"), ("spline", "spline"), ("proposed", "sr"))
@@ -74,8 +77,7 @@ def ablation_config(config: configs.Config, overrides: dict[str, Any]) -> config
 
 
 def reproduce(out_dir: str | Path, *, preset: str = "fast", ablations: bool = False, seed: int = 0,
-              phantom: PhantomConfig | None = None, overwrite: bool = False, progress: bool = True,
-              log: Callable[[str], Any] = print) -> dict[str, Any]:
+              phantom: PhantomConfig | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the paper's experiments on a simulated subject; write tables, figures and ``summary.json``.
 
     ``phantom`` replaces the default ``PhantomConfig(seed=seed, lesion=True)`` (a lesion is always
@@ -87,20 +89,20 @@ def reproduce(out_dir: str | Path, *, preset: str = "fast", ablations: bool = Fa
     config = configs.preset(preset, seed=seed)
     phantom = dataclasses.replace(phantom or PhantomConfig(seed=seed), lesion=True)
     started = time.perf_counter()
-    log(f"aslsr reproduce: simulating the phantom into {out / 'phantom'}")
+    logger.info("simulating the phantom into %s", out / "phantom")
     case = simulate(out / "phantom", phantom)
     files = {role: Path(entry["path"]) for role, entry in case["files"].items()}
     nr_grid = load_volume(files["asl_nr"]).grid
     mask = load_mask(files["mask"], nr_grid)
     lesion = load_mask(files["lesion"], nr_grid)
     references = {key: load_volume(files[role]).data for key, role, _ in REFERENCES}
-    run_options = dict(config=config, overwrite=overwrite, progress=progress, log=log)
+    run_options = dict(config=config, overwrite=overwrite, progress=progress)
     caption = (f"Preset `{preset}`, seed {seed}, digital phantom (NR grid {'x'.join(map(str, nr_grid.shape))}). "
-               "PSNR (dB) and SSIM as defined in DESIGN.md (data range of the whole reference; brain = "
+               "PSNR (dB) and SSIM as defined in docs/metrics.md (data range of the whole reference; brain = "
                "in the phantom's brain mask); lesion ratio = mean in the lesion / mean in its mirror region, "
                "error = |ratio / ratio of the noise-free map - 1|. Best value per column in bold.")
 
-    log("aslsr reproduce: experiment 1 (LR -> NR grid)")
+    logger.info("experiment 1 (LR -> NR grid)")
     first = run(files["asl_lr"], files["t1w"], out / "experiment1", target=TargetSpec(like=files["asl_nr"]),
                 m0_path=files["m0_lr"], **run_options)
     table1 = score_methods(first.out_dir, references, mask, lesion, "clean")
@@ -110,14 +112,14 @@ def reproduce(out_dir: str | Path, *, preset: str = "fast", ablations: bool = Fa
         figure_experiment1(out / name, first.out_dir, references, nr_grid, view, mask, lesion, window,
                            case["hr_average_factor"], f"CBF ({case['units']})")
 
-    log("aslsr reproduce: experiment 2 (NR -> T1 voxel size)")
+    logger.info("experiment 2 (NR -> T1 voxel size)")
     second = run(files["asl_nr"], files["t1w"], out / "experiment2", m0_path=files["m0"], **run_options)
     table2, truth_note = experiment2(out, second, files, nr_grid, mask, lesion, caption, f"CBF ({case['units']})")
 
     ablation_rows: Rows = {}
     if ablations:
         ablation_rows = run_ablations(out, first, table1, files, references, mask, lesion, preset,
-                                      run_options, log)
+                                      run_options)
         write_rows(out / "ablations", ablation_rows, caption, "Ablations of experiment 1 (brain mask).",
                    ["kind", "settings", "psnr_hr_brain", "ssim_hr_brain", "psnr_clean_brain",
                     "ssim_clean_brain", "lesion_contrast_error", "training_s"], first_column="variant")
@@ -131,7 +133,7 @@ def reproduce(out_dir: str | Path, *, preset: str = "fast", ablations: bool = Fa
         "files": sorted(p.name for p in out.iterdir() if p.name in OUTPUTS) + ["summary.json"],
     }
     save_json(out / "summary.json", summary)
-    log(f"aslsr reproduce: done in {summary['seconds']:.0f} s; tables and figures in {out}")
+    logger.info("done in %.0f s; tables and figures in %s", summary["seconds"], out)
     return summary
 
 
@@ -239,12 +241,12 @@ def figure_experiment1(path: Path, run_dir: Path, references: Mapping[str, np.nd
 
 def run_ablations(out: Path, full: RunResult, table1: Rows, files: Mapping[str, Path],
                   references: Mapping[str, np.ndarray], mask: np.ndarray, lesion: np.ndarray, preset: str,
-                  run_options: dict[str, Any], log: Callable[[str], Any]) -> Rows:
+                  run_options: dict[str, Any]) -> Rows:
     """Experiment 1 once per ablation variant (the full method is experiment 1 itself), plus baselines."""
     rows: Rows = {}
     for key, label, overrides in ABLATIONS:
         if overrides:
-            log(f"aslsr reproduce: ablation '{label}'")
+            logger.info("ablation '%s'", label)
             options = {**run_options, "config": ablation_config(run_options["config"], overrides)}
             result = run(files["asl_lr"], files["t1w"], out / "ablations" / key,
                          target=TargetSpec(like=files["asl_nr"]), m0_path=files["m0_lr"], **options)

@@ -3,16 +3,22 @@
 Every command's module has ``add_parser(subparsers)`` which registers its arguments and sets
 ``func(args) -> int``. Bad input raises :class:`aslsr.errors.InputError`, which becomes one line on
 stderr and exit code 2.
+
+The command line configures :mod:`logging` (the library only logs): messages of the ``aslsr``
+loggers go to stderr, INFO and above by default, WARNING and above with ``--quiet`` (which also
+switches progress bars off), DEBUG with ``-v``. ``--quiet`` and ``-v`` work before or after the command.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from .. import __version__
 from ..errors import InputError
+from ..progress import write_line
 
 COMMANDS = ("run", "generate", "evaluate", "simulate", "reproduce", "demo", "bids")
 
@@ -21,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aslsr", description="Unsupervised multi-scale GAN super-resolution of ASL MRI with a T1 prior.")
     parser.add_argument("--version", action="version", version=f"aslsr {__version__}")
+    _add_verbosity_arguments(parser, dest_prefix="global_")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -30,7 +37,59 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # command not built yet
         module.add_parser(subparsers)
+    for command in subparsers.choices.values():
+        _add_verbosity_arguments(command)
     return parser
+
+
+def _add_verbosity_arguments(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
+    """``-q/--quiet`` and ``-v/--verbose`` (a command that has its own ``--quiet`` keeps it)."""
+    if "--quiet" not in parser._option_string_actions:
+        parser.add_argument("-q", "--quiet", dest=f"{dest_prefix}quiet", action="store_true",
+                            help="only warnings and errors; no progress bars")
+    parser.add_argument("-v", "--verbose", dest=f"{dest_prefix}verbose", action="count", default=0,
+                        help="more detail (debug messages)")
+
+
+def verbosity(args: argparse.Namespace) -> tuple[bool, int]:
+    """``(quiet, verbose)`` from the flags given before the command and after it, together."""
+    quiet = bool(getattr(args, "quiet", False) or getattr(args, "global_quiet", False))
+    return quiet, int(getattr(args, "verbose", 0) or 0) + int(getattr(args, "global_verbose", 0) or 0)
+
+
+LOGGER = "aslsr"
+
+
+class _Handler(logging.StreamHandler):
+    """Writes records through tqdm, so that a message does not break a progress bar on the terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write_line(self.format(record), file=self.stream)
+        except Exception:  # as logging.Handler does
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "aslsr: " if record.levelno < logging.WARNING else f"aslsr: {record.levelname.lower()}: "
+        return prefix + super().format(record)
+
+
+def configure_logging(*, quiet: bool = False, verbose: int = 0, stream=None) -> logging.Logger:
+    """Send the ``aslsr`` loggers' messages to ``stream`` (default stderr), one line each.
+
+    INFO and above by default; WARNING and above when ``quiet``; DEBUG when ``verbose``. Replaces a
+    handler set by an earlier call, so calling it again (as tests do) does not duplicate lines.
+    """
+    logger = logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _Handler)]:
+        logger.removeHandler(handler)
+    handler = _Handler(sys.stderr if stream is None else stream)
+    handler.setFormatter(_Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    return logger
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    args.quiet, args.verbose = verbosity(args)
+    configure_logging(quiet=args.quiet, verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except InputError as error:

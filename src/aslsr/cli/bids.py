@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--nan-to-zero", action="store_true", help="accept NaN/infinite voxels as 0")
     add_training_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="redo subjects whose outputs are complete")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     parser.set_defaults(func=main)
 
 

@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run :func:`aslsr.reproduce.reproduce` and print the markdown tables it wrote."""
     reproduce(args.dir, preset=args.preset, ablations=args.ablations, seed=args.seed, overwrite=args.overwrite,
-              progress=not args.quiet, log=(lambda message: None) if args.quiet else print)
+              progress=not args.quiet)
     for name in ("table1.md", "table2.md", "ablations.md"):
         path = args.dir / name
         if path.is_file():
