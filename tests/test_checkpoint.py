@@ -141,6 +141,7 @@ def test_a_run_killed_mid_scale_resumes_to_the_same_result(tiny_case, tmp_path):
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr  # an INFO log line (stderr; --quiet would hide it)
+    assert "it/s" not in resumed.stderr  # no progress bar when stderr is not a terminal
     assert not checkpoint.parent.exists() and not (killed / "checkpoint.pt").exists()
     for name in ("sr.nii.gz", "spline.nii.gz", "t1_registered.nii.gz"):
         a, b = load_volume(complete / name, allow_constant=True), load_volume(killed / name, allow_constant=True)

@@ -14,14 +14,12 @@ import contextlib
 import functools
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import losses, stability
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
@@ -30,6 +28,7 @@ from .generate import apply_generator
 from .grids import Grid
 from .io import Volume
 from .networks import Generator, PatchCritic
+from .progress import progress_bar
 from .pyramid import (Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors,
                       scale_grids)
 
@@ -188,8 +187,8 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
         start, rows, seconds_before = _restore_scale(resume, modules, guard, validator)
         restore_rngs(resume, rng, noise_generator)
     started = time.perf_counter() - seconds_before
-    bar = tqdm(range(start, iterations), initial=start, total=iterations, desc=f"scale {level} {scale.grid.shape}",
-               disable=not (progress and sys.stderr.isatty()), leave=True, dynamic_ncols=True)
+    bar = progress_bar(range(start, iterations), enabled=progress, initial=start, total=iterations,
+                       desc=f"scale {level} {scale.grid.shape}", leave=True, dynamic_ncols=True)
     for iteration in bar:
         rate = guard.learning_rate_factor * stability.learning_rate_at(
             iteration, iterations, base=config.learning_rate, schedule=config.lr_schedule,
