@@ -9,17 +9,18 @@ infinities never pass as numbers, and strings never pass as either.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable, Mapping
 
 Check = Callable[[Any], "str | None"]
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_real(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def integer(low: int | None = None, high: int | None = None) -> Check:
