@@ -44,13 +44,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
+    check_output(args.out_dir, kind="folder", inputs=[args.bids_dir, args.config, args.like])
     config = config_from_args(args)
     if config.threads is None and args.workers:
         config = replace(config, threads=threads_per_worker(args.workers))
     problems: list[SubjectOutcome] = []
     subjects = find_subjects(args.bids_dir, args.participant_label, on_problem=lambda label, error: problems.append(
         SubjectOutcome(f"sub-{label}", "failed", 0.0, str(error))))
-    check_output(args.out_dir, kind="folder", inputs=[args.bids_dir, args.config, args.like])
     options = RunOptions(config=config, target=target_from_args(args), register=not args.no_register,
                          quantify=args.quantify, nan_to_zero=args.nan_to_zero, overwrite=args.overwrite)
     with OutputLock(args.out_dir):
