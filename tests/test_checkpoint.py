@@ -137,6 +137,12 @@ def test_a_run_killed_mid_scale_resumes_to_the_same_result(tiny_case, tmp_path):
     refused = subprocess.run(_run_command(tiny_case, killed, config), capture_output=True, text=True)
     assert refused.returncode == 2 and "--resume" in refused.stderr
 
+    other_target = [a for a in _run_command(tiny_case, killed, config, "--resume", "--zoom", "1.5")
+                    if a not in ("--like", tiny_case["asl_nr"])]
+    refused = subprocess.run(other_target, capture_output=True, text=True)  # the target grid is in the fingerprint
+    assert refused.returncode == 2 and "other inputs or settings" in refused.stderr, refused.stderr
+    assert checkpoint.exists() and not killed.exists()
+
     command = [arg for arg in _run_command(tiny_case, killed, config, "--resume") if arg != "--quiet"]
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

@@ -62,6 +62,11 @@ def test_a_dataset_runs_into_bids_derivatives_and_a_rerun_skips_it(raw, tmp_path
     assert "0 done, 2 skipped" in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*.nii.gz")}
 
+    # another target grid changes the result: computed again, never "skipped (complete)"
+    assert main(_bids(raw, out, "--participant-label", "01", "--voxel-size", "3")) == 0
+    assert "1 done, 0 skipped" in capsys.readouterr().out
+    assert (out / f"{SR_NAME.format('01').replace('res-2mm', 'res-3mm')}.nii.gz").is_file()
+
 
 def test_a_failed_subject_is_reported_and_the_others_finish_on_two_workers(raw, tmp_path, capsys):
     bad = tmp_path / "raw"

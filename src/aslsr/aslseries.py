@@ -117,6 +117,10 @@ def read_sidecar(path: str | os.PathLike) -> dict:
         metadata = json.loads(_read_text(path, "JSON sidecar"))
     except json.JSONDecodeError as error:
         raise InputError(f"not valid JSON ({error.msg} at line {error.lineno})", path) from None
+    except RecursionError:
+        raise InputError("not readable JSON (nested too deeply)", path) from None
+    except ValueError as error:  # e.g. an integer with more digits than Python converts
+        raise InputError(f"not readable JSON ({short_error(error)})", path) from None
     if not isinstance(metadata, dict):
         raise InputError(f"the JSON sidecar must hold an object, not a {type(metadata).__name__}", path)
     return metadata

@@ -277,6 +277,6 @@ def write_dataset_description(out_dir: str | os.PathLike, *, version: str, sourc
         try:
             if json.loads(path.read_text()) == description:
                 return path
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             pass  # unreadable: replaced below
     return save_json(path, description)

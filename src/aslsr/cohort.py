@@ -6,12 +6,16 @@ cannot stop the others. Its ``aslsr run`` folder lives in ``OUT/work/<name>/``; 
 checkpoints there let a task that lost its worker (killed, out of memory) resume where it was
 when Dask runs it again. The BIDS-Derivatives files are copied out of it at the end, and a
 marker listing them is written last: a subject with a marker whose files all exist is complete
-and skipped on a rerun.
+and skipped on a rerun, but only while everything that changes its result is the same: the
+contents of its input files, the target grid, the configuration and the quantification
+(:func:`job_key`, kept in ``OUT/work/<name>.options.json``). Otherwise it is computed again from
+the start, never resumed from or published out of an earlier run with other settings.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import hashlib
 import json
 import logging
 import os
@@ -21,17 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .aslseries import sidecar_path
 from .bids import SubjectInputs, derivative_path, figure_path, report_path, resolution_label
 from .cohort_progress import EVENT_TOPIC, CohortProgress
 from .config import Config
 from .errors import InputError
 from .inputs import CBF_UNITS, TargetSpec
 from .io import atomic_path, save_json
+from .outputs import staging_path
 from .pipeline import CHECKPOINT_NAME, run
 from .report_html import subject_report_html
 
 WORK_FOLDER = "work"
 MARKER_NAME = "derivatives.json"
+KEY_SUFFIX = ".options.json"
 #: Files of the BIDS-Derivatives dataset that are not BIDS (the validator is told to ignore them).
 BIDS_IGNORE = ("work/", "*.html")
 
@@ -81,18 +88,67 @@ def is_complete(job: SubjectJob) -> bool:
     marker = job.work_dir / MARKER_NAME
     try:
         listed = json.loads(marker.read_text())["outputs"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, RecursionError, KeyError, TypeError):
         return False
     return all((job.out_dir / name).is_file() for name in listed)
 
 
+def job_key(job: SubjectJob) -> str:
+    """A SHA-256 over everything that changes a subject's result: its input files' bytes (ASL with
+    sidecar and aslcontext, T1w, M0, ``--like``), the target, the configuration (less the thread
+    count), registration, quantification, NaN handling and the aslsr version."""
+    from . import __version__
+    from .outputs import run_inputs
+
+    digest = hashlib.sha256()
+    options = job.options
+    files = run_inputs(job.inputs.asl, job.inputs.t1w, job.inputs.m0,
+                       None if job.inputs.m0 is None else sidecar_path(job.inputs.m0), options.target.like)
+    for path in files:
+        digest.update(f"{path.name}:".encode())
+        digest.update(_file_digest(path))
+    settings = {k: v for k, v in sorted(options.config.to_dict().items()) if k != "threads"}
+    digest.update(repr((settings, options.target.voxel_size, options.target.zoom, options.register,
+                        options.quantify, options.nan_to_zero, __version__)).encode())
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return b"absent"
+    return digest.digest()
+
+
+def _key_path(job: SubjectJob) -> Path:
+    return job.work_dir.parent / f"{job.name}{KEY_SUFFIX}"
+
+
+def _stored_key(job: SubjectJob) -> str | None:
+    try:
+        return json.loads(_key_path(job).read_text())["key"]
+    except (OSError, ValueError, RecursionError, KeyError, TypeError):
+        return None
+
+
 def process_subject(job: SubjectJob, *, progress: bool = False) -> SubjectOutcome:
-    """Run one subject end to end (or skip it when complete); never raises."""
+    """Run one subject end to end (or skip it when complete with the same inputs and options);
+    never raises."""
     started = time.perf_counter()
     try:
-        if is_complete(job) and not job.options.overwrite:
+        key = job_key(job)
+        same = _stored_key(job) == key
+        if same and is_complete(job) and not job.options.overwrite:
             return SubjectOutcome(job.name, "skipped", 0.0, "complete from an earlier run", _listed(job))
-        if not (job.work_dir / "report.json").is_file() or job.options.overwrite:
+        if job.options.overwrite or not same:  # start afresh: nothing of an earlier run is reused
+            shutil.rmtree(job.work_dir, ignore_errors=True)
+            shutil.rmtree(staging_path(job.work_dir), ignore_errors=True)
+            save_json(_key_path(job), {"key": key})
+        if not (job.work_dir / "report.json").is_file():
             _run_subject(job, progress=progress)
         outputs = publish_derivatives(job)
         return SubjectOutcome(job.name, "done", time.perf_counter() - started, outputs=outputs)
@@ -104,8 +160,7 @@ def process_subject(job: SubjectJob, *, progress: bool = False) -> SubjectOutcom
 
 def _run_subject(job: SubjectJob, *, progress: bool) -> None:
     options, inputs = job.options, job.inputs
-    checkpoint = job.work_dir.parent / f".{job.work_dir.name}.partial" / CHECKPOINT_NAME
-    resume = checkpoint.is_file() and not options.overwrite
+    resume = (staging_path(job.work_dir) / CHECKPOINT_NAME).is_file()
     run(inputs.asl, inputs.t1w, job.work_dir, config=options.config, target=options.target, m0_path=inputs.m0,
         register=options.register, quantify=options.quantify, nan_to_zero=options.nan_to_zero,
         overwrite=not resume, resume=resume, progress=progress)

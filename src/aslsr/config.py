@@ -10,10 +10,11 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
+from . import checks
 from .errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -149,6 +150,8 @@ def load_config(path: str | Path | None, name: str = "fast", **overrides: Any) -
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise InputError(f"not valid TOML ({error})", path) from None
         table = table.get("aslsr", table)
+        if not isinstance(table, dict):
+            raise InputError("the [aslsr] entry must be a table of configuration fields", path)
         if "preset" in table:
             config = preset(str(table.pop("preset")))
         try:
@@ -158,34 +161,80 @@ def load_config(path: str | Path | None, name: str = "fast", **overrides: Any) -
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
+#: The most pyramid scales (each one trains a generator; more only shrinks the coarsest scale).
+MAX_SCALES = 8
+_count = checks.integer(1, 10**7)
+_weight = checks.number(0.0, 1e6)
+
+#: One check per field of :class:`Config` (type, sign, range); a new field needs one line here.
+FIELD_CHECKS: dict[str, checks.Check] = {
+    "scale_factor": checks.optional(checks.sequence(checks.number(1.0, 8.0), length=3)),
+    "n_scales": checks.optional(checks.integer(1, MAX_SCALES)),
+    "max_scales": checks.integer(1, MAX_SCALES),
+    "min_size_voxels": checks.integer(4, 4096),
+    "generator_channels": checks.sequence(checks.integer(1, 1024), length=3),
+    "residual": checks.boolean(),
+    "use_t1": checks.boolean(),
+    "critic_channels": checks.integer(1, 1024),
+    "critic_layers": checks.integer(1, 8),
+    "use_adversarial": checks.boolean(),
+    "adversarial_weight": _weight,
+    "alpha": _weight,
+    "use_lowpass": checks.boolean(),
+    "beta": _weight,
+    "lowpass_sigma_voxels": checks.number(0.0, 100.0, above=True),
+    "gp_weight": _weight,
+    "gp_every": _count,
+    "critic_every": _count,
+    "learning_rate": checks.number(0.0, 1.0, above=True),
+    "adam_betas": checks.sequence(checks.number(0.0, 0.9999), length=2),
+    "lr_schedule": checks.choice("constant", "step", "cosine"),
+    "warmup_iterations": checks.integer(0, 10**7),
+    "grad_clip_norm": checks.optional(checks.number(0.0, 1e9, above=True)),
+    "validation_fraction": checks.number(0.0, 0.49),
+    "validation_block_voxels": checks.integer(1, 64),
+    "validate_every": _count,
+    "select_best": checks.boolean(),
+    "iterations": checks.sequence(checks.integer(0, 10**7), min_length=1, max_length=MAX_SCALES),
+    "patch_size": checks.optional(checks.integer(8, 1024)),
+    "batch_size": checks.integer(1, 1024),
+    "brain_patch_fraction": checks.number(0.0, 1.0),
+    "single_scale": checks.boolean(),
+    "input_source": checks.choice("real", "generated"),
+    "upsample_order": checks.choice(0, 1, 3),
+    "log_every": _count,
+    "checkpoint_every": checks.integer(0, 10**7),
+    "consistency": checks.choice("off", "full", "lowpass"),
+    "consistency_sigma_voxels": checks.number(0.0, 100.0),
+    "tile_size": checks.integer(8, 4096),
+    "tile_overlap": checks.integer(0, 2048),
+    "device": lambda value: None if value in ("auto", "cpu", "cuda") or (
+        isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit()) else "auto, cpu, cuda or cuda:N",
+    "threads": checks.optional(checks.integer(1, 4096)),
+    "seed": checks.integer(0, 2**32 - 1),
+}
+
+#: Checks across fields, as (problem, test that passes on a good configuration); run when every
+#: field passed its own check.
+CONSISTENCY_CHECKS: tuple[tuple[str, Callable[[Config], bool]], ...] = (
+    ("n_scales must not exceed max_scales", lambda c: c.n_scales is None or c.n_scales <= c.max_scales),
+    ("tile_overlap must be less than half of tile_size", lambda c: 2 * c.tile_overlap < c.tile_size),
+    ("the finest scale needs at least 1 iteration (the last entry of iterations); an untrained generator "
+     "is refused", lambda c: c.iterations[-1] >= 1),
+    ("no loss term is on: alpha, beta (with use_lowpass) or adversarial_weight (with use_adversarial) must be "
+     "above 0", lambda c: c.alpha > 0 or (c.use_lowpass and c.beta > 0)
+     or (c.use_adversarial and c.adversarial_weight > 0)),
+)
+
+
 def _validated(config: Config) -> Config:
-    problems = []
-    if config.input_source not in ("real", "generated"):
-        problems.append("input_source must be 'real' or 'generated'")
-    if config.consistency not in ("off", "full", "lowpass"):
-        problems.append("consistency must be off, full or lowpass")
-    if config.lr_schedule not in ("constant", "step", "cosine"):
-        problems.append("lr_schedule must be constant, step or cosine")
-    if not 0.0 <= config.validation_fraction < 0.5:
-        problems.append("validation_fraction must be at least 0 and below 0.5")
-    if min(config.validate_every, config.validation_block_voxels) < 1 or config.warmup_iterations < 0:
-        problems.append("validate_every and validation_block_voxels must be at least 1, warmup_iterations >= 0")
-    if config.grad_clip_norm is not None and not config.grad_clip_norm > 0:
-        problems.append("grad_clip_norm must be positive (or absent)")
-    if config.upsample_order not in (0, 1, 3):
-        problems.append("upsample_order must be 0, 1 or 3")
-    if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
-        problems.append("device must be auto, cpu or cuda")
-    if not config.iterations or min(config.iterations) < 0:
-        problems.append("iterations must be non-negative counts")
-    if config.patch_size is not None and config.patch_size < 8:
-        problems.append("patch_size must be at least 8 voxels")
-    if min(config.gp_every, config.critic_every, config.batch_size, config.log_every) < 1:
-        problems.append("gp_every, critic_every, batch_size and log_every must be at least 1")
-    if config.checkpoint_every < 0:
-        problems.append("checkpoint_every must be 0 (scale ends only) or a positive count")
-    if config.max_scales < 1 or (config.n_scales is not None and config.n_scales < 1):
-        problems.append("there must be at least one scale")
+    """``config`` if every field passes :data:`FIELD_CHECKS` and :data:`CONSISTENCY_CHECKS`, else InputError."""
+    unchecked = sorted({f.name for f in dataclasses.fields(Config)} - set(FIELD_CHECKS))
+    if unchecked:  # a field added without a check: a programming error, caught by the tests
+        raise TypeError(f"Config fields without a check in FIELD_CHECKS: {', '.join(unchecked)}")
+    problems = checks.problems(config.to_dict(), FIELD_CHECKS)
+    if not problems:
+        problems = [problem for problem, passes in CONSISTENCY_CHECKS if not passes(config)]
     if problems:
         raise InputError("bad configuration: " + "; ".join(problems))
     return config

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from . import checks
 from .config import Config, replace, resolve_device
 from .errors import InputError
 from .grids import Grid, resample_average
@@ -154,18 +155,46 @@ def load_model(path: str | Path) -> LoadedModel:
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise InputError("not an aslsr model file", path)
     if payload.get("version") != MODEL_VERSION:
-        raise InputError(f"model file version {payload.get('version')} is not supported", path)
+        raise InputError(f"model file version {checks.describe(payload.get('version'))} is not supported", path)
+    problems = checks.problems(payload, MODEL_FIELDS) + [f"{key} is missing" for key in MODEL_FIELDS
+                                                         if key not in payload and key != "metadata"]
+    if not problems:
+        problems = checks.problems(payload["normalizer"], NORMALIZER_FIELDS) + [
+            f"normalizer.{key} is missing" for key in NORMALIZER_FIELDS if key not in payload["normalizer"]]
+    if not problems and not payload["normalizer"]["t1_high"] > payload["normalizer"]["t1_low"]:
+        problems.append("normalizer.t1_high must be above normalizer.t1_low")
+    if problems:
+        raise InputError(f"damaged model file: {'; '.join(problems)}", path)
     try:
         settings = {k: v for k, v in payload["config"].items() if k in {f.name for f in dataclasses.fields(Config)}}
         config = replace(Config(), **settings)
         generator = Generator(channels=tuple(config.generator_channels), use_t1=config.use_t1,
                               residual=config.residual)
         generator.load_state_dict(payload["generator"])
-        normalizer = Normalizer(**payload["normalizer"])
     except (KeyError, TypeError, RuntimeError, ValueError, InputError) as error:
         raise InputError(f"damaged model file ({str(error).splitlines()[0][:160]})", path) from None
-    return LoadedModel(generator.eval(), normalizer, config, np.array(payload["factor"]),
-                       payload.get("metadata", {}))
+    if not all(bool(torch.isfinite(tensor).all()) for tensor in generator.state_dict().values()
+               if tensor.is_floating_point()):
+        raise InputError("damaged model file: the generator's weights hold NaN or infinite values", path)
+    return LoadedModel(generator.eval(), Normalizer(**payload["normalizer"]), config,
+                       np.array(payload["factor"], dtype=np.float64), payload.get("metadata", {}))
+
+
+#: The fields of ``model.pt`` that :func:`load_model` reads, with their checks.
+MODEL_FIELDS: dict[str, checks.Check] = {
+    "config": lambda value: None if isinstance(value, dict) else "a table of configuration fields",
+    "normalizer": lambda value: None if isinstance(value, dict) else "a table",
+    "factor": checks.sequence(checks.number(0.0, 1000.0, above=True), length=3),
+    "generator": lambda value: None if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()) else "a table of tensors",
+    "metadata": lambda value: None if isinstance(value, dict) else "a table",
+}
+#: The intensity normalisation (:class:`Normalizer`): a positive ASL scale, finite T1 percentiles.
+NORMALIZER_FIELDS: dict[str, checks.Check] = {
+    "asl_scale": checks.number(0.0, 1e30, above=True),
+    "t1_low": checks.number(-1e30, 1e30),
+    "t1_high": checks.number(-1e30, 1e30),
+}
 
 
 def _plain(value: Any) -> Any:

@@ -69,6 +69,8 @@ class Inputs:
     description: dict[str, Any]   # what was read and how it was reduced (for report.json)
 
 
+#: The smallest ASL (voxels along each axis) that is super-resolved: the generator halves it twice.
+MIN_ASL_VOXELS = 4
 #: A generous bound on bytes per output voxel (SR, baselines, T1, tiles, float32 copies).
 BYTES_PER_OUTPUT_VOXEL = 64
 
@@ -77,6 +79,9 @@ def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path |
                 nan_to_zero: bool = False, quantify: bool = False) -> Inputs:
     """Load and check ASL, T1 and M0, quantify CBF when asked, and resolve the target grid."""
     series = load_asl_series(asl_path, allow_nonfinite=nan_to_zero)
+    if min(series.perfusion.grid.shape) < MIN_ASL_VOXELS:
+        raise InputError(f"the ASL has shape {series.perfusion.grid.shape}; super-resolution needs at least "
+                         f"{MIN_ASL_VOXELS} voxels along every axis", asl_path)
     t1 = load_volume(t1_path, allow_nonfinite=nan_to_zero)
     m0 = load_volume(m0_path, allow_nonfinite=nan_to_zero) if m0_path is not None else series.m0
     check_overlap(series.perfusion, t1, t1_path)

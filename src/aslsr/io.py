@@ -75,6 +75,11 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
                 raise InputError(f"not a NIfTI image (read as {type(image).__name__})", path)
             shape = tuple(int(n) for n in image.shape)
             affine = image.affine
+            dtype = image.get_data_dtype()
+            if dtype.kind not in "biuf":  # complex, RGB (structured) or other: not one real number per voxel
+                kind = "complex-valued" if dtype.kind == "c" else "not real-valued"
+                raise InputError(f"the voxels are {kind} (datatype {dtype}); give a real-valued image (for complex "
+                                 "data, e.g. its magnitude or real part)", path)
             # the raw header: nibabel silently replaces a zero pixdim by 1 when it loads a file
             with nib.openers.ImageOpener(str(path)) as fileobj:
                 raw_header = type(image.header).from_fileobj(fileobj, check=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,9 +22,10 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from . import checks
 from .errors import InputError
 from .grids import Grid, reorient, resample, resample_average, rigid_matrix
-from .io import save_json, save_volume
+from .io import available_memory, save_json, save_volume
 
 UNITS = "ml/100g/min"
 ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False)}
@@ -72,24 +74,42 @@ class PhantomConfig:
     t1_voxel_size: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "nr_shape", tuple(int(n) for n in self.nr_shape))
+        for name in ("nr_shape", "nr_voxel_size"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        problems = checks.problems(asdict(self), PHANTOM_CHECKS)
+        if problems:
+            raise InputError("bad simulation options: " + "; ".join(problems))
         object.__setattr__(self, "nr_voxel_size", tuple(float(v) for v in self.nr_voxel_size))
-        if int(self.seed) != self.seed or self.seed < 0:
-            raise InputError(f"the seed must be a non-negative integer, got {self.seed}")
-        if not self.noise_sd >= 0:
-            raise InputError(f"the noise sd must be >= 0, got {self.noise_sd}")
-        if int(self.hr_average_factor) != self.hr_average_factor or self.hr_average_factor < 1:
-            raise InputError(f"hr_average_factor must be a positive integer, got {self.hr_average_factor}")
-        if len(self.nr_shape) != 3 or min(self.nr_shape) < 2:
-            raise InputError(f"nr_shape needs 3 sizes >= 2, got {self.nr_shape}")
-        if len(self.nr_voxel_size) != 3 or not min(self.nr_voxel_size) > 0:
-            raise InputError(f"nr_voxel_size needs 3 positive sizes, got {self.nr_voxel_size}")
-        if not (self.max_rotation_deg >= 0 and self.max_translation_mm >= 0):
-            raise InputError("the maximum rotation and translation must be >= 0")
-        if self.t1_orientation not in ORIENTATIONS:
-            raise InputError(f"t1_orientation must be one of {', '.join(ORIENTATIONS)}, got {self.t1_orientation!r}")
-        if not self.t1_voxel_size > 0:
-            raise InputError(f"t1_voxel_size must be positive, got {self.t1_voxel_size}")
+        needed, available = self.memory_bytes(), available_memory()
+        if needed > available:
+            raise InputError(f"this phantom (NR grid {self.nr_shape}, T1 voxels {self.t1_voxel_size:g} mm) would need "
+                             f"about {needed / 2**30:.3g} GiB of memory, {available / 2**30:.1f} GiB are available; "
+                             "choose a smaller --nr-shape or larger voxel sizes")
+
+    def memory_bytes(self) -> float:
+        """A generous estimate of the memory (bytes) :func:`simulate` needs for these grids."""
+        nr = math.prod(float(n) for n in self.nr_shape)
+        fine = math.prod(float(n) * v for n, v in zip(self.nr_shape, self.nr_voxel_size))  # 1 mm truth grid
+        t1 = TEMPLATE_VOXELS / float(self.t1_voxel_size) ** 3
+        return 64.0 * nr + 16.0 * fine + 32.0 * t1 + 2**30  # plus the 1 mm anatomy template
+
+
+#: Voxels of the 1 mm template (MNI ICBM152 2009, about 193 x 229 x 193) that the T1 is drawn from.
+TEMPLATE_VOXELS = 193 * 229 * 193
+#: Each simulation option's type and range (a new option needs one line here).
+PHANTOM_CHECKS: dict[str, checks.Check] = {
+    "seed": checks.integer(0, 2**32 - 1),
+    "lesion": checks.boolean(),
+    "noise_sd": checks.number(0.0, 1e4),
+    "hr_average_factor": checks.integer(1, 10**6),
+    "nr_shape": checks.sequence(checks.integer(2, 4096), length=3),
+    "nr_voxel_size": checks.sequence(checks.number(0.0, 100.0, above=True), length=3),
+    "max_rotation_deg": checks.number(0.0, 180.0),
+    "max_translation_mm": checks.number(0.0, 1000.0),
+    "t1_orientation": checks.choice(*ORIENTATIONS),
+    "t1_voxel_size": checks.number(0.05, 20.0),
+}
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,15 @@
 """``aslsr run`` as a library call: load, check, register, mask, train, super-resolve, report.
 
 Everything is written into a hidden staging folder beside ``out_dir`` and moved into place only
-when the run succeeded, so a failed or interrupted run leaves no partial outputs, and an existing
-output folder is replaced only with ``overwrite=True``. Inputs are never modified.
+when the run succeeded, so a failed or interrupted run leaves no partial outputs, and existing
+outputs are replaced only with ``overwrite=True``. Inputs are never modified (see :mod:`aslsr.outputs`).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,12 +22,12 @@ import torch
 from . import __version__, baselines, masking, registration
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config, resolve_device
-from .errors import InputError
 from .generate import save_model, super_resolve
 from .grids import Grid, resample, resample_average
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask, save_json, save_volume
 from .machine import cpu_name, peak_memory_mb
+from .outputs import StagedFolder, check_run_folder, listed_outputs, run_inputs
 from .pyramid import zoom_between
 from .report import qc_figure
 from .report_html import subject_report_html
@@ -64,7 +62,8 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
     Progress and warnings go to the ``aslsr.pipeline`` logger (and warnings into ``report.json``).
     """
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, overwrite=overwrite, resume=resume)
+    check_run_folder(out_dir, inputs=run_inputs(asl_path, t1_path, m0_path, mask_path, target.like),
+                     overwrite=overwrite, resume=resume, checkpoint_name=CHECKPOINT_NAME)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     inputs = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=nan_to_zero, quantify=quantify)
@@ -72,9 +71,9 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
     mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 
-    staging = _staging_dir(out_dir, keep=resume)
-    checkpointer = None
-    try:
+    with StagedFolder(out_dir, keep=resume, keep_on_failure=[CHECKPOINT_NAME], on_kept=lambda staging: logger.warning(
+            "stopped; the training state is kept in %s: continue with --resume", staging)) as staged:
+        staging = staged.path
         clock = time.perf_counter()
         result = register_t1(inputs.fixed, t1, register=register, seed=config.seed)
         t1_registered = registration.apply_registration(t1, result)
@@ -88,8 +87,9 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
         logger.info("%s: %s -> %s (zoom %s), device %s", out_dir.name, asl.grid, target_grid,
                     np.round(zoom, 3).tolist(), resolve_device(config.device))
         checkpointer = Checkpointer(staging / CHECKPOINT_NAME, fingerprint=fingerprint(
-            config=config.to_dict(), arrays={"asl": asl.data, "t1": t1_registered.data,
-                                             "t1_affine": t1_registered.affine, "mask": mask}))
+            config={**config.to_dict(), "units": inputs.units, "asl": inputs.description},
+            arrays={"asl": asl.data, "t1": t1_registered.data, "t1_affine": t1_registered.affine, "mask": mask,
+                    "target_affine": target_grid.affine, "target_shape": np.array(target_grid.shape)}))
         resumed = resume and checkpointer.path.exists()
         if resume:
             if resumed:
@@ -109,10 +109,7 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
                                 inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path),
                                         "mask": _str(mask_path)})
         checkpointer.remove()
-        _publish(staging, out_dir, overwrite or resume)
-    except BaseException:
-        _discard_staging(staging, checkpointer)
-        raise
+        staged.publish(owned=listed_outputs(out_dir))
     return RunResult(out_dir, report["report"], model, report["sr"], target_grid, report["baselines"])
 
 
@@ -255,66 +252,3 @@ def _grid_dict(grid: Grid) -> dict[str, Any]:
 
 def _str(path: str | Path | None) -> str | None:
     return None if path is None else str(path)
-
-
-def _check_out_dir(out_dir: Path, *, overwrite: bool, resume: bool) -> None:
-    if overwrite and resume:
-        raise InputError("give only one of --overwrite and --resume")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("exists and is not a folder", out_dir)
-    interrupted = out_dir.parent / f".{out_dir.name}.partial" / CHECKPOINT_NAME
-    if interrupted.exists() and not (overwrite or resume):
-        raise InputError(f"an interrupted run left its training state in {interrupted.parent.name}; continue it with "
-                         "--resume or start again with --overwrite", out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        if resume:
-            raise InputError("this run is already complete; nothing to resume (use --overwrite to run it again)",
-                             out_dir)
-        raise InputError("output folder is not empty (use --overwrite or --resume)", out_dir)
-    check_writable_parent(out_dir)
-
-
-def check_writable_parent(path: Path) -> None:
-    """The nearest existing folder above ``path`` must be a writable folder (checked before any work)."""
-    parent = Path(os.path.abspath(path)).parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"cannot be created: {parent} is not a folder", path)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot be created: no permission to write in {parent}", path)
-
-
-def _staging_dir(out_dir: Path, *, keep: bool) -> Path:
-    """The hidden folder ``.NAME.partial`` beside ``out_dir`` (emptied unless ``keep``: resuming)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial"
-    if not keep:
-        shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(exist_ok=True)
-    return staging
-
-
-def _discard_staging(staging: Path, checkpointer: Checkpointer | None) -> None:
-    """After a failure: keep only the training checkpoint (for --resume), or nothing at all."""
-    if checkpointer is None or not checkpointer.path.exists():
-        shutil.rmtree(staging, ignore_errors=True)
-        return
-    for entry in staging.iterdir():
-        if entry != checkpointer.path:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    logger.warning("stopped; the training state is kept in %s: continue with --resume", staging)
-
-
-def _publish(staging: Path, out_dir: Path, overwrite: bool) -> None:
-    """Move the finished staging folder into place (replacing ``out_dir`` only when allowed)."""
-    if out_dir.exists():
-        if any(out_dir.iterdir()) and not overwrite:
-            raise InputError("output folder is not empty (use --overwrite)", out_dir)
-        old = out_dir.parent / f".{out_dir.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)

@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"aslsr {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"aslsr {args.command}: error: out of memory", file=sys.stderr)
+        return 1
+    except OSError as error:  # the file system refused (disk full, read-only, gone): one line, not a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"aslsr {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

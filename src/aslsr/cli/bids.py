@@ -15,7 +15,7 @@ from ..bids import find_subjects, write_dataset_description
 from ..cohort import RunOptions, SubjectJob, SubjectOutcome, run_cohort, threads_per_worker, write_bids_ignore
 from ..config import replace
 from ..errors import InputError
-from ..pipeline import check_writable_parent
+from ..outputs import OutputLock, check_output
 from ._common import add_target_arguments, add_training_arguments, config_from_args, target_from_args
 
 
@@ -44,17 +44,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
+    check_output(args.out_dir, kind="folder", inputs=[args.bids_dir, args.config, args.like])
     config = config_from_args(args)
     if config.threads is None and args.workers:
         config = replace(config, threads=threads_per_worker(args.workers))
     problems: list[SubjectOutcome] = []
     subjects = find_subjects(args.bids_dir, args.participant_label, on_problem=lambda label, error: problems.append(
         SubjectOutcome(f"sub-{label}", "failed", 0.0, str(error))))
-    if args.out_dir.exists() and not args.out_dir.is_dir():
-        raise InputError("exists and is not a folder", args.out_dir)
-    check_writable_parent(args.out_dir)
     options = RunOptions(config=config, target=target_from_args(args), register=not args.no_register,
                          quantify=args.quantify, nan_to_zero=args.nan_to_zero, overwrite=args.overwrite)
+    with OutputLock(args.out_dir):
+        return _run(args, subjects, problems, options)
+
+
+def _run(args: argparse.Namespace, subjects: list, problems: list[SubjectOutcome], options: RunOptions) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_dataset_description(args.out_dir, version=__version__, source_dir=args.bids_dir)
     write_bids_ignore(args.out_dir)

@@ -11,10 +11,12 @@ import argparse
 from pathlib import Path
 
 from .. import metrics
-from ..config import load_config
+from ..config import Config, load_config
+from ..errors import InputError
 from ..io import load_mask, load_volume, save_json
 from ..phantom import PhantomConfig, simulate
 from ..inputs import TargetSpec
+from ..outputs import OutputLock, check_output, existing_outputs
 from ..pipeline import run
 
 REFERENCES = (("ref_hr", "HR (44 min)"), ("ref_clean", "noise-free"), ("asl_nr", "NR (5.5 min)"))
@@ -30,11 +32,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=main)
 
 
+#: What ``aslsr demo`` writes into its folder.
+OUTPUTS = ("phantom", "run", "results.json")
+
+
 def main(args: argparse.Namespace) -> int:
+    real = check_output(args.dir, kind="folder", overwrite=args.overwrite)
+    existing = existing_outputs(real, OUTPUTS)
+    if existing and not args.overwrite:
+        raise InputError(f"holds {', '.join(existing)} from an earlier demo (use --overwrite)", args.dir)
+    config = load_config(None, args.preset, seed=args.seed)
+    with OutputLock(args.dir):
+        return _demo(args, config)
+
+
+def _demo(args: argparse.Namespace, config: Config) -> int:
     case = simulate(args.dir / "phantom", PhantomConfig(seed=args.seed, lesion=True))
     files = {role: entry["path"] for role, entry in case["files"].items()}
     print(f"aslsr demo: phantom written to {args.dir / 'phantom'}")
-    config = load_config(None, args.preset, seed=args.seed)
     result = run(files["asl_lr"], files["t1w"], args.dir / "run", config=config,
                  target=TargetSpec(like=Path(files["asl_nr"])), m0_path=files["m0_lr"], overwrite=args.overwrite)
     table = score_run(result.out_dir, files)

@@ -18,6 +18,7 @@ from .. import metrics
 from ..errors import InputError
 from ..grids import Grid
 from ..io import load_mask, load_volume, save_json
+from ..outputs import StagedFile, check_output
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="lesion ROI on the reference grid; its mirror is the ROI flipped along the "
                              "first voxel axis, inside the mask, minus the ROI")
     parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.add_argument("--nan-to-zero", action="store_true",
                         help="accept NaN/infinite voxels in the reference and predictions as 0 (default: error)")
     parser.add_argument("preds", nargs="+", metavar="PRED.nii.gz", help="predicted images on the reference grid")
@@ -51,6 +53,9 @@ def stem(path: str | Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Load, check, compute, print the table and (with ``--json``) write the results."""
+    if args.json:
+        check_output(args.json, kind="file", overwrite=args.overwrite,
+                     inputs=[args.ref, args.mask, args.lesion, *args.preds])
     names = [stem(path) for path in args.preds]
     for index, name in enumerate(names):
         if name in names[:index]:
@@ -79,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         payload = {"reference": str(args.ref), "mask": None if args.mask is None else str(args.mask),
                    "results": {name: {key: _finite_or_none(value) for key, value in row.items()}
                                for name, row in results.items()}}
-        save_json(args.json, payload)
+        with StagedFile(args.json, suffix=".json") as temporary:
+            save_json(temporary, payload)
     return 0
 
 

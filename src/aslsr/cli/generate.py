@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from .. import registration
 from ..config import replace
 from ..errors import InputError
 from ..generate import load_model, super_resolve
 from ..io import save_volume
 from ..inputs import load_inputs
-from ..pipeline import check_writable_parent, register_t1
+from ..outputs import StagedFile, check_output, run_inputs
+from ..pipeline import register_t1
 from ._common import add_target_arguments, target_from_args
 
 
@@ -36,16 +39,19 @@ def main(args: argparse.Namespace) -> int:
     # every input is checked before registration and generation
     if args.out.is_dir():
         raise InputError("is a folder; give the output image's file name", args.out)
-    if args.out.exists() and not args.overwrite:
-        raise InputError("exists (use --overwrite)", args.out)
     if not args.out.name.endswith((".nii", ".nii.gz")):
         raise InputError("the output name must end in .nii or .nii.gz", args.out)
-    check_writable_parent(args.out)
+    check_output(args.out, kind="file", overwrite=args.overwrite,
+                 inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like)])
     model = load_model(args.model)
     model.config = replace(model.config, device=args.device)
     inputs = load_inputs(args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify)
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.config.seed)
     sr = super_resolve(model, inputs.asl, registration.apply_registration(inputs.t1, result), inputs.target)
-    save_volume(args.out, sr, inputs.target)
+    if not np.all(np.isfinite(sr)):
+        raise InputError("the model produced NaN or infinite values on these inputs (a damaged model file?); "
+                         "nothing was written", args.model)
+    with StagedFile(args.out, suffix=".nii.gz" if args.out.name.endswith(".gz") else ".nii") as temporary:
+        save_volume(temporary, sr, inputs.target)
     print(f"aslsr generate: wrote {args.out} {inputs.target} ({inputs.units})")
     return 0

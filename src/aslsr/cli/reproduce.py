@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..config import PRESETS
+from ..outputs import OutputLock, check_output
 from ..reproduce import reproduce
 
 
@@ -33,8 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run :func:`aslsr.reproduce.reproduce` and print the markdown tables it wrote."""
-    reproduce(args.dir, preset=args.preset, ablations=args.ablations, seed=args.seed, overwrite=args.overwrite,
-              progress=not args.quiet)
+    check_output(args.dir, kind="folder", overwrite=args.overwrite)
+    with OutputLock(args.dir):
+        reproduce(args.dir, preset=args.preset, ablations=args.ablations, seed=args.seed, overwrite=args.overwrite,
+                  progress=not args.quiet)
     for name in ("table1.md", "table2.md", "ablations.md"):
         path = args.dir / name
         if path.is_file():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..pipeline import run
+from ..outputs import check_run_folder, run_inputs
+from ..pipeline import CHECKPOINT_NAME, run
 from ._common import add_target_arguments, add_training_arguments, config_from_args, target_from_args
 
 
@@ -37,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_run_folder(args.out, inputs=run_inputs(args.asl, args.t1, args.m0, args.mask, args.like, args.config),
+                     overwrite=args.overwrite, resume=args.resume, checkpoint_name=CHECKPOINT_NAME)
     config = config_from_args(args)
     result = run(args.asl, args.t1, args.out, config=config, target=target_from_args(args), m0_path=args.m0,
                  mask_path=args.mask, register=not args.no_register, overwrite=args.overwrite, resume=args.resume,

@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
+from ..outputs import OutputLock, check_output
+
+#: The most phantom subjects ``--bids`` writes in one call.
+MAX_SUBJECTS = 1000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,9 +52,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     from ..phantom import PhantomConfig, simulate
 
     out = Path(args.dir)
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a folder", out)
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+    real = check_output(out, kind="folder", overwrite=args.overwrite, allow_raw_bids_root=args.bids)
+    if real.is_dir() and any(real.iterdir()) and not args.overwrite:
         raise InputError("output folder is not empty (use --overwrite)", out)
     options = {}
     if args.nr_shape is not None:
@@ -62,10 +65,13 @@ def run_simulate(args: argparse.Namespace) -> int:
                            t1_orientation=args.t1_orientation, t1_voxel_size=args.t1_voxel_size, **options)
     if args.subjects is not None and not args.bids:
         raise InputError("--subjects needs --bids")
+    if args.subjects is not None and not 1 <= args.subjects <= MAX_SUBJECTS:
+        raise InputError(f"--subjects must be between 1 and {MAX_SUBJECTS}, got {args.subjects}")
     start = time.perf_counter()
-    if args.bids:
-        return _run_bids(out, config, 2 if args.subjects is None else args.subjects, start)
-    case = simulate(out, config)
+    with OutputLock(out):
+        if args.bids:
+            return _run_bids(out, config, 2 if args.subjects is None else args.subjects, start)
+        case = simulate(out, config)
     seconds = time.perf_counter() - start
     grids = case["grids"]
     print(f"aslsr simulate: wrote {len(case['files']) + 1} files to {out} in {seconds:.1f} s "
