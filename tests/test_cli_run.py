@@ -45,7 +45,7 @@ def test_report_holds_config_timings_and_registration(run_dir):
         agreement["sr_rms"] / agreement["spline_rms"])
     assert [s["scale"] for s in report["scales"]] == list(range(len(report["grids"]["scales"])))
     header = (run_dir / "losses.csv").read_text().splitlines()[0]
-    assert header.startswith("scale,iteration,seconds,loss_g,mse")
+    assert header.startswith("scale,iteration,seconds,lr,loss_g,mse") and "validation" in header
 
 
 def test_registration_recovers_the_phantom_motion(run_dir, tiny_case):
