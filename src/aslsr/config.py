@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .acquisition import model_problem
 from .errors import InputError
 
 if sys.version_info >= (3, 11):
@@ -68,6 +69,18 @@ class Config:
     consistency_sigma_voxels: float = 1.0  # "lowpass": Gaussian sigma (LR voxels) of the part made to agree
     tile_size: int = 128  # voxels per side when generating large volumes in tiles
     tile_overlap: int = 16
+
+    # Method, and the anatomically guided model-based reconstruction (dtv.py) that every run also writes.
+    method: str = "gan"  # gan: train the generator; dtv: sr.nii.gz is the dTV reconstruction (no training)
+    dtv_lambda: float = 0.05  # TV weight in mm, for intensities relative to the ASL's 99th percentile
+    dtv_gamma: float = 0.9  # 0: plain TV; towards 1: edges parallel to the T1's cost nothing
+    dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
+    dtv_iterations: int = 500  # at most; stops earlier at a relative change below 1e-4 per 10 iterations
+    acquisition: str = "box"  # box | gaussian | kspace: how the LR ASL was formed (acquisition.py)
+    acquisition_fwhm_mm: float | None = None  # gaussian in-plane FWHM (mm); None: the ASL in-plane voxel size
+    acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness
+    acquisition_window: str = "none"  # kspace: none | hann | tukey
+    acquisition_tukey_alpha: float = 0.5  # kspace tukey window: tapered fraction of the band
 
     # Machine.
     device: str = "auto"  # auto | cpu | cuda
@@ -170,6 +183,16 @@ def _validated(config: Config) -> Config:
         problems.append("checkpoint_every must be 0 (scale ends only) or a positive count")
     if config.max_scales < 1 or (config.n_scales is not None and config.n_scales < 1):
         problems.append("there must be at least one scale")
+    if config.method not in ("gan", "dtv"):
+        problems.append("method must be gan or dtv")
+    if not (config.dtv_lambda >= 0 and 0 <= config.dtv_gamma <= 1 and config.dtv_eta > 0
+            and config.dtv_iterations >= 1):
+        problems.append("dtv_lambda must be >= 0, dtv_gamma in [0, 1], dtv_eta > 0 and dtv_iterations >= 1")
+    acquisition_problem = model_problem(config.acquisition, config.acquisition_fwhm_mm,
+                                        config.acquisition_slice_fwhm_mm, config.acquisition_window,
+                                        config.acquisition_tukey_alpha)
+    if acquisition_problem:
+        problems.append(acquisition_problem)
     if problems:
         raise InputError("bad configuration: " + "; ".join(problems))
     return config
