@@ -72,7 +72,7 @@ class Config:
 
     # Method, and the anatomically guided model-based reconstruction (dtv.py) that every run also writes.
     method: str = "gan"  # gan: train the generator; dtv: sr.nii.gz is the dTV reconstruction (no training)
-    dtv_lambda: float = 0.05  # TV weight in mm, for intensities relative to the ASL's 99th percentile
+    dtv_lambda: float = 0.1  # TV weight in mm, for intensities relative to the ASL's 99th percentile
     dtv_gamma: float = 0.9  # 0: plain TV; towards 1: edges parallel to the T1's cost nothing
     dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
     dtv_iterations: int = 500  # at most; stops earlier at a relative change below 1e-4 per 10 iterations
