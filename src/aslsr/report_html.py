@@ -109,11 +109,13 @@ def _summary(report: dict) -> str:
                  "the ASL grid vs the ASL, relative to spline interpolation; above 2 means look closely.</span>"))
     solver = report.get("dtv") or {}
     if solver:
+        dtv_only = report.get("method") == "dtv"
         rows.append(("Method", _e(report.get("method", "gan"))
-                     + (" (sr.nii.gz is the dTV reconstruction; no model.pt)" if report.get("method") == "dtv" else "")))
-        rows.append(("dTV baseline", f"{_e(solver.get('iterations'))} iterations "
-                     f"({'converged' if solver.get('converged') else 'iteration limit'}), {_num(solver.get('seconds'))} s "
-                     f"on {_e(solver.get('device'))}; LR rms {_num(agreement.get('dtv_rms'))}"
+                     + (" (sr.nii.gz is the dTV reconstruction; no model.pt)" if dtv_only else "")))
+        stop = "converged" if solver.get("converged") else "iteration limit"
+        rows.append(("dTV baseline", f"{_e(solver.get('iterations'))} iterations ({stop}), "
+                     f"{_num(solver.get('seconds'))} s on {_e(solver.get('device'))}; "
+                     f"LR rms {_num(agreement.get('dtv_rms'))}"
                      "<br><span class='hint'>directional TV guided by the T1 (dtv.nii.gz); settings in the "
                      "configuration (dtv_*, acquisition*).</span>"))
     return "<h2>Summary</h2>" + _table(rows)
