@@ -124,7 +124,7 @@ def test_summary_holds_everything(reproduced):
     assert on_disk["aslsr_version"] == __version__ and on_disk["preset"] == "test" and on_disk["seed"] == 0
     assert set(on_disk["experiment1"]["table"]) == set(METHODS)
     assert on_disk["experiment1"]["report"]["timings"]["training_s"] > 0
-    assert len(on_disk["ablations"]) == len(ABLATIONS) + 2 and summary["preset"] == "test"
+    assert len(on_disk["ablations"]) == len(ABLATIONS) + 3 and summary["preset"] == "test"  # linear, spline, dTV
 
 
 def test_a_non_empty_folder_is_refused_without_overwrite(reproduced, capsys):
