@@ -9,7 +9,8 @@ import pytest
 from aslsr.cli import main
 from aslsr.io import load_volume
 
-OUTPUTS = ("sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "t1_registered.nii.gz", "model.pt",
+OUTPUTS = ("sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "dtv.nii.gz", "t1_registered.nii.gz",
+           "model.pt",
            "report.json", "report.html", "losses.csv", "qc.png")
 
 
@@ -26,7 +27,7 @@ def test_run_writes_every_output_on_the_target_grid(run_dir, tiny_case):
     for name in OUTPUTS:
         assert (run_dir / name).is_file(), name
     reference = load_volume(tiny_case["asl_nr"]).grid
-    for name in ("sr", "nearest", "linear", "spline", "t1_registered"):
+    for name in ("sr", "nearest", "linear", "spline", "dtv", "t1_registered"):
         volume = load_volume(run_dir / f"{name}.nii.gz", allow_constant=True)
         assert volume.grid == reference, name
         assert np.all(np.isfinite(volume.data))

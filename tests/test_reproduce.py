@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 #: The tiny phantom of conftest.py (NR 32x24x12 at 7.5x7.5x10 mm, 2 mm T1): seconds per run.
 TINY = {"nr_shape": (32, 24, 12), "nr_voxel_size": (7.5, 7.5, 10.0), "t1_voxel_size": 2.0}
-METHODS = ["nearest", "linear", "spline", "proposed"]
+METHODS = ["nearest", "linear", "spline", "dTV", "proposed"]
 FILES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "ablations.md", "ablations.csv",
          "fig_sagittal.png", "fig_transaxial.png", "fig_experiment2.png", "summary.json")
 
@@ -106,7 +106,8 @@ def test_ablation_table_has_every_variant_and_the_baselines(reproduced):
     variants = [row for row in rows if row["kind"] == "method"]
     assert [row["variant"] for row in variants] == [label for _, label, _ in ABLATIONS]
     assert [row["variant"] for row in rows if row["kind"] == "baseline"] == ["linear interpolation",
-                                                                           "spline interpolation"]
+                                                                           "spline interpolation",
+                                                                           "dTV (T1-guided)"]
     for row in variants:
         assert float(row["training_s"]) > 0
         assert all(math.isfinite(float(row[k])) for k in ("psnr_hr_brain", "ssim_clean_brain",
@@ -123,7 +124,7 @@ def test_summary_holds_everything(reproduced):
     assert on_disk["aslsr_version"] == __version__ and on_disk["preset"] == "test" and on_disk["seed"] == 0
     assert set(on_disk["experiment1"]["table"]) == set(METHODS)
     assert on_disk["experiment1"]["report"]["timings"]["training_s"] > 0
-    assert len(on_disk["ablations"]) == len(ABLATIONS) + 2 and summary["preset"] == "test"
+    assert len(on_disk["ablations"]) == len(ABLATIONS) + 3 and summary["preset"] == "test"  # linear, spline, dTV
 
 
 def test_a_non_empty_folder_is_refused_without_overwrite(reproduced, capsys):

@@ -1,16 +1,23 @@
-"""Interpolation baselines (the paper's Table 1 rows): nearest, linear and cubic spline upsampling.
+"""Baselines on the target grid: interpolation (the paper's Table 1 rows: nearest, linear, cubic
+spline) and the anatomically guided model-based reconstruction (directional TV, :mod:`aslsr.dtv`).
 
-Each interpolates the LR ASL onto the target grid in world coordinates (see :func:`grids.resample`).
+Interpolation works on the LR ASL alone, in world coordinates (see :func:`grids.resample`); dTV
+also needs the registered T1 on the target grid and the run's configuration (acquisition model,
+lambda, gamma, eta). Every ``aslsr run`` writes each of :data:`BASELINES` as ``<name>.nii.gz``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .config import Config, resolve_device
+from .dtv import DTVResult, settings_from_config, super_resolve_dtv
 from .grids import Grid, resample
 from .io import Volume
 
 BASELINE_ORDERS: dict[str, int] = {"nearest": 0, "linear": 1, "spline": 3}
+#: Every baseline written by a run, in table order.
+BASELINES: tuple[str, ...] = (*BASELINE_ORDERS, "dtv")
 
 
 def interpolate(volume: Volume, target: Grid, method: str) -> np.ndarray:
@@ -21,5 +28,12 @@ def interpolate(volume: Volume, target: Grid, method: str) -> np.ndarray:
 
 
 def all_baselines(volume: Volume, target: Grid) -> dict[str, np.ndarray]:
-    """Every baseline on ``target``, keyed by name."""
+    """Every interpolation baseline on ``target``, keyed by name."""
     return {name: interpolate(volume, target, name) for name in BASELINE_ORDERS}
+
+
+def dtv_baseline(volume: Volume, t1_on_target: np.ndarray, target: Grid, config: Config) -> DTVResult:
+    """The dTV reconstruction of ``volume`` on ``target`` with the run's settings, on its device."""
+    settings, acquisition = settings_from_config(config)
+    return super_resolve_dtv(volume, t1_on_target, target, settings=settings, acquisition=acquisition,
+                             device=resolve_device(config.device))

@@ -77,6 +77,18 @@ class Config:
     tile_size: int = 128  # voxels per side when generating large volumes in tiles
     tile_overlap: int = 16
 
+    # Method, and the anatomically guided model-based reconstruction (dtv.py) that every run also writes.
+    method: str = "gan"  # gan: train the generator; dtv: sr.nii.gz is the dTV reconstruction (no training)
+    dtv_lambda: float = 0.1  # TV weight in mm, for intensities relative to the ASL's 99th percentile
+    dtv_gamma: float = 0.9  # 0: plain TV; towards 1: edges parallel to the T1's cost nothing
+    dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
+    dtv_iterations: int = 500  # at most; stops earlier at a relative change below 1e-4 per 10 iterations
+    acquisition: str = "box"  # box | gaussian | kspace: how the LR ASL was formed (acquisition.py)
+    acquisition_fwhm_mm: float | None = None  # gaussian in-plane FWHM (mm); None: the ASL in-plane voxel size
+    acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness
+    acquisition_window: str = "none"  # kspace: none | hann | tukey
+    acquisition_tukey_alpha: float = 0.5  # kspace tukey window: tapered fraction of the band
+
     # Machine.
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch CPU threads; None = all cores at hand
@@ -208,6 +220,16 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "consistency_sigma_voxels": checks.number(0.0, 100.0),
     "tile_size": checks.integer(8, 4096),
     "tile_overlap": checks.integer(0, 2048),
+    "method": checks.choice("gan", "dtv"),
+    "dtv_lambda": checks.number(0.0, 1e6),
+    "dtv_gamma": checks.number(0.0, 1.0),
+    "dtv_eta": checks.number(0.0, 1e6, above=True),
+    "dtv_iterations": checks.integer(1, 10**6),
+    "acquisition": checks.choice("box", "gaussian", "kspace"),
+    "acquisition_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
+    "acquisition_slice_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
+    "acquisition_window": checks.choice("none", "hann", "tukey"),
+    "acquisition_tukey_alpha": checks.number(0.0, 1.0, above=True),
     "device": lambda value: None if value in ("auto", "cpu", "cuda") or (
         isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit()) else "auto, cpu, cuda or cuda:N",
     "threads": checks.optional(checks.integer(1, 4096)),

@@ -206,18 +206,31 @@ def resample_average(data: np.ndarray, source_affine: np.ndarray, target: Grid) 
     return averaged.astype(np.float32)
 
 
+def box_weights(centers: np.ndarray, width: float, size: int) -> np.ndarray:
+    """Box-integration weights along one axis, shape (len(centers), size), float64.
+
+    Row i averages a box of ``width`` source voxels centred at the (fractional) source index
+    ``centers[i]`` over source voxels 0..size-1 (each spanning index -0.5..+0.5 around its centre),
+    with exact partial overlaps; parts beyond the source field of view count as 0, and rows whose
+    centre lies outside it are 0.
+    """
+    centers = np.asarray(centers, dtype=np.float64)
+    half = width / 2.0
+    edges = np.arange(size) - 0.5
+    overlap = (np.minimum(centers[:, None] + half, edges[None, :] + 1.0)
+               - np.maximum(centers[:, None] - half, edges[None, :]))
+    weights = np.clip(overlap, 0.0, None) / (2.0 * half)
+    weights[(centers < -0.5 - 1e-6) | (centers > size - 0.5 + 1e-6)] = 0.0
+    return weights
+
+
 def _box_average_parallel(data: np.ndarray, source: Grid, target: Grid, steps: np.ndarray) -> np.ndarray:
     """Exact box integration for grids whose axes are parallel (``steps``: target voxel in source voxels)."""
     origin = source.world_to_index(target.affine[:3, 3])
     result = data
     for axis in np.argsort(np.array(target.shape) / np.array(source.shape)):  # shrink most first
         centers = origin[axis] + steps[axis] * np.arange(target.shape[axis])
-        half = abs(steps[axis]) / 2.0
-        edges = np.arange(source.shape[axis]) - 0.5
-        overlap = (np.minimum(centers[:, None] + half, edges[None, :] + 1.0)
-                   - np.maximum(centers[:, None] - half, edges[None, :]))
-        weights = (np.clip(overlap, 0.0, None) / (2.0 * half)).astype(np.float32)
-        weights[(centers < -0.5 - 1e-6) | (centers > source.shape[axis] - 0.5 + 1e-6)] = 0.0
+        weights = box_weights(centers, abs(steps[axis]), source.shape[axis]).astype(np.float32)
         used = np.flatnonzero(weights.any(axis=0))
         lo, hi = (used[0], used[-1] + 1) if used.size else (0, 1)
         part = result[(slice(None),) * axis + (slice(lo, hi),)]

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 class RunResult:
     out_dir: Path
     report: dict[str, Any]
-    model: TrainedModel
+    model: TrainedModel | None  # None for --method dtv (no training)
     sr: np.ndarray
     target: Grid
     baselines: dict[str, np.ndarray] = field(default_factory=dict)
@@ -97,8 +97,12 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
             else:
                 logger.info("%s: --resume: no checkpoint found, training from the start", out_dir.name)
         clock = time.perf_counter()
-        model = train(asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress,
-                      checkpointer=checkpointer)
+        model = None
+        if config.method == "gan":
+            model = train(asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress,
+                          checkpointer=checkpointer)
+        else:
+            logger.info("%s: --method dtv: no training; sr.nii.gz is the directional-TV reconstruction", out_dir.name)
         timings["training_s"] = time.perf_counter() - clock
 
         report = _write_outputs(staging, asl=asl, t1_registered=t1_registered, mask=mask, target_grid=target_grid,
@@ -114,23 +118,27 @@ def run(asl_path: str | Path, t1_path: str | Path, out_dir: str | Path, *, confi
 
 
 def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: np.ndarray, target_grid: Grid,
-                   model: TrainedModel, config: Config, registration_result: registration.RegistrationResult,
+                   model: TrainedModel | None, config: Config, registration_result: registration.RegistrationResult,
                    register: bool, mask_source: str, timings: dict[str, float], inputs: dict, description: dict,
                    resumed: bool) -> dict[str, Any]:
     """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
-    sr = super_resolve(model, asl, t1_registered, target_grid, t1_on_target=t1_on_target)
-    if not np.all(np.isfinite(sr)):
+    sr = None if model is None else super_resolve(model, asl, t1_registered, target_grid, t1_on_target=t1_on_target)
+    if sr is not None and not np.all(np.isfinite(sr)):
         raise RuntimeError("the super-resolved image has non-finite values; training diverged")
     timings["generation_s"] = time.perf_counter() - clock
-    interpolated = baselines.all_baselines(asl, target_grid)
-    agreement = lr_agreement(asl, mask, target_grid, sr, interpolated["spline"])
+    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config)
+    timings["dtv_s"] = dtv_result.seconds
+    sr = dtv_result.image if sr is None else sr
+    interpolated = {**baselines.all_baselines(asl, target_grid), "dtv": dtv_result.image}
+    warnings = model.warnings if model is not None else []
+    agreement = lr_agreement(asl, mask, target_grid, sr, interpolated["spline"], dtv=dtv_result.image)
     if agreement["ratio_to_spline"] > AGREEMENT_WARNING_RATIO:
-        model.warnings.append(
+        warnings.append(
             f"the SR averaged back onto the ASL grid departs from the ASL {agreement['ratio_to_spline']:.1f}x "
             "as much as spline interpolation does; look at qc.png before trusting it")
-        logger.warning("%s", model.warnings[-1])
+        logger.warning("%s", warnings[-1])
 
     clock = time.perf_counter()
     save_volume(staging / "sr.nii.gz", sr, target_grid)
@@ -141,16 +149,20 @@ def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: n
     save_volume(staging / "mask.nii.gz", mask_on_target.astype(np.uint8), target_grid, dtype=np.uint8)
     if register:
         registration.save_itk_transform(registration_result, staging / "t1_to_asl.tfm")
-    save_model(model, staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
-    write_losses_csv(staging / "losses.csv", model.history)
+    if model is not None:
+        save_model(model, staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
+    history = model.history if model is not None else []
+    write_losses_csv(staging / "losses.csv", history)
     report = build_report(config=config, model=model, inputs=inputs, asl=asl, target=target_grid,
                           registration_result=registration_result, registered=register, mask_source=mask_source,
-                          timings=timings)
+                          timings=timings, warnings=warnings)
     report["lr_agreement"] = agreement
+    report["dtv"] = dtv_result.summary()
     report["asl"] = description
     report["resumed_from_checkpoint"] = resumed
     qc_figure(staging / "qc.png", lr=asl, linear=interpolated["linear"], spline=interpolated["spline"], sr=sr,
-              t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=model.history)
+              t1=t1_on_target, mask=mask_on_target, grid=target_grid, history=history,
+              dtv=dtv_result.image if model is not None else None)
     timings["writing_s"] = time.perf_counter() - clock
     report["peak_memory_mb"] = peak_memory_mb()
     if torch.cuda.is_available() and report["device"].startswith("cuda"):
@@ -165,18 +177,21 @@ def _write_outputs(staging: Path, *, asl: Volume, t1_registered: Volume, mask: n
 AGREEMENT_WARNING_RATIO = 2.0
 
 
-def lr_agreement(asl: Volume, mask: np.ndarray, grid: Grid, sr: np.ndarray, spline: np.ndarray) -> dict[str, float]:
+def lr_agreement(asl: Volume, mask: np.ndarray, grid: Grid, sr: np.ndarray, spline: np.ndarray,
+                 dtv: np.ndarray | None = None) -> dict[str, float]:
     """How far the SR, averaged back onto the ASL grid, is from the ASL, in the brain (a QC number).
 
-    RMS in ASL units for the SR and for spline interpolation, and their ratio. A generator that
-    paints structure the data do not support (rings, offsets) raises the ratio well above 1.
+    RMS in ASL units for the SR and for spline interpolation (and dTV when given), and the SR's ratio
+    to spline's. A generator that paints structure the data do not support (rings, offsets) raises
+    the ratio well above 1.
     """
     def rms(image: np.ndarray) -> float:
         back = resample_average(image, grid.affine, asl.grid)
         return float(np.sqrt(np.mean((back[mask] - asl.data[mask]) ** 2)))
 
     sr_rms, spline_rms = rms(sr), rms(spline)
-    return {"sr_rms": sr_rms, "spline_rms": spline_rms, "ratio_to_spline": sr_rms / max(spline_rms, 1e-12)}
+    result = {"sr_rms": sr_rms, "spline_rms": spline_rms, "ratio_to_spline": sr_rms / max(spline_rms, 1e-12)}
+    return result if dtv is None else {**result, "dtv_rms": rms(dtv)}
 
 
 def register_t1(fixed: Volume, t1: Volume, *, register: bool, seed: int) -> registration.RegistrationResult:
@@ -198,13 +213,17 @@ def derive_mask(m0: Volume | None, t1_registered: Volume, grid: Grid) -> np.ndar
     return masking.brain_mask_from_t1(t1_on_grid, grid.voxel_size)
 
 
-def build_report(*, config: Config, model: TrainedModel, inputs: dict, asl: Volume, target: Grid,
+def build_report(*, config: Config, model: TrainedModel | None, inputs: dict, asl: Volume, target: Grid,
                  registration_result: registration.RegistrationResult, registered: bool, mask_source: str,
-                 timings: dict[str, float]) -> dict[str, Any]:
-    """The ``report.json`` payload: resolved config, versions, seed, device, grids, timings, warnings."""
+                 timings: dict[str, float], warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``report.json`` payload: resolved config, versions, seed, device, grids, timings, warnings.
+
+    ``model`` is None for ``--method dtv``: no scales, no ``model.pt``.
+    """
     device = resolve_device(config.device)
+    grids = model.grids if model is not None else []
     iterations = {}
-    for row in model.history:
+    for row in (model.history if model is not None else []):
         iterations[row["scale"]] = max(iterations.get(row["scale"], 0), row["iteration"] + 1)
     return {
         "aslsr_version": __version__,
@@ -217,19 +236,22 @@ def build_report(*, config: Config, model: TrainedModel, inputs: dict, asl: Volu
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
+        "method": config.method,
+        "model": "model.pt" if model is not None else None,
         "grids": {"asl": _grid_dict(asl.grid), "target": _grid_dict(target),
-                  "scales": [_grid_dict(g) for g in model.grids]},
-        "scale_factor": [float(f) for f in model.factor],
+                  "scales": [_grid_dict(g) for g in grids]},
+        "scale_factor": [float(f) for f in model.factor] if model is not None else [],
         "scales": [{"scale": i, "seconds": s, "iterations": iterations.get(i, 0),
                     "seconds_per_iteration": s / max(1, iterations.get(i, 0))}
-                   for i, s in zip(range(len(model.grids) - len(model.scale_seconds), len(model.grids)),
-                                   model.scale_seconds)],
+                   for i, s in zip(range(len(grids) - len(model.scale_seconds), len(grids)),
+                                   model.scale_seconds)] if model is not None else [],
         "registration": {"performed": registered, **registration_result.to_dict()},
         "mask_source": mask_source,
         "timings": timings,
-        "warnings": list(model.warnings) + list(registration_result.warnings),
-        "outputs": ["sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "t1_registered.nii.gz",
-                    "mask.nii.gz", "model.pt", "report.json", "report.html", "losses.csv", "qc.png"]
+        "warnings": list(warnings) + list(registration_result.warnings),
+        "outputs": ["sr.nii.gz"] + [f"{name}.nii.gz" for name in baselines.BASELINES]
+                   + ["t1_registered.nii.gz", "mask.nii.gz"] + (["model.pt"] if model is not None else [])
+                   + ["report.json", "report.html", "losses.csv", "qc.png"]
                    + (["t1_to_asl.tfm"] if registered else []),
     }
 

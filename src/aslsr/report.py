@@ -98,9 +98,11 @@ def intensity_window(image: np.ndarray, mask: np.ndarray | None = None,
 
 
 def qc_figure(path: str | os.PathLike, *, lr: Volume, linear: np.ndarray, spline: np.ndarray, sr: np.ndarray,
-              t1: np.ndarray, mask: np.ndarray, grid: Grid, history: Sequence[dict]) -> Path:
-    """Write the run's ``qc.png``: 3 views x (LR, linear, spline, SR, T1, SR + T1 edges) and the losses."""
-    arrays = {"linear": linear, "spline": spline, "SR": sr, "T1": t1, "mask": mask}
+              t1: np.ndarray, mask: np.ndarray, grid: Grid, history: Sequence[dict],
+              dtv: np.ndarray | None = None) -> Path:
+    """Write the run's ``qc.png``: 3 views x (LR, linear, spline, [dTV,] SR, T1, SR + T1 edges) and the losses."""
+    arrays = {"linear": linear, "spline": spline, "SR": sr, "T1": t1, "mask": mask,
+              **({"dTV": dtv} if dtv is not None else {})}
     for name, array in arrays.items():
         if np.shape(array) != grid.shape:
             raise ValueError(f"{name} has shape {np.shape(array)}, the target grid is {grid.shape}")
@@ -112,8 +114,9 @@ def qc_figure(path: str | os.PathLike, *, lr: Volume, linear: np.ndarray, spline
     centre = np.array(ndimage.center_of_mass(mask)) if mask.any() else (np.array(grid.shape) - 1) / 2.0
     centre = np.clip(np.round(centre).astype(int), 0, np.array(grid.shape) - 1)
 
-    columns = [("LR (nearest)", lr_nearest), ("linear", linear), ("spline", spline), ("SR", sr),
-               ("T1 (registered)", t1), ("SR + T1 edges", sr)]
+    columns = [("LR (nearest)", lr_nearest), ("linear", linear), ("spline", spline),
+               *([("dTV", dtv)] if dtv is not None else []), ("SR", sr), ("T1 (registered)", t1),
+               ("SR + T1 edges", sr)]
     indices = {view: int(centre[slice_axis(grid, view)]) for view in VIEWS}
     crops = {view: _brain_box(*slice_view(mask, grid, view, indices[view])) for view in VIEWS}
     ratios = [_box_ratio(crops[view], slice_view(mask, grid, view, indices[view])[1]) for view in VIEWS]

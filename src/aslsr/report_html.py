@@ -107,6 +107,17 @@ def _summary(report: dict) -> str:
     rows.append(("LR agreement", f"ratio {_num(ratio)}{flag} (SR rms {_num(agreement.get('sr_rms'))}, "
                  f"spline rms {_num(agreement.get('spline_rms'))})<br><span class='hint'>SR averaged back onto "
                  "the ASL grid vs the ASL, relative to spline interpolation; above 2 means look closely.</span>"))
+    solver = report.get("dtv") or {}
+    if solver:
+        dtv_only = report.get("method") == "dtv"
+        rows.append(("Method", _e(report.get("method", "gan"))
+                     + (" (sr.nii.gz is the dTV reconstruction; no model.pt)" if dtv_only else "")))
+        stop = "converged" if solver.get("converged") else "iteration limit"
+        rows.append(("dTV baseline", f"{_e(solver.get('iterations'))} iterations ({stop}), "
+                     f"{_num(solver.get('seconds'))} s on {_e(solver.get('device'))}; "
+                     f"LR rms {_num(agreement.get('dtv_rms'))}"
+                     "<br><span class='hint'>directional TV guided by the T1 (dtv.nii.gz); settings in the "
+                     "configuration (dtv_*, acquisition*).</span>"))
     return "<h2>Summary</h2>" + _table(rows)
 
 

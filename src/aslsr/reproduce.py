@@ -3,8 +3,9 @@
 :func:`reproduce` simulates a phantom subject (with a hypoperfused lesion) and runs
 
 - Experiment 1 (paper 3.1, Table 1, Figs. 2 and 3): train on the LR ASL, super-resolve onto the NR
-  grid, score nearest / linear / spline / proposed against the NR, HR and noise-free references
-  (whole volume and in the phantom's brain mask) plus the lesion contrast against the noise-free map;
+  grid, score nearest / linear / spline / dTV (the T1-guided model-based baseline) / proposed
+  against the NR, HR and noise-free references (whole volume and in the phantom's brain mask)
+  plus the lesion contrast against the noise-free map;
 - Experiment 2 (paper Fig. 4): train on the NR ASL and super-resolve to the T1's voxel size; the
   phantom knows the truth there, so it is scored too (``table2``; beyond the paper, which had none);
 - optionally the ablations (no T1 channel, no low-pass loss, no adversarial loss, one scale only).
@@ -40,7 +41,7 @@ from .report import comparison_figure, intensity_window, slice_axis
 logger = logging.getLogger(__name__)
 
 #: (row label, output file stem of ``aslsr run``) of the compared methods, in table order.
-METHODS = (("nearest", "nearest"), ("linear", "linear"), ("spline", "spline"), ("proposed", "sr"))
+METHODS = (("nearest", "nearest"), ("linear", "linear"), ("spline", "spline"), ("dTV", "dtv"), ("proposed", "sr"))
 #: (column key, phantom file role, label) of the references of Experiment 1.
 REFERENCES = (("nr", "asl_nr", "NR"), ("hr", "ref_hr", "HR"), ("clean", "ref_clean", "noise-free"))
 #: (folder name, label, configuration overrides) of the ablation variants; the first is the full method.
@@ -209,7 +210,8 @@ def experiment2(out: Path, result: RunResult, files: Mapping[str, Path], nr_grid
     t1 = image("t1_registered")
     t1_low, t1_high = intensity_window(t1, fine_mask, (0.5, 99.9))
     t1_shown = window[0] + (t1 - t1_low) * (window[1] - window[0]) / max(t1_high - t1_low, 1e-12)
-    panels = [("NR input (nearest)", image("nearest")), ("linear", image("linear")), ("proposed (SR)", image("sr")),
+    panels = [("NR input (nearest)", image("nearest")), ("linear", image("linear")), ("dTV", image("dtv")),
+              ("proposed (SR)", image("sr")),
               ("T1 (registered, rescaled)", t1_shown), (f"truth ({_voxels(target)} mm)", truth)]
     with tempfile.TemporaryDirectory(dir=out) as scratch:
         parts = []
@@ -258,6 +260,10 @@ def run_ablations(out: Path, full: RunResult, table1: Rows, files: Mapping[str, 
                        "training_s": float(result.report["timings"]["training_s"])}
     for label in ("linear", "spline"):
         rows[f"{label} interpolation"] = {"kind": "baseline", "settings": "-", **table1[label]}
+    settings = full.report["config"]
+    rows["dTV (T1-guided)"] = {"kind": "baseline", "settings": f"lambda={settings['dtv_lambda']}, "
+                               f"gamma={settings['dtv_gamma']}, acquisition={settings['acquisition']}",
+                               **table1["dTV"], "training_s": 0.0}
     return rows
 
 

@@ -35,6 +35,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                         help="auto picks CUDA when present (default)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--method", choices=["gan", "dtv"], default=None,
+                        help="gan: train the T1-guided generator (default); dtv: no training, sr.nii.gz is the "
+                             "directional-TV reconstruction (written as dtv.nii.gz by every run)")
+    parser.add_argument("--acquisition", choices=["box", "gaussian", "kspace"], default=None,
+                        help="how the ASL was acquired, for dTV (default box average; numbers in the config TOML)")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -45,6 +50,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         if path.exists() and not os.access(path, os.R_OK):
             raise InputError("permission denied (the file is not readable)", path)
     try:
-        return load_config(args.config, args.preset, device=args.device, seed=args.seed)
+        return load_config(args.config, args.preset, device=args.device, seed=args.seed, method=args.method,
+                           acquisition=args.acquisition)
     except OSError as error:
         raise InputError(f"cannot read ({error.strerror or error})", args.config) from None

@@ -1,4 +1,4 @@
-"""``aslsr run``: train on one subject's ASL with its T1 and write SR, baselines, model and report."""
+"""``aslsr run``: train on one subject's ASL with its T1 (or solve dTV) and write SR, baselines, model and report."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
                  progress=not args.quiet, nan_to_zero=args.nan_to_zero,
                  quantify=args.quantify)
     timings = result.report["timings"]
+    work = f"dTV {timings['dtv_s']:.0f} s" if result.model is None else f"training {timings['training_s']:.0f} s"
     print(f"aslsr run: wrote {result.out_dir} (sr.nii.gz {result.target.shape}); "
-          f"training {timings['training_s']:.0f} s, total {sum(timings.values()):.0f} s")
+          f"{work}, total {sum(timings.values()):.0f} s")
     return 0
