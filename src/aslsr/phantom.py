@@ -141,7 +141,8 @@ def _world(grid: Grid) -> list[np.ndarray]:
             + a[r, 2] * idx[2][None, None, :] + a[r, 3] for r in range(3)]
 
 
-def _distance(grid: Grid, center: np.ndarray) -> np.ndarray:
+def distance_map(grid: Grid, center: np.ndarray) -> np.ndarray:
+    """Distance (mm) of every voxel centre of ``grid`` from the world point ``center`` (mm)."""
     x, y, z = _world(grid)
     return np.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2)
 
@@ -156,13 +157,13 @@ def lesion_factor(grid: Grid, center: np.ndarray, radius: float, edge_mm: float 
     hi = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, grid.shape)
     if np.any(hi <= lo):
         return factor
-    box = Grid(tuple(hi - lo), _shifted(grid.affine, lo))
-    inside = sigmoid((radius - _distance(box, center)) / edge_mm)
+    box = Grid(tuple(hi - lo), shifted_affine(grid.affine, lo))
+    inside = sigmoid((radius - distance_map(box, center)) / edge_mm)
     factor[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1.0 - (1.0 - factor_inside) * inside
     return factor
 
 
-def _shifted(affine: np.ndarray, start: np.ndarray) -> np.ndarray:
+def shifted_affine(affine: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Affine of a sub-block whose voxel (0, 0, 0) is voxel ``start`` of ``affine``."""
     shifted = np.array(affine, dtype=np.float64)
     shifted[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
@@ -206,7 +207,7 @@ def choose_lesion(rng: np.random.Generator, anatomy: Anatomy, nr: Grid) -> tuple
     return grid.index_to_world(best.astype(np.float64)), radius
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
+def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill holes in 3D, then slice by slice (axial) for holes opened by a cut field of view."""
     filled = ndimage.binary_fill_holes(mask)
     for k in range(filled.shape[2]):
@@ -248,8 +249,8 @@ def simulate(out_dir: str | os.PathLike, config: PhantomConfig = PhantomConfig()
 
     # masks, M0
     tissue_nr = resample_average(anatomy.gm + anatomy.wm, mni.affine, nr)
-    mask = _fill_holes(tissue_nr > MASK_THRESHOLD)
-    mask_lr = _fill_holes(resample_average(tissue_nr, nr.affine, lr) > MASK_THRESHOLD)
+    mask = fill_holes(tissue_nr > MASK_THRESHOLD)
+    mask_lr = fill_holes(resample_average(tissue_nr, nr.affine, lr) > MASK_THRESHOLD)
     volumes["mask"] = (mask, nr, np.uint8)
     volumes["mask_lr"] = (mask_lr, lr, np.uint8)
     m0 = (resample_average(proton_density(anatomy), mni.affine, nr)
@@ -260,7 +261,7 @@ def simulate(out_dir: str | os.PathLike, config: PhantomConfig = PhantomConfig()
 
     if lesion_info is not None:
         for role, grid, brain in (("lesion", nr, mask), ("lesion_lr", lr, mask_lr)):
-            roi = (_distance(grid, np.array(lesion_info["center_mm"])) <= lesion_info["radius_mm"]) & brain
+            roi = (distance_map(grid, np.array(lesion_info["center_mm"])) <= lesion_info["radius_mm"]) & brain
             volumes[role] = (roi, grid, np.uint8)
 
     # T1w: bias field and noise, moved by a rigid transform applied through the affine only
