@@ -121,25 +121,28 @@ def test_orientation_variants_keep_world_values(cases, tmp_path):
 
 
 def test_kspace_psf_is_exact_for_band_limited_images():
-    nr = Grid((16, 12, 8), rigid_matrix((20.0, -10.0, 5.0), (3.0, 1.0, -2.0)) @ np.diag([2.0, 2.5, 3.0, 1.0]))
+    """k-space truncation returns the exact samples, at the LR voxel centres, of an image whose
+    spectrum lies inside the window's flat band (on an oblique grid, with a margin, awkward sizes)."""
+    nr = Grid((24, 14, 14), rigid_matrix((20.0, -10.0, 5.0), (3.0, 1.0, -2.0)) @ np.diag([2.0, 2.5, 3.0, 1.0]))
     psf = PSF(kind="kspace", window=0.3)
-    fine, lr = fine_grid(nr, 2, psf), acquisition_grid(nr, (2, 2, 1), psf)
-    waves = [((1, 2, 1), 0.3), ((2, -1, 0), 1.1), ((0, 1, 2), -0.4)]   # cycles over the fine FOV: in the flat band
-
-    def image(index: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        value = 5.0 + 0 * index[..., 0]
-        for cycles, phase in waves:
-            value = value + np.cos(2 * np.pi * sum(c * index[..., a] / shape[a] for a, c in enumerate(cycles)) + phase)
-        return value
-
-    fine_index = np.indices(fine.shape).transpose(1, 2, 3, 0).astype(float)
-    lr_index = np.indices(lr.shape).transpose(1, 2, 3, 0).astype(float)
-    at_lr = fine.world_to_index(lr.index_to_world(lr_index))          # LR samples on fine voxel centres
-    assert np.allclose(at_lr, np.rint(at_lr), atol=1e-6)
-    acquired = acquire(image(fine_index, fine.shape), fine, lr, psf)
-    np.testing.assert_allclose(acquired, image(at_lr, fine.shape), atol=1e-4)
+    fine, lr = fine_grid(nr, 2, psf, margin=2), acquisition_grid(nr, (2, 2, 1), psf)
+    assert fine.shape == (56, 36, 36) and lr.shape == (12, 7, 14)
+    rng = np.random.default_rng(5)
+    spectrum = rng.normal(size=fine.shape) + 1j * rng.normal(size=fine.shape)
+    for axis, n in enumerate(fine.shape):           # |k| within the flat band of the LR matrix's window
+        n_lr = round(n * fine.voxel_size[axis] / lr.voxel_size[axis])   # LR matrix over the fine FOV
+        band = np.floor((1 - psf.window) * n_lr / 2)
+        keep = np.abs(np.rint(np.fft.fftfreq(n) * n)) <= band
+        spectrum *= keep.reshape([-1 if a == axis else 1 for a in range(3)])
+    image = np.fft.ifftn(spectrum).real
+    image *= 10.0 / np.abs(image).max()
+    lr_index = np.indices(lr.shape).reshape(3, -1).T
+    at = fine.world_to_index(lr.index_to_world(lr_index))          # LR samples on fine voxel centres
+    assert np.allclose(at, np.rint(at), atol=1e-6)
+    acquired = acquire(image, fine, lr, psf)
+    np.testing.assert_allclose(acquired.ravel(), image[tuple(np.rint(at).astype(int).T)], atol=1e-4)
     # a frequency beyond the LR band is removed; the window tapers to 0 at the band edge
-    high = np.cos(np.pi * fine_index[..., 0])
+    high = np.cos(np.pi * np.indices(fine.shape)[0])
     assert np.abs(acquire(high, fine, lr, psf)).max() < 1e-6
     assert tukey_window(8, 0.5)[0] == 1 and tukey_window(8, 0.5)[4] == 0 and np.all(tukey_window(8, 0.0) == 1)
 

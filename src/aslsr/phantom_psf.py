@@ -15,11 +15,12 @@ its own code, the "inverse crime"). Three models:
   band-limited image at every m-th fine voxel centre. Noise is added in k-space before the
   window, so it comes out correlated, as on a scanner.
 
-Geometry: :func:`fine_grid` gives the fine sampling grid of the truth for a target grid, and
-:func:`acquisition_grid` the acquired grid (voxel ``factor`` times the NR voxel); with ``box`` the
-acquired voxels tile the NR field of view, otherwise the acquired voxel centres sit on every
-``factor``-th NR voxel centre starting at NR voxel 0 (sampling, not averaging). Arrays are in voxel
-order (i, j, k) of their grids; sizes in voxels unless a name says mm.
+Geometry: :func:`fine_grid` gives the fine sampling grid of the truth: the NR field of view plus a
+margin, so that the object is not cut at the field of view's edges (a cut would ring through the
+whole image in k-space); :func:`acquisition_grid` gives the acquired grid (voxel ``factor`` times the
+NR voxel). With ``box`` the acquired voxels tile the NR field of view, otherwise the acquired voxel
+centres sit on every ``factor``-th NR voxel centre starting at NR voxel 0 (sampling, not averaging).
+Arrays are in voxel order (i, j, k) of their grids; sizes in voxels unless a name says mm.
 """
 
 from __future__ import annotations
@@ -70,14 +71,19 @@ def acquisition_grid(nr: Grid, factor: tuple[int, int, int], psf: PSF) -> Grid:
     return Grid(tuple(np.array(nr.shape) // factor_), affine)
 
 
-def fine_grid(nr: Grid, subdivision: int, psf: PSF) -> Grid:
-    """The grid on which the truth is sampled: NR voxels split ``subdivision`` times per axis.
+def fine_grid(nr: Grid, subdivision: int, psf: PSF, margin: int = 0) -> Grid:
+    """The grid on which the truth is sampled: NR voxels split ``subdivision`` times per axis, over
+    the NR field of view grown by ``margin`` NR voxels on every side (a multiple of the LR factor).
 
-    ``box``: the fine voxels tile the NR field of view. Otherwise fine voxel ``subdivision * i`` is
-    centred on NR voxel ``i`` (so the acquired samples fall on fine voxel centres).
+    ``box``: the fine voxels tile that field of view. Otherwise fine voxel ``subdivision * i`` is
+    centred on (grown) NR voxel ``i`` (so the acquired samples fall on fine voxel centres).
     """
-    if int(subdivision) != subdivision or subdivision < 1:
-        raise InputError(f"the fine subdivision must be a positive integer, got {subdivision}")
+    if int(subdivision) != subdivision or subdivision < 1 or int(margin) != margin or margin < 0:
+        raise InputError(f"the fine subdivision must be a positive integer and the margin >= 0, "
+                         f"got {subdivision} and {margin}")
+    grown = np.array(nr.affine)
+    grown[:3, 3] = nr.index_to_world(-float(margin) * np.ones(3))
+    nr = Grid(tuple(np.array(nr.shape) + 2 * int(margin)), grown)
     if psf.kind == "box":
         return nr.with_voxel_size(nr.voxel_size / subdivision)
     affine = np.array(nr.affine)
@@ -85,15 +91,21 @@ def fine_grid(nr: Grid, subdivision: int, psf: PSF) -> Grid:
     return Grid(tuple(np.array(nr.shape) * int(subdivision)), affine)
 
 
-def _steps(fine: Grid, target: Grid) -> np.ndarray:
-    """Fine voxels per target voxel along each axis (integers), checking that the grids nest."""
+def _nesting(fine: Grid, target: Grid, psf: PSF) -> tuple[np.ndarray, np.ndarray]:
+    """Fine voxels per target voxel (integers) and the index of ``target``'s first voxel in the
+    target-spaced grid that covers all of ``fine``; raises ValueError unless the grids nest."""
     ratio = target.voxel_size / fine.voxel_size
     steps = np.round(ratio).astype(int)
-    if np.any(np.abs(ratio - steps) > 1e-4) or np.any(np.array(target.shape) * steps != np.array(fine.shape)):
+    if np.any(np.abs(ratio - steps) > 1e-4) or np.any(np.array(fine.shape) % steps):
         raise ValueError(f"{target} does not nest on {fine}")
     if not np.allclose(fine.directions, target.directions, atol=1e-6):
         raise ValueError("the fine and target grids are not parallel")
-    return steps
+    first = fine.world_to_index(target.affine[:3, 3]) - ((steps - 1) / 2.0 if psf.kind == "box" else 0.0)
+    start = np.round(first / steps).astype(int)
+    if (not np.allclose(first, start * steps, atol=1e-4) or np.any(start < 0)
+            or np.any(start + np.array(target.shape) > np.array(fine.shape) // steps)):
+        raise ValueError(f"{target} does not sit on the samples of {fine}")
+    return steps, start
 
 
 def acquire(fine_data: np.ndarray, fine: Grid, target: Grid, psf: PSF, *, noise_sd: float = 0.0,
@@ -107,30 +119,24 @@ def acquire(fine_data: np.ndarray, fine: Grid, target: Grid, psf: PSF, *, noise_
     data = np.asarray(fine_data, dtype=np.float64)
     if data.shape != fine.shape:
         raise ValueError(f"data shape {data.shape} differs from the fine grid {fine.shape}")
-    steps = _steps(fine, target)
-    if psf.kind == "box":
-        _check_origin(fine, target, (steps - 1) / 2.0)
-    else:
-        _check_origin(fine, target, np.zeros(3))
+    steps, start = _nesting(fine, target, psf)
+    full = tuple(np.array(fine.shape) // steps)         # every sample over the fine field of view
     noise = None
     if noise_sd > 0:
         if rng is None:
             raise ValueError("noise needs a random generator")
-        noise = noise_sd * rng.standard_normal(target.shape)
+        noise = noise_sd * rng.standard_normal(full)
     if psf.kind == "kspace":
-        return _kspace(data, target.shape, psf.window, noise).astype(np.float32)
-    if psf.kind == "box":
-        (n0, n1, n2), (s0, s1, s2) = target.shape, steps
-        out = data.reshape(n0, s0, n1, s1, n2, s2).mean(axis=(1, 3, 5))
+        out = _kspace(data, full, psf.window, noise)
     else:
-        out = _gaussian(data, steps, psf)[:: steps[0], :: steps[1], :: steps[2]]
-    return (out if noise is None else out + noise).astype(np.float32)
-
-
-def _check_origin(fine: Grid, target: Grid, expected_index: np.ndarray) -> None:
-    index = fine.world_to_index(target.affine[:3, 3])
-    if not np.allclose(index, expected_index, atol=1e-4):
-        raise ValueError(f"the target grid's first voxel is at fine index {index}, expected {expected_index}")
+        if psf.kind == "box":
+            (n0, n1, n2), (s0, s1, s2) = full, steps
+            out = data.reshape(n0, s0, n1, s1, n2, s2).mean(axis=(1, 3, 5))
+        else:
+            out = _gaussian(data, steps, psf)[:: steps[0], :: steps[1], :: steps[2]]
+        out = out if noise is None else out + noise
+    block = tuple(slice(a, a + n) for a, n in zip(start, target.shape))
+    return np.ascontiguousarray(out[block], dtype=np.float32)
 
 
 def slice_profile(steps: int, thickness_voxels: float, edge_voxels: float) -> np.ndarray:
@@ -163,7 +169,7 @@ def tukey_window(n: int, fraction: float) -> np.ndarray:
 
     1 for |k| <= (1 - fraction) * n / 2, a cosine taper to 0 at |k| = n / 2 beyond.
     """
-    k = np.abs(np.fft.fftfreq(n) * n)
+    k = np.abs(np.rint(np.fft.fftfreq(n) * n))
     edge = n / 2.0
     flat = (1.0 - fraction) * edge
     weights = np.ones(n)
@@ -177,7 +183,7 @@ def _kspace(data: np.ndarray, shape: tuple[int, int, int], window: float, noise:
     """Truncate the spectrum of ``data`` to ``shape``, add ``noise``'s spectrum, window, transform back."""
     spectrum = np.fft.fftn(data)
     for axis, n in enumerate(shape):
-        keep = np.fft.fftfreq(n) * n                  # kept frequencies (fine-grid index units), FFT order
+        keep = np.rint(np.fft.fftfreq(n) * n)        # kept frequencies (fine-grid index units), FFT order
         index = np.mod(keep.astype(int), data.shape[axis])
         spectrum = np.take(spectrum, index, axis=axis)
     spectrum *= np.prod(shape) / np.prod(data.shape)  # the same amplitude on the coarser matrix

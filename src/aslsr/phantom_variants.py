@@ -90,6 +90,7 @@ class PhantomSpec:
     max_translation_mm: float = 5.0
     psf: PSF = field(default_factory=PSF)
     fine_subdivision: int = 2
+    fine_margin: int = 8                 # NR voxels of truth beyond the NR field of view, every side
     asl_orientation: str = "RAS"
     asl_rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # oblique ASL grid (about x, y, z)
 
@@ -114,6 +115,8 @@ class PhantomSpec:
             raise InputError("field sds, warp, vessel counts and T1 bias/noise must be >= 0, t1_gamma > 0")
         if len(self.lr_factor) != 3 or min(self.lr_factor) < 1:
             raise InputError(f"the LR factor needs 3 positive integers, got {self.lr_factor}")
+        if any(self.fine_margin % f for f in self.lr_factor):
+            raise InputError(f"the fine margin ({self.fine_margin}) must be a multiple of the LR factor")
 
     @property
     def stream_seed(self) -> int:
@@ -270,7 +273,7 @@ def make_grids(spec: PhantomSpec, anatomy: Anatomy) -> dict[str, Grid]:
         rotation = rigid_matrix(spec.asl_rotation_deg, (0.0, 0.0, 0.0), center=nr.center)
         nr = Grid(nr.shape, rotation @ nr.affine)
     return {"nr": nr, "lr": acquisition_grid(nr, spec.lr_factor, spec.psf),
-            "fine": fine_grid(nr, spec.fine_subdivision, spec.psf),
+            "fine": fine_grid(nr, spec.fine_subdivision, spec.psf, margin=spec.fine_margin),
             "truth": nr.with_voxel_size(float(anatomy.grid.voxel_size[0]))}
 
 
