@@ -2,8 +2,8 @@
 
 The anatomy comes from the MNI152 2009 (symmetric) templates bundled with nilearn (grey matter,
 white matter and a skull-stripped T1 at 1 mm, RAS; see :mod:`aslsr.phantom_anatomy`); nothing is
-downloaded. All arrays are in NIfTI
-voxel order (i, j, k); every grid's affine maps voxels to world RAS mm. CBF is in ml/100g/min.
+downloaded. All arrays are in NIfTI voxel order (i, j, k); every grid's affine maps voxels to world
+RAS mm. CBF is in ml/100g/min. Variants that depart from this model: :mod:`aslsr.phantom_variants`.
 
 Acquisition model: every acquired voxel is the average of the 1 mm truth over the voxel's extent
 (partial-volume box average, never point sampling), plus white Gaussian noise whose standard
@@ -23,9 +23,7 @@ from scipy import ndimage
 from .errors import InputError
 from .grids import Grid, reorient, resample, resample_average, rigid_matrix
 from .io import save_json, save_volume
-from .phantom_anatomy import M0_SCALP, Anatomy, derive_anatomy, load_anatomy, load_templates, sigmoid
-
-__all__ = ["M0_SCALP", "Anatomy", "derive_anatomy", "load_anatomy", "load_templates"]  # re-exported
+from .phantom_anatomy import Anatomy, load_anatomy, sigmoid
 
 UNITS = "ml/100g/min"
 ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False)}

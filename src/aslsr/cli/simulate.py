@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
 from ..phantom_psf import PSF_KINDS
-from ..phantom_variants import ASL_ORIENTATIONS, VARIANTS
+from ..phantom_variants import ASL_ORIENTATIONS, VARIANTS, PhantomSpec
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -87,13 +88,8 @@ def _add_variant_arguments(parser: argparse.ArgumentParser) -> None:
                        help="MNI template resolution in mm (default 1; 2 or 3 for quick tests)")
 
 
-def _variant_spec(args: argparse.Namespace, options: dict):
+def _variant_spec(args: argparse.Namespace, options: dict) -> PhantomSpec | None:
     """The PhantomSpec asked for, or None when no variant option was given (the default phantom)."""
-    from dataclasses import replace
-
-    from ..phantom_psf import PSF
-    from ..phantom_variants import PhantomSpec
-
     given = {key: getattr(args, key) for key in _VARIANT_FIELDS if getattr(args, key) is not None}
     if args.variant is None and not given and args.vessels is None:
         return None
