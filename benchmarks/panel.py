@@ -12,7 +12,7 @@ Runtime, peak memory and warnings come from each run's report.json (and the proc
 ``panel.json`` and ``panel.md`` (per variant and method: mean +- sd over seeds) into ``--out``.
 
     python benchmarks/panel.py [--half tune|report|all] [--seeds 0 1 2] [--methods linear spline aslsr ...]
-                               [--workers N] [--out DIR] [--preset-args "--device cuda"]
+                               [--workers N] [--out DIR] [--preset-args "--device cuda"] [--append BENCHMARKS.md]
 
 Adding a method is one line in METHODS. Runs execute in ``--workers`` parallel processes, each
 ``aslsr run`` with ``threads = cores // workers`` torch threads (merged into its ``--config``).
@@ -83,6 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "cases already simulated there with the same variant are reused")
     parser.add_argument("--preset-args", default="", metavar="ARGS",
                         help='extra arguments for every aslsr run, one string (e.g. "--device cuda")')
+    parser.add_argument("--append", type=Path, metavar="BENCHMARKS.md", help="also append the tables to this file")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers < 1:
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"PSNR {record['psnr_brain']:.2f}" if "psnr_brain" in record else record.get("error", "")),
                   flush=True)
     add_gains(records)
-    from run_benchmarks import machine
+    from run_benchmarks import append_entry, machine
 
     summary = summarise(records, args.variant_names, args.method_list)
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -322,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  "records": records, "summary": summary}, indent=2) + "\n")
     table = render(summary, meta)
     (work / "panel.md").write_text(table)
+    if args.append:
+        append_entry(args.append, table)
     print(f"\n{table}\npanel: wrote {work / 'panel.json'} and {work / 'panel.md'}")
     return 0
 
