@@ -102,11 +102,12 @@ def case_spec(name: str, seed: int, tiny: bool):
 
 def simulate_case(name: str, seed: int, folder: str, tiny: bool) -> dict[str, Any]:
     """Simulate one case (or reuse it when ``folder`` holds the same variant); returns timing."""
-    from aslsr.phantom_variants import simulate_variant
+    from aslsr.phantom_variants import PHANTOM_VERSION, simulate_variant
 
     spec = case_spec(name, seed, tiny)
     info = Path(folder) / "phantom.json"
-    if info.is_file() and json.loads(info.read_text()).get("spec") == spec.to_dict():
+    stored = json.loads(info.read_text()) if info.is_file() else {}
+    if stored.get("spec") == spec.to_dict() and stored.get("phantom_version") == PHANTOM_VERSION:
         return {"case": folder, "simulate_s": 0.0, "reused": True}
     start = time.perf_counter()
     simulate_variant(folder, spec)

@@ -76,6 +76,7 @@ def test_every_variant_writes_consistent_files(cases):
             roi = _load(case, lesion["roles"][0]).data > 0
             assert roi.any() and not (roi & ~mask).any()
             ratio = metrics.lesion_contrast(clean, roi, mask)
+            assert 0 <= lesion["mirror_log_asymmetry"] < 0.5
             assert (ratio < 0.75) if lesion["cbf_factor"] < 1 else (ratio > 1.15), (name, number, ratio)
         if spec.warp_mm:
             assert 0.3 < info["warp"]["jacobian_min"] < 1 < info["warp"]["jacobian_max"] < 2

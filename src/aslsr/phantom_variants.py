@@ -38,6 +38,9 @@ from .io import save_json
 from .phantom_anatomy import T1_TEMPLATE_SCALE, Anatomy, derive_anatomy, load_anatomy
 from .phantom_psf import PSF, acquire, acquisition_grid, fine_grid
 
+#: Bumped whenever the same spec and seed would simulate different data (the panel reuses cases only
+#: when both agree).
+PHANTOM_VERSION = 2
 ASL_ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False),
                     "LPI": (True, True, True)}
 _STREAMS = {"global_field": 100, "warp": 101, "tissue_field": 102, "gm_field": 103, "lesions": 104, "vessels": 105,
@@ -226,7 +229,7 @@ def _cbf(anatomy: Anatomy, spec: PhantomSpec, nr: Grid) -> tuple[np.ndarray, lis
     if spec.tissue_field_sd > 0:
         tissue_field = phantom_fields.random_field(_rng(spec, "tissue_field"), grid, spec.tissue_field_mm)
         cbf = cbf * np.exp(spec.tissue_field_sd * tissue_field)
-    lesions = choose_lesions(_rng(spec, "lesions"), anatomy, nr, spec.lesions)
+    lesions = choose_lesions(_rng(spec, "lesions"), anatomy, nr, spec.lesions, cbf)
     for lesion in lesions:
         cbf = cbf * phantom.lesion_factor(grid, np.array(lesion["center_mm"]), lesion["radius_mm"],
                                           factor_inside=lesion["cbf_factor"])
@@ -238,30 +241,62 @@ def _cbf(anatomy: Anatomy, spec: PhantomSpec, nr: Grid) -> tuple[np.ndarray, lis
         seeds = seeds[np.all((index >= 2) & (index <= np.array(nr.shape) - 3), axis=1)]
         bright, records = phantom_fields.vessels(_rng(spec, "vessels"), grid, seeds, spec.vessel_tubes,
                                                  spec.vessel_spots)
+        for lesion in lesions:   # vessels stay out of the lesions and their mirror regions
+            for center in (np.array(lesion["center_mm"]), mirror_point(nr, lesion["center_mm"])):
+                bright[phantom.distance_map(grid, center) <= lesion["radius_mm"] + 4.0] = 0.0
         cbf = cbf + bright * anatomy.brain
     return cbf.astype(np.float32), lesions, records
 
 
-def choose_lesions(rng: np.random.Generator, anatomy: Anatomy, nr: Grid, factors: tuple[float, ...]) -> list[dict]:
+def mirror_point(nr: Grid, point_mm) -> np.ndarray:
+    """The world point whose NR voxel position is ``point_mm``'s flipped along the first voxel axis
+    (the mirror of the lesion contrast metric; x -> -x for the phantom's RAS grids)."""
+    index = nr.world_to_index(np.asarray(point_mm, dtype=np.float64))
+    index[0] = nr.shape[0] - 1 - index[0]
+    return nr.index_to_world(index)
+
+
+def _sphere_mean(volume: np.ndarray, grid: Grid, center: np.ndarray, radius: float) -> float:
+    voxel = float(grid.voxel_size[0])
+    r = int(np.ceil(radius / voxel))
+    offsets = np.argwhere(np.ones((2 * r + 1,) * 3, dtype=bool)) - r
+    offsets = offsets[np.linalg.norm(offsets, axis=1) * voxel <= radius]
+    points = np.clip(np.rint(grid.world_to_index(center)).astype(int) + offsets, 0, np.array(grid.shape) - 1)
+    return float(volume[tuple(points.T)].mean())
+
+
+def choose_lesions(rng: np.random.Generator, anatomy: Anatomy, nr: Grid, factors: tuple[float, ...],
+                   cbf: np.ndarray, tries: int = 40) -> list[dict]:
     """One sphere per CBF factor (see :func:`aslsr.phantom.choose_lesion`), inside the NR field of view,
-    apart from each other and from each other's mirror images (x -> -x) by 5 mm."""
+    5 mm apart from each other and from each other's mirror regions (:func:`mirror_point`). Of the
+    places tried, the one where the lesion-free ``cbf`` (on the anatomy grid) is most alike in the
+    sphere and its mirror is kept, so that the lesion-to-mirror contrast measures the lesion."""
     lesions: list[dict] = []
     for factor in factors:
-        for _ in range(50):
+        best, best_asymmetry = None, np.inf
+        for _ in range(tries):
             center, radius = phantom.choose_lesion(rng, anatomy, nr)
             index = nr.world_to_index(center)
             reach = radius / nr.voxel_size
             inside = bool(np.all((index >= reach) & (index <= np.array(nr.shape) - 1 - reach)))
-            mirror = center * np.array([-1.0, 1.0, 1.0])
+            mirror = mirror_point(nr, center)
             apart = all(min(np.linalg.norm(center - np.array(other["center_mm"])),
-                            np.linalg.norm(mirror - np.array(other["center_mm"])))
+                            np.linalg.norm(mirror - np.array(other["center_mm"])),
+                            np.linalg.norm(center - mirror_point(nr, other["center_mm"])))
                         > radius + other["radius_mm"] + 5.0 for other in lesions)
-            if inside and apart:
+            if not (inside and apart):
+                continue
+            asymmetry = abs(np.log(_sphere_mean(cbf, anatomy.grid, center, radius)
+                                   / max(_sphere_mean(cbf, anatomy.grid, mirror, radius), 1e-6)))
+            if asymmetry < best_asymmetry:
+                best, best_asymmetry = (center, radius), asymmetry
+            if asymmetry < 0.1:
                 break
-        else:
+        if best is None:
             raise InputError(f"found no place for lesion {len(lesions) + 1} in the NR field of view")
-        lesions.append({"center_mm": center.tolist(), "radius_mm": radius, "cbf_factor": factor,
-                        "kind": "hypo-perfused" if factor < 1 else "hyper-perfused"})
+        lesions.append({"center_mm": best[0].tolist(), "radius_mm": best[1], "cbf_factor": factor,
+                        "kind": "hypo-perfused" if factor < 1 else "hyper-perfused",
+                        "mirror_log_asymmetry": float(best_asymmetry)})
     return lesions
 
 
@@ -342,7 +377,7 @@ def simulate_variant(out_dir: str | os.PathLike, spec: PhantomSpec) -> dict:
                                        for lesion in lesions for role in lesion["roles"]}}
     stored = {name: volumes[role][1] for name, role in (("nr", "ref_clean"), ("lr", "asl_lr"),
                                                           ("truth_1mm", "truth_1mm"))}
-    info = {"variant": spec.name, "half": spec.half, "description": spec.description, "seed": spec.seed,
+    info = {"phantom_version": PHANTOM_VERSION, "variant": spec.name, "half": spec.half, "description": spec.description, "seed": spec.seed,
             "units": phantom.UNITS, "spec": spec.to_dict(), "warp": warp_record, "lesions": lesions,
             "vessels": vessel_records, "noise_sd": {"nr": spec.noise_sd, "lr_before_window": float(noise_lr),
                                                     "hr": float(noise_hr)},
