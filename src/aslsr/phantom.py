@@ -1,8 +1,9 @@
 """Digital brain phantom: a ground-truth CBF map and simulated ASL / M0 / T1 acquisitions.
 
 The anatomy comes from the MNI152 2009 (symmetric) templates bundled with nilearn (grey matter,
-white matter and a skull-stripped T1 at 1 mm, RAS); nothing is downloaded. All arrays are in NIfTI
-voxel order (i, j, k); every grid's affine maps voxels to world RAS mm. CBF is in ml/100g/min.
+white matter and a skull-stripped T1 at 1 mm, RAS; see :mod:`aslsr.phantom_anatomy`); nothing is
+downloaded. All arrays are in NIfTI voxel order (i, j, k); every grid's affine maps voxels to world
+RAS mm. CBF is in ml/100g/min. Variants that depart from this model: :mod:`aslsr.phantom_variants`.
 
 Acquisition model: every acquired voxel is the average of the 1 mm truth over the voxel's extent
 (partial-volume box average, never point sampling), plus white Gaussian noise whose standard
@@ -11,14 +12,12 @@ deviation falls with the square root of the number of averages.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -26,16 +25,16 @@ from . import checks
 from .errors import InputError
 from .grids import Grid, reorient, resample, resample_average, rigid_matrix
 from .io import available_memory, save_json, save_volume
+from .phantom_anatomy import Anatomy, load_anatomy, sigmoid
 
 UNITS = "ml/100g/min"
 ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False)}
-TEMPLATE_FILES = {name: f"mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz" for name in ("t1", "gm", "wm")}
 GM_CBF, WM_CBF = 60.0, 20.0            # ml/100g/min
 CBF_FIELD_AMPLITUDE = 0.15             # +-15 % smooth multiplicative CBF variation
 T1_BIAS_AMPLITUDE = 0.05               # +-5 % bias field on the T1
 T1_NOISE_FRACTION = 0.015              # T1 noise sd as a fraction of the WM intensity
 M0_WEIGHTS = (0.87, 0.73, 1.0)         # proton density of GM, WM, CSF (x 1000)
-M0_SCALP, M0_NOISE_SD = 450.0, 10.0
+M0_NOISE_SD = 10.0
 LESION_FACTOR = 0.4                    # CBF multiplier inside the lesion
 LESION_RADIUS_MM = (8.0, 10.0)
 MASK_THRESHOLD = 0.3                   # brain mask: voxel-averaged (pGM + pWM) above this
@@ -112,61 +111,6 @@ PHANTOM_CHECKS: dict[str, checks.Check] = {
 }
 
 
-@dataclass(frozen=True)
-class Anatomy:
-    """Seed-independent anatomy on the 1 mm MNI grid (arrays read-only, axes i=R, j=A, k=S)."""
-
-    grid: Grid
-    t1: np.ndarray        # template T1 intensity (0-255)
-    gm: np.ndarray        # grey-matter probability
-    wm: np.ndarray        # white-matter probability
-    csf: np.ndarray       # CSF fraction inside the brain
-    brain: np.ndarray     # bool brain mask (closed, holes filled)
-    scalp_grid: Grid      # 2 mm grid for the synthetic scalp
-    scalp: np.ndarray     # scalp M0 signal on scalp_grid
-    center: np.ndarray    # centre (world mm) of the brain mask's bounding box
-
-
-def template_dir() -> Path:
-    """The folder of nilearn's bundled MNI152 templates; raises InputError if it is missing."""
-    try:
-        import nilearn
-    except ImportError:
-        raise InputError("the phantom needs nilearn (pip install nilearn) for its bundled MNI152 templates") from None
-    folder = Path(os.path.dirname(nilearn.__file__)) / "datasets" / "data"
-    missing = [name for name in TEMPLATE_FILES.values() if not (folder / name).is_file()]
-    if missing:
-        raise InputError(f"nilearn's bundled MNI152 templates are missing ({', '.join(missing)})", folder)
-    return folder
-
-
-@functools.lru_cache(maxsize=1)
-def load_anatomy() -> Anatomy:
-    """Load the templates and derive the brain mask, CSF and scalp maps (cached per process)."""
-    folder = template_dir()
-    images = {name: nib.load(str(folder / file)) for name, file in TEMPLATE_FILES.items()}
-    grid = Grid(images["t1"].shape, images["t1"].affine)
-    if not np.allclose(np.abs(grid.affine[:3, :3]), np.eye(3)):
-        raise InputError("expected the MNI templates on a 1 mm axis-aligned grid", folder)
-    t1, gm, wm = (np.asarray(images[n].dataobj, dtype=np.float32) for n in ("t1", "gm", "wm"))
-    gm, wm = gm / 255.0, wm / 255.0
-    tissue = (gm + wm) > 0.5
-    pad = 4
-    closed = ndimage.binary_closing(np.pad(tissue, pad), iterations=3)[pad:-pad, pad:-pad, pad:-pad]
-    brain = ndimage.binary_fill_holes(closed)
-    csf = np.clip(brain - gm - wm, 0.0, 1.0).astype(np.float32)
-    # the bundled T1 is skull-stripped, so the scalp seen on M0 is a synthetic band 5-11 mm out
-    scalp_grid = grid.with_voxel_size(2.0)
-    brain2 = resample_average(brain.astype(np.float32), grid.affine, scalp_grid) > 0.5
-    distance = ndimage.distance_transform_edt(~brain2, sampling=2.0)
-    scalp = (M0_SCALP * (_sigmoid(distance - 5.0) - _sigmoid(distance - 11.0))).astype(np.float32)
-    idx = np.argwhere(brain)
-    center = grid.index_to_world((idx.min(0) + idx.max(0)) / 2.0)
-    for array in (t1, gm, wm, csf, brain, scalp, center):
-        array.setflags(write=False)
-    return Anatomy(grid, t1, gm, wm, csf, brain, scalp_grid, scalp, center)
-
-
 def make_grids(config: PhantomConfig, anatomy: Anatomy) -> tuple[Grid, Grid, Grid]:
     """The NR, LR and 1 mm truth grids (RAS-aligned, centred on the brain, x centred on the midline)."""
     shape = np.array(config.nr_shape)
@@ -203,10 +147,6 @@ def smooth_field(rng: np.random.Generator, grid: Grid, inside: np.ndarray, ampli
     return field
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
-
-
 def _rng(seed: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), _STREAMS[stream]])
 
@@ -219,13 +159,15 @@ def _world(grid: Grid) -> list[np.ndarray]:
             + a[r, 2] * idx[2][None, None, :] + a[r, 3] for r in range(3)]
 
 
-def _distance(grid: Grid, center: np.ndarray) -> np.ndarray:
+def distance_map(grid: Grid, center: np.ndarray) -> np.ndarray:
+    """Distance (mm) of every voxel centre of ``grid`` from the world point ``center`` (mm)."""
     x, y, z = _world(grid)
     return np.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2)
 
 
-def lesion_factor(grid: Grid, center: np.ndarray, radius: float, edge_mm: float = 1.0) -> np.ndarray:
-    """CBF multiplier on ``grid``: LESION_FACTOR inside the sphere, 1 outside, soft (logistic) edge."""
+def lesion_factor(grid: Grid, center: np.ndarray, radius: float, edge_mm: float = 1.0,
+                  factor_inside: float = LESION_FACTOR) -> np.ndarray:
+    """CBF multiplier on ``grid``: ``factor_inside`` in the sphere, 1 outside, soft (logistic) edge."""
     factor = np.ones(grid.shape, dtype=np.float32)
     reach = radius + 8.0 * edge_mm
     corners = grid.world_to_index(center + reach * np.array([[-1, -1, -1], [1, 1, 1]]))
@@ -233,13 +175,13 @@ def lesion_factor(grid: Grid, center: np.ndarray, radius: float, edge_mm: float 
     hi = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, grid.shape)
     if np.any(hi <= lo):
         return factor
-    box = Grid(tuple(hi - lo), _shifted(grid.affine, lo))
-    inside = _sigmoid((radius - _distance(box, center)) / edge_mm)
-    factor[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1.0 - (1.0 - LESION_FACTOR) * inside
+    box = Grid(tuple(hi - lo), shifted_affine(grid.affine, lo))
+    inside = sigmoid((radius - distance_map(box, center)) / edge_mm)
+    factor[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1.0 - (1.0 - factor_inside) * inside
     return factor
 
 
-def _shifted(affine: np.ndarray, start: np.ndarray) -> np.ndarray:
+def shifted_affine(affine: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Affine of a sub-block whose voxel (0, 0, 0) is voxel ``start`` of ``affine``."""
     shifted = np.array(affine, dtype=np.float64)
     shifted[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
@@ -251,7 +193,7 @@ def choose_lesion(rng: np.random.Generator, anatomy: Anatomy, nr: Grid) -> tuple
     mostly tissue (>= 90 % GM+WM, >= 40 % GM), at least 5 mm inside the NR field of view."""
     radius = float(rng.uniform(*LESION_RADIUS_MM))
     side = float(rng.choice([-1.0, 1.0]))
-    grid = anatomy.grid                        # 1 mm, axis-aligned: world axis r varies with index axis r
+    grid = anatomy.grid                        # axis-aligned: world axis r varies with index axis r
     corners = nr.fov_corners()
     low, high = corners.min(0) + radius + 5.0, corners.max(0) - radius - 5.0
     allowed = []
@@ -265,9 +207,10 @@ def choose_lesion(rng: np.random.Generator, anatomy: Anatomy, nr: Grid) -> tuple
     candidates = np.argwhere(region & (anatomy.gm > 0.5))
     if len(candidates) == 0:
         raise InputError("the NR field of view is too small to hold a lesion")
-    r = int(np.ceil(radius))
+    voxel = float(grid.voxel_size[0])
+    r = int(np.ceil(radius / voxel))
     offsets = np.argwhere(np.ones((2 * r + 1,) * 3, dtype=bool)) - r
-    offsets = offsets[np.linalg.norm(offsets, axis=1) <= radius]
+    offsets = offsets[np.linalg.norm(offsets, axis=1) * voxel <= radius]
     best, best_score = candidates[0], -np.inf
     for _ in range(300):
         center = candidates[rng.integers(len(candidates))]
@@ -282,7 +225,7 @@ def choose_lesion(rng: np.random.Generator, anatomy: Anatomy, nr: Grid) -> tuple
     return grid.index_to_world(best.astype(np.float64)), radius
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
+def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill holes in 3D, then slice by slice (axial) for holes opened by a cut field of view."""
     filled = ndimage.binary_fill_holes(mask)
     for k in range(filled.shape[2]):
@@ -324,36 +267,25 @@ def simulate(out_dir: str | os.PathLike, config: PhantomConfig = PhantomConfig()
 
     # masks, M0
     tissue_nr = resample_average(anatomy.gm + anatomy.wm, mni.affine, nr)
-    mask = _fill_holes(tissue_nr > MASK_THRESHOLD)
-    mask_lr = _fill_holes(resample_average(tissue_nr, nr.affine, lr) > MASK_THRESHOLD)
+    mask = fill_holes(tissue_nr > MASK_THRESHOLD)
+    mask_lr = fill_holes(resample_average(tissue_nr, nr.affine, lr) > MASK_THRESHOLD)
     volumes["mask"] = (mask, nr, np.uint8)
     volumes["mask_lr"] = (mask_lr, lr, np.uint8)
-    w_gm, w_wm, w_csf = M0_WEIGHTS
-    pd = 1000.0 * (w_gm * anatomy.gm + w_wm * anatomy.wm + w_csf * anatomy.csf)
-    m0 = resample_average(pd, mni.affine, nr) + resample_average(anatomy.scalp, anatomy.scalp_grid.affine, nr)
+    m0 = (resample_average(proton_density(anatomy), mni.affine, nr)
+          + resample_average(anatomy.scalp, anatomy.scalp_grid.affine, nr))
     m0 = np.abs(m0 + _noise(_rng(seed, "m0_noise"), nr.shape, M0_NOISE_SD))
     volumes["m0"] = (m0, nr, np.float32)
     volumes["m0_lr"] = (resample_average(m0, nr.affine, lr), lr, np.float32)
 
     if lesion_info is not None:
         for role, grid, brain in (("lesion", nr, mask), ("lesion_lr", lr, mask_lr)):
-            roi = (_distance(grid, np.array(lesion_info["center_mm"])) <= lesion_info["radius_mm"]) & brain
+            roi = (distance_map(grid, np.array(lesion_info["center_mm"])) <= lesion_info["radius_mm"]) & brain
             volumes[role] = (roi, grid, np.uint8)
 
     # T1w: bias field and noise, moved by a rigid transform applied through the affine only
     t1, t1_grid, motion = simulate_t1(config, anatomy)
     volumes["t1w"] = (t1, t1_grid, np.float32)
 
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for role in [r for r in DESCRIPTIONS if r in volumes]:
-        data, grid, dtype = volumes[role]
-        name = f"{role}.nii.gz"
-        save_volume(out / name, data.astype(dtype), grid, dtype=dtype)
-        files[role] = {"path": name, "description": DESCRIPTIONS[role]}
-    if lesion_info is None:
-        for stale in ("lesion.nii.gz", "lesion_lr.nii.gz"):
-            (out / stale).unlink(missing_ok=True)
     case = {
         "seed": seed, "lesion": bool(config.lesion), "noise_sd_nr": float(config.noise_sd),
         "noise_sd_hr": float(noise_hr), "hr_average_factor": int(config.hr_average_factor), "units": UNITS,
@@ -362,27 +294,52 @@ def simulate(out_dir: str | os.PathLike, config: PhantomConfig = PhantomConfig()
         "t1_motion": motion, "t1": {"orientation": config.t1_orientation, "voxel_size_mm": config.t1_voxel_size},
         "lesion_sphere": lesion_info, "config": {k: (list(v) if isinstance(v, tuple) else v)
                                                  for k, v in asdict(config).items()},
-        "files": files,
     }
+    return write_case(out, volumes, case)
+
+
+def proton_density(anatomy: Anatomy) -> np.ndarray:
+    """Proton density (M0 without scalp, arbitrary units x 1000) on ``anatomy.grid``."""
+    w_gm, w_wm, w_csf = M0_WEIGHTS
+    return (1000.0 * (w_gm * anatomy.gm + w_wm * anatomy.wm + w_csf * anatomy.csf)).astype(np.float32)
+
+
+def write_case(out: Path, volumes: dict[str, tuple[np.ndarray, Grid, type]], case: dict,
+               descriptions: dict[str, str] = DESCRIPTIONS) -> dict:
+    """Write ``volumes`` (role -> (data, grid, dtype), in the order of ``descriptions``) as
+    ``ROLE.nii.gz`` and ``case.json`` (``case`` plus a "files" entry) into ``out``; lesion files of an
+    earlier case that this one lacks are removed. Returns the case with absolute paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for role in [r for r in descriptions if r in volumes]:
+        data, grid, dtype = volumes[role]
+        save_volume(out / f"{role}.nii.gz", data.astype(dtype), grid, dtype=dtype)
+        files[role] = {"path": f"{role}.nii.gz", "description": descriptions[role]}
+    for stale in out.glob("lesion*.nii.gz"):
+        if stale.name[:-len(".nii.gz")] not in volumes:
+            stale.unlink()
+    case = {**case, "files": files}
     save_json(out / "case.json", case)
     return _resolve(case, out)
 
 
-def simulate_t1(config: PhantomConfig, anatomy: Anatomy) -> tuple[np.ndarray, Grid, dict]:
+def simulate_t1(config: PhantomConfig, anatomy: Anatomy, *, bias_amplitude: float = T1_BIAS_AMPLITUDE,
+                noise_fraction: float = T1_NOISE_FRACTION) -> tuple[np.ndarray, Grid, dict]:
     """The T1w image, its grid (motion and orientation in the affine) and the motion record.
+    Bias: smooth multiplicative field within +-``bias_amplitude``; noise sd ``noise_fraction`` x WM.
 
     Motion: ``t1_affine = M @ template_affine`` where M (world mm -> world mm) maps ground-truth/ASL
     world positions to T1 world positions; the voxel data are never resampled for motion.
     """
     mni, seed = anatomy.grid, config.seed
-    bias = smooth_field(_rng(seed, "t1_bias"), mni, anatomy.brain, T1_BIAS_AMPLITUDE)
+    bias = smooth_field(_rng(seed, "t1_bias"), mni, anatomy.brain, bias_amplitude)
     t1 = anatomy.t1 * (1.0 + bias)
     grid = mni
-    if config.t1_voxel_size != 1.0:
+    if not np.allclose(mni.voxel_size, config.t1_voxel_size):
         grid = mni.with_voxel_size(config.t1_voxel_size)
         t1 = resample(t1, mni.affine, grid, order=1)
     wm_level = float(np.median(anatomy.t1[anatomy.wm > 0.9]))
-    t1 = np.abs(t1 + _noise(_rng(seed, "t1_noise"), grid.shape, T1_NOISE_FRACTION * wm_level))
+    t1 = np.abs(t1 + _noise(_rng(seed, "t1_noise"), grid.shape, noise_fraction * wm_level))
     rng = _rng(seed, "t1_motion")
     rotation = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, 3)
     translation = rng.uniform(-config.max_translation_mm, config.max_translation_mm, 3)
