@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch==2.13.0 first: on machines that hold its CPU wheel this avoids a multi-GB CUDA download.
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test clean bids-validator
+.PHONY: venv demo test lint clean bids-validator
 
 $(BIN)/aslsr: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ bids-validator:
 		npm install --prefix .tools/bids-validator --no-audit --no-fund --loglevel=error bids-validator@1.15 \
 		|| echo "bids-validator: npm install failed; its test will be skipped"; \
 	else echo "bids-validator: npm not found; its test will be skipped"; fi
+
+# ruff: lint rules and formatting (configured in pyproject.toml).
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 test: venv bids-validator
 	$(BIN)/python -m pytest tests

@@ -34,8 +34,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
     "seed1": ("other CBF field, lesion place and T1 motion (seed 1)", {"seed": 1}, False),
     "noise3": ("half the noise (NR sd 3 ml/100g/min)", {"noise_sd": 3.0}, False),
     "noise12": ("double the noise (NR sd 12 ml/100g/min)", {"noise_sd": 12.0}, False),
-    "motion10": ("motion up to 10 deg / 10 mm, T1 stored LAS at 1.2 mm", {"max_rotation_deg": 10.0,
-                 "max_translation_mm": 10.0, "t1_orientation": "LAS", "t1_voxel_size": 1.2}, False),
+    "motion10": (
+        "motion up to 10 deg / 10 mm, T1 stored LAS at 1.2 mm",
+        {"max_rotation_deg": 10.0, "max_translation_mm": 10.0, "t1_orientation": "LAS", "t1_voxel_size": 1.2},
+        False,
+    ),
     "bids4d": ("BIDS 4D pCASL series (M0 + 4 control/label pairs), --quantify (seed 2)", {"seed": 2}, True),
 }
 
@@ -59,27 +62,53 @@ def phantom_case(name: str, work: Path, *, tiny: bool = False) -> dict[str, Any]
     config = PhantomConfig(**{"lesion": True, **(TINY if tiny else {}), **fields})
     if not bids:
         files = {role: entry["path"] for role, entry in simulate(work / name / "phantom", config)["files"].items()}
-        return {"asl": files["asl_lr"], "t1": files["t1w"], "m0": files["m0_lr"], "like": files["asl_nr"],
-                "mask": files["mask"], "references": {"noise-free": files["ref_clean"], "HR": files["ref_hr"]},
-                "extra": []}
+        return {
+            "asl": files["asl_lr"],
+            "t1": files["t1w"],
+            "m0": files["m0_lr"],
+            "like": files["asl_nr"],
+            "mask": files["mask"],
+            "references": {"noise-free": files["ref_clean"], "HR": files["ref_hr"]},
+            "extra": [],
+        }
     root = work / name / "bids"
     simulate_bids(root, n_subjects=1, config=config, n_pairs=4)
     truth = root / "derivatives/phantom/sub-01/perf"
     nr = "res-" + "x".join(f"{v:g}".replace(".", "p") for v in config.nr_voxel_size) + "mm"
-    return {"asl": str(root / "sub-01/perf/sub-01_asl.nii.gz"), "t1": str(root / "sub-01/anat/sub-01_T1w.nii.gz"),
-            "m0": None, "like": str(truth / f"sub-01_space-asl_{nr}_desc-truth_cbf.nii.gz"),
-            "mask": str(truth / f"sub-01_space-asl_{nr}_desc-brain_mask.nii.gz"),
-            "references": {"noise-free": str(truth / f"sub-01_space-asl_{nr}_desc-truth_cbf.nii.gz"),
-                           "HR": str(truth / f"sub-01_space-asl_{nr}_desc-reference_cbf.nii.gz")},
-            "extra": ["--quantify"]}
+    return {
+        "asl": str(root / "sub-01/perf/sub-01_asl.nii.gz"),
+        "t1": str(root / "sub-01/anat/sub-01_T1w.nii.gz"),
+        "m0": None,
+        "like": str(truth / f"sub-01_space-asl_{nr}_desc-truth_cbf.nii.gz"),
+        "mask": str(truth / f"sub-01_space-asl_{nr}_desc-brain_mask.nii.gz"),
+        "references": {
+            "noise-free": str(truth / f"sub-01_space-asl_{nr}_desc-truth_cbf.nii.gz"),
+            "HR": str(truth / f"sub-01_space-asl_{nr}_desc-reference_cbf.nii.gz"),
+        },
+        "extra": ["--quantify"],
+    }
 
 
 def run_variant(name: str, work: Path, preset: str, *, tiny: bool = False) -> dict[str, Any]:
     print(f"generalisation: {name}: {VARIANTS[name][0]}", flush=True)
     case = phantom_case(name, work, tiny=tiny)
     out = work / name / "run"
-    args = ["run", "--asl", case["asl"], "--t1", case["t1"], "--like", case["like"], "--out", str(out),
-            "--preset", preset, "--overwrite", "--quiet", *case["extra"]]
+    args = [
+        "run",
+        "--asl",
+        case["asl"],
+        "--t1",
+        case["t1"],
+        "--like",
+        case["like"],
+        "--out",
+        str(out),
+        "--preset",
+        preset,
+        "--overwrite",
+        "--quiet",
+        *case["extra"],
+    ]
     if case["m0"]:
         args += ["--m0", case["m0"]]
     process = measure(args, work / name / "run.log")
@@ -87,21 +116,34 @@ def run_variant(name: str, work: Path, preset: str, *, tiny: bool = False) -> di
     grid = load_volume(case["like"]).grid
     mask = load_mask(case["mask"], grid)
     predictions = {key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data for key in ("spline", "sr")}
-    scores = {label: metrics.evaluate(load_volume(path).data, predictions, mask=mask)
-              for label, path in case["references"].items()}
-    return {"name": name, "what": VARIANTS[name][0], "scores": scores, "wall_s": process["wall_s"],
-            "lr_agreement": report["lr_agreement"]["ratio_to_spline"], "warnings": report["warnings"],
-            "registration": report["registration"]}
+    scores = {
+        label: metrics.evaluate(load_volume(path).data, predictions, mask=mask)
+        for label, path in case["references"].items()
+    }
+    return {
+        "name": name,
+        "what": VARIANTS[name][0],
+        "scores": scores,
+        "wall_s": process["wall_s"],
+        "lr_agreement": report["lr_agreement"]["ratio_to_spline"],
+        "warnings": report["warnings"],
+        "registration": report["registration"],
+    }
 
 
 def render(results: list[dict], info: dict, preset: str) -> str:
     today = datetime.date.today().isoformat()
-    lines = [f"## {today}: generalisation of `--preset {preset}` over phantom variants "
-             f"(benchmarks/generalisation.py, commit {info['commit']})", "",
-             f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.1f} GiB, GPU {info['gpu']}; "
-             f"torch {info['torch']}. Experiment 1 (LR -> NR grid, registration on), PSNR dB / SSIM in the brain.",
-             "", "| variant | what changes | spline vs noise-free | **SR vs noise-free** | spline vs HR | **SR vs HR** "
-             "| LR agreement | run (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## {today}: generalisation of `--preset {preset}` over phantom variants "
+        f"(benchmarks/generalisation.py, commit {info['commit']})",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.1f} GiB, GPU {info['gpu']}; "
+        f"torch {info['torch']}. Experiment 1 (LR -> NR grid, registration on), PSNR dB / SSIM in the brain.",
+        "",
+        "| variant | what changes | spline vs noise-free | **SR vs noise-free** | spline vs HR | **SR vs HR** "
+        "| LR agreement | run (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for result in results:
         cells = []
         for label in ("noise-free", "HR"):
@@ -110,8 +152,10 @@ def render(results: list[dict], info: dict, preset: str) -> str:
                 entry = score.get(key)
                 cell = f"{entry['psnr_brain']:.2f} / {entry['ssim_brain']:.4f}" if entry else "-"
                 cells.append(f"**{cell}**" if key == "sr" else cell)
-        lines.append(f"| {result['name']} | {result['what']} | {' | '.join(cells)} | "
-                     f"{result['lr_agreement']:.2f} | {result['wall_s']:.0f} |")
+        lines.append(
+            f"| {result['name']} | {result['what']} | {' | '.join(cells)} | "
+            f"{result['lr_agreement']:.2f} | {result['wall_s']:.0f} |"
+        )
     warned = [f"{r['name']}: {w}" for r in results for w in r["warnings"]]
     lines += ["", "Warnings in the runs' report.json: " + ("; ".join(warned) if warned else "none") + "."]
     return "\n".join(lines) + "\n"
@@ -123,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     results = [run_variant(name, work, args.preset, tiny=args.tiny) for name in args.variants]
     info = machine()
-    (work / "generalisation.json").write_text(json.dumps({"machine": info, "results": results}, indent=2,
-                                                         default=str) + "\n")
+    (work / "generalisation.json").write_text(
+        json.dumps({"machine": info, "results": results}, indent=2, default=str) + "\n"
+    )
     entry = render(results, info, args.preset)
     append_entry(args.append, entry)
     print(f"\n{entry}\ngeneralisation: appended to {args.append}; working files in {work}")

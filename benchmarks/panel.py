@@ -51,21 +51,24 @@ class Method:
     scored on ``output`` in the run's folder."""
 
     name: str
-    kind: str                      # "interpolation" | "run"
+    kind: str  # "interpolation" | "run"
     args: tuple[str, ...] = ()
     output: str = "sr.nii.gz"
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("nearest", "interpolation"),
-    Method("linear", "interpolation"),
-    Method("spline", "interpolation"),
-    Method("aslsr", "run"),                                   # the default preset
-    Method("aslsr-paper", "run", ("--preset", "paper")),       # the paper's settings
-    Method("dtv", "run", ("--method", "dtv")),                 # anatomically guided directional TV
-)}
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("nearest", "interpolation"),
+        Method("linear", "interpolation"),
+        Method("spline", "interpolation"),
+        Method("aslsr", "run"),  # the default preset
+        Method("aslsr-paper", "run", ("--preset", "paper")),  # the paper's settings
+        Method("dtv", "run", ("--method", "dtv")),  # anatomically guided directional TV
+    )
+}
 DEFAULT_METHODS = ("linear", "spline", "aslsr", "aslsr-paper", "dtv")
-INTERPOLATIONS = ("linear", "spline")                         # "best interpolation" is the better of these
+INTERPOLATIONS = ("linear", "spline")  # "best interpolation" is the better of these
 #: --tiny: a coarse phantom (3 mm templates, NR voxels 4x the default) to check this script in minutes
 TINY = dict(nr_shape=(32, 24, 12), nr_voxel_size=(7.5, 7.5, 10.0), t1_voxel_size=3.0, template_resolution_mm=3)
 
@@ -79,10 +82,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="phantom (and run) seeds (default 0)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS))
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--out", type=Path, help="working folder (default: a new temporary folder, kept); "
-                        "cases already simulated there with the same variant are reused")
-    parser.add_argument("--preset-args", default="", metavar="ARGS",
-                        help='extra arguments for every aslsr run, one string (e.g. "--device cuda")')
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="working folder (default: a new temporary folder, kept); "
+        "cases already simulated there with the same variant are reused",
+    )
+    parser.add_argument(
+        "--preset-args",
+        default="",
+        metavar="ARGS",
+        help='extra arguments for every aslsr run, one string (e.g. "--device cuda")',
+    )
     parser.add_argument("--append", type=Path, metavar="BENCHMARKS.md", help="also append the tables to this file")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -148,10 +159,27 @@ def _aslsr_run(case: Path, method: Method, job: dict[str, Any]) -> tuple[Path, d
     out, log_path = Path(job["run_dir"]), Path(job["run_dir"] + ".log")
     extra = [*method.args, *job["preset_args"]]
     extra = with_threads(extra, job["threads"], out.parent / f"{out.name}.toml")
-    command = [sys.executable, "-m", "aslsr", "run", "--asl", str(case / "asl_lr.nii.gz"),
-               "--t1", str(case / "t1w.nii.gz"), "--m0", str(case / "m0_lr.nii.gz"),
-               "--like", str(case / "asl_nr.nii.gz"), "--out", str(out), "--seed", str(job["seed"]),
-               "--overwrite", "--quiet", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "aslsr",
+        "run",
+        "--asl",
+        str(case / "asl_lr.nii.gz"),
+        "--t1",
+        str(case / "t1w.nii.gz"),
+        "--m0",
+        str(case / "m0_lr.nii.gz"),
+        "--like",
+        str(case / "asl_nr.nii.gz"),
+        "--out",
+        str(out),
+        "--seed",
+        str(job["seed"]),
+        "--overwrite",
+        "--quiet",
+        *extra,
+    ]
     start = time.perf_counter()
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -162,11 +190,17 @@ def _aslsr_run(case: Path, method: Method, job: dict[str, Any]) -> tuple[Path, d
         raise RuntimeError(f"aslsr run exited {os.waitstatus_to_exitcode(status)}: {tail} (log {log_path})")
     report = json.loads((out / "report.json").read_text())
     return out / method.output, {
-        "wall_s": wall, "process_peak_rss_mb": usage.ru_maxrss / 1024.0, "command": shlex.join(command[2:]),
-        "timings": report.get("timings"), "peak_memory_mb": report.get("peak_memory_mb"),
-        "peak_gpu_memory_mb": report.get("peak_gpu_memory_mb"), "device": report.get("device"),
-        "threads": report.get("threads"), "warnings": report.get("warnings", []),
-        "lr_agreement": (report.get("lr_agreement") or {}).get("ratio_to_spline")}
+        "wall_s": wall,
+        "process_peak_rss_mb": usage.ru_maxrss / 1024.0,
+        "command": shlex.join(command[2:]),
+        "timings": report.get("timings"),
+        "peak_memory_mb": report.get("peak_memory_mb"),
+        "peak_gpu_memory_mb": report.get("peak_gpu_memory_mb"),
+        "device": report.get("device"),
+        "threads": report.get("threads"),
+        "warnings": report.get("warnings", []),
+        "lr_agreement": (report.get("lr_agreement") or {}).get("ratio_to_spline"),
+    }
 
 
 def with_threads(args: list[str], threads: int, toml_path: Path) -> list[str]:
@@ -176,7 +210,7 @@ def with_threads(args: list[str], threads: int, toml_path: Path) -> list[str]:
     if "--config" in args:
         at = args.index("--config")
         settings = tomllib.loads(Path(args[at + 1]).read_text())
-        del args[at:at + 2]
+        del args[at : at + 2]
     settings.setdefault("threads", threads)
     toml_path.parent.mkdir(parents=True, exist_ok=True)
     toml_path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items()))
@@ -202,8 +236,13 @@ def score(case: Path, prediction_path: Path) -> dict[str, Any]:
         ratio_ref = metrics.lesion_contrast(ref.data, roi, mask)
         ratio = metrics.lesion_contrast(pred.data, roi, mask)
         lesions[roi_path.name[:-7]] = {"ratio": ratio, "ratio_ref": ratio_ref, "error": abs(ratio / ratio_ref - 1)}
-    return {"psnr_brain": row["psnr_brain"], "ssim_brain": row["ssim_brain"], "psnr": row["psnr"],
-            "ssim": row["ssim"], "lesions": lesions}
+    return {
+        "psnr_brain": row["psnr_brain"],
+        "ssim_brain": row["ssim_brain"],
+        "psnr": row["psnr"],
+        "ssim": row["ssim"],
+        "lesions": lesions,
+    }
 
 
 def add_gains(records: list[dict]) -> None:
@@ -227,15 +266,23 @@ def summarise(records: list[dict], variants: list[str], methods: list[str]) -> l
         for method in methods:
             rows = [r for r in records if r["variant"] == variant and r["method"] == method]
             ok = [r for r in rows if "psnr_brain" in r]
-            entry: dict[str, Any] = {"variant": variant, "method": method, "seeds": len(rows),
-                                     "failed": len(rows) - len(ok), "errors": [r["error"] for r in rows if "error" in r]}
+            entry: dict[str, Any] = {
+                "variant": variant,
+                "method": method,
+                "seeds": len(rows),
+                "failed": len(rows) - len(ok),
+                "errors": [r["error"] for r in rows if "error" in r],
+            }
             for key in ("psnr_brain", "ssim_brain", "gain_db", "wall_s"):
                 values = np.array([r[key] for r in ok if r.get(key) is not None], dtype=float)
                 if values.size:
                     entry[key] = {"mean": float(values.mean()), "sd": float(values.std()), "min": float(values.min())}
             lesion_errors = [max(les["error"] for les in r["lesions"].values()) for r in ok if r.get("lesions")]
             if lesion_errors:
-                entry["lesion_error_worst"] = {"mean": float(np.mean(lesion_errors)), "max": float(np.max(lesion_errors))}
+                entry["lesion_error_worst"] = {
+                    "mean": float(np.mean(lesion_errors)),
+                    "max": float(np.max(lesion_errors)),
+                }
             memory = [r.get("peak_memory_mb") or r.get("process_peak_rss_mb") for r in ok]
             if any(m is not None for m in memory):
                 entry["peak_memory_mb"] = float(max(m for m in memory if m is not None))
@@ -249,33 +296,48 @@ def render(summary: list[dict], meta: dict) -> str:
     from aslsr.phantom_variants import VARIANTS
 
     info = meta["machine"]
-    lines = [f"## {meta['date']}: phantom panel (benchmarks/panel.py, commit {info['commit']})", "",
-             f"Command: `{meta['command']}`", "",
-             f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.1f} GiB, GPU {info['gpu']}; "
-             f"torch {info['torch']}; {meta['workers']} workers x {meta['threads']} threads. Seeds "
-             f"{' '.join(map(str, meta['seeds']))}. Experiment 1 (LR -> NR grid, registration on, M0 given). PSNR dB "
-             "/ SSIM in the brain vs the noise-free reference (truth averaged over each NR voxel); gain: PSNR "
-             "minus the better of linear/spline per case; lesion error: |ratio/ratio_ref - 1| of the worst lesion. "
-             "Mean +- sd over seeds (min of the gain in brackets).", ""]
+    lines = [
+        f"## {meta['date']}: phantom panel (benchmarks/panel.py, commit {info['commit']})",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.1f} GiB, GPU {info['gpu']}; "
+        f"torch {info['torch']}; {meta['workers']} workers x {meta['threads']} threads. Seeds "
+        f"{' '.join(map(str, meta['seeds']))}. Experiment 1 (LR -> NR grid, registration on, M0 given). PSNR dB "
+        "/ SSIM in the brain vs the noise-free reference (truth averaged over each NR voxel); gain: PSNR "
+        "minus the better of linear/spline per case; lesion error: |ratio/ratio_ref - 1| of the worst lesion. "
+        "Mean +- sd over seeds (min of the gain in brackets).",
+        "",
+    ]
     for half in ("tune", "report"):
         names = [v for v in meta["variants"] if VARIANTS[v].half == half]
         if not names:
             continue
-        lines += [f"### {half} half", "", "| variant | method | PSNR brain | SSIM brain | gain dB (min) | lesion error "
-                  "| run s | peak MB | warnings |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            f"### {half} half",
+            "",
+            "| variant | method | PSNR brain | SSIM brain | gain dB (min) | lesion error "
+            "| run s | peak MB | warnings |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for entry in (e for e in summary if e["variant"] in names):
             if "psnr_brain" not in entry:
-                lines.append(f"| {entry['variant']} | {entry['method']} | failed: {'; '.join(entry['errors'])[:120]} "
-                             "| | | | | | |")
+                lines.append(
+                    f"| {entry['variant']} | {entry['method']} | failed: {'; '.join(entry['errors'])[:120]} "
+                    "| | | | | | |"
+                )
                 continue
             gain = entry.get("gain_db")
             lesion = entry.get("lesion_error_worst")
-            cells = [_pm(entry["psnr_brain"], "{:.2f}"), _pm(entry["ssim_brain"], "{:.4f}"),
-                     f"{gain['mean']:+.2f} +- {gain['sd']:.2f} ({gain['min']:+.2f})" if gain else "-",
-                     f"{100 * lesion['mean']:.1f} %" if lesion else "-",
-                     f"{entry['wall_s']['mean']:.0f}" if "wall_s" in entry else "-",
-                     f"{entry['peak_memory_mb']:.0f}" if "peak_memory_mb" in entry else "-",
-                     str(len(entry["warnings"])) + (f", {entry['failed']} failed" if entry["failed"] else "")]
+            cells = [
+                _pm(entry["psnr_brain"], "{:.2f}"),
+                _pm(entry["ssim_brain"], "{:.4f}"),
+                f"{gain['mean']:+.2f} +- {gain['sd']:.2f} ({gain['min']:+.2f})" if gain else "-",
+                f"{100 * lesion['mean']:.1f} %" if lesion else "-",
+                f"{entry['wall_s']['mean']:.0f}" if "wall_s" in entry else "-",
+                f"{entry['peak_memory_mb']:.0f}" if "peak_memory_mb" in entry else "-",
+                str(len(entry["warnings"])) + (f", {entry['failed']} failed" if entry["failed"] else ""),
+            ]
             lines.append(f"| {entry['variant']} | {entry['method']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -292,36 +354,61 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // args.workers)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = str(threads)             # the workers' numpy/scipy (inherited by the processes)
+        os.environ[variable] = str(threads)  # the workers' numpy/scipy (inherited by the processes)
     preset_args = shlex.split(args.preset_args)
     cases = [(name, seed) for name in args.variant_names for seed in args.seeds]
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        simulated = list(pool.map(simulate_case, *zip(*[(n, s, str(work / n / f"seed{s}" / "phantom"), args.tiny)
-                                                        for n, s in cases])))
-        print(f"panel: {len(cases)} cases in {work} "
-              f"({sum(not s['reused'] for s in simulated)} simulated)", flush=True)
-        jobs = [{"variant": n, "seed": s, "case": str(work / n / f"seed{s}" / "phantom"),
-                 "run_dir": str(work / n / f"seed{s}" / m), "method": asdict(METHODS[m]), "threads": threads,
-                 "preset_args": preset_args} for n, s in cases for m in args.method_list]
+        simulated = list(
+            pool.map(
+                simulate_case, *zip(*[(n, s, str(work / n / f"seed{s}" / "phantom"), args.tiny) for n, s in cases])
+            )
+        )
+        print(f"panel: {len(cases)} cases in {work} ({sum(not s['reused'] for s in simulated)} simulated)", flush=True)
+        jobs = [
+            {
+                "variant": n,
+                "seed": s,
+                "case": str(work / n / f"seed{s}" / "phantom"),
+                "run_dir": str(work / n / f"seed{s}" / m),
+                "method": asdict(METHODS[m]),
+                "threads": threads,
+                "preset_args": preset_args,
+            }
+            for n, s in cases
+            for m in args.method_list
+        ]
         records = []
         for record in pool.map(run_job, jobs):
             records.append(record)
-            print(f"panel: {record['variant']} seed {record['seed']} {record['method']}: "
-                  + (f"PSNR {record['psnr_brain']:.2f}" if "psnr_brain" in record else record.get("error", "")),
-                  flush=True)
+            print(
+                f"panel: {record['variant']} seed {record['seed']} {record['method']}: "
+                + (f"PSNR {record['psnr_brain']:.2f}" if "psnr_brain" in record else record.get("error", "")),
+                flush=True,
+            )
     add_gains(records)
     from run_benchmarks import append_entry, machine
 
     summary = summarise(records, args.variant_names, args.method_list)
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": shlex.join(["python", "benchmarks/panel.py", *(sys.argv[1:] if argv is None else argv)]),
-            "machine": machine(), "workers": args.workers, "threads": threads, "seeds": args.seeds,
-            "variants": args.variant_names, "tiny": args.tiny}
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": shlex.join(["python", "benchmarks/panel.py", *(sys.argv[1:] if argv is None else argv)]),
+        "machine": machine(),
+        "workers": args.workers,
+        "threads": threads,
+        "seeds": args.seeds,
+        "variants": args.variant_names,
+        "tiny": args.tiny,
+    }
     specs = {n: case_spec(n, 0, args.tiny).to_dict() for n in args.variant_names}
     methods = {m: asdict(METHODS[m]) for m in args.method_list}
-    (work / "panel.json").write_text(json.dumps({**meta, "specs": specs, "methods": methods, "cases": simulated,
-                                                 "records": records, "summary": summary}, indent=2) + "\n")
+    (work / "panel.json").write_text(
+        json.dumps(
+            {**meta, "specs": specs, "methods": methods, "cases": simulated, "records": records, "summary": summary},
+            indent=2,
+        )
+        + "\n"
+    )
     table = render(summary, meta)
     (work / "panel.md").write_text(table)
     if args.append:

@@ -34,8 +34,12 @@ import numpy as np
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cases", type=Path)
-    parser.add_argument("--configs", nargs="+", default=["fast="],
-                        help="NAME=TOML (empty TOML: the preset as it is); NAME:PRESET=TOML picks another preset")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=["fast="],
+        help="NAME=TOML (empty TOML: the preset as it is); NAME:PRESET=TOML picks another preset",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--only", nargs="*", help="case names (default: every folder in CASES_DIR)")
     parser.add_argument("--workers", type=int, default=1)
@@ -48,26 +52,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run_one(case: Path, name: str, preset: str, toml: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / case.name / name / f"seed{seed}"
-    command = [sys.executable, "-m", "aslsr", "run", "--asl", str(case / "asl_lr.nii.gz"),
-               "--t1", str(case / "t1.nii.gz"), "--m0", str(case / "m0_lr.nii.gz"),
-               "--like", str(case / "ref_clean.nii.gz"), "--out", str(out), "--preset", preset, "--seed", str(seed),
-               "--device", args.device, "--overwrite", "--quiet", "--config", str(_with_threads(toml, out, args.threads))]
+    command = [
+        sys.executable,
+        "-m",
+        "aslsr",
+        "run",
+        "--asl",
+        str(case / "asl_lr.nii.gz"),
+        "--t1",
+        str(case / "t1.nii.gz"),
+        "--m0",
+        str(case / "m0_lr.nii.gz"),
+        "--like",
+        str(case / "ref_clean.nii.gz"),
+        "--out",
+        str(out),
+        "--preset",
+        preset,
+        "--seed",
+        str(seed),
+        "--device",
+        args.device,
+        "--overwrite",
+        "--quiet",
+        "--config",
+        str(_with_threads(toml, out, args.threads)),
+    ]
     if args.prepared:
         command.append("--no-register")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     started = time.perf_counter()
     process = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
-    record: dict[str, Any] = {"case": case.name, "config": name, "seed": seed, "wall_s": round(wall, 1),
-                              "returncode": process.returncode}
+    record: dict[str, Any] = {
+        "case": case.name,
+        "config": name,
+        "seed": seed,
+        "wall_s": round(wall, 1),
+        "returncode": process.returncode,
+    }
     if process.returncode != 0:
         record["error"] = (process.stderr or process.stdout).strip().splitlines()[-1:]
         return record
     report = json.loads((out / "report.json").read_text())
-    record.update(score(case, out), warnings=report["warnings"], **losses_summary(out / "losses.csv"),
-                  training_s=round(report["timings"].get("training_s", 0.0), 1),
-                  peak_memory_mb=report.get("peak_memory_mb"), peak_gpu_memory_mb=report.get("peak_gpu_memory_mb"),
-                  device_name=report.get("device_name"))
+    record.update(
+        score(case, out),
+        warnings=report["warnings"],
+        **losses_summary(out / "losses.csv"),
+        training_s=round(report["timings"].get("training_s", 0.0), 1),
+        peak_memory_mb=report.get("peak_memory_mb"),
+        peak_gpu_memory_mb=report.get("peak_gpu_memory_mb"),
+        device_name=report.get("device_name"),
+    )
     return record
 
 
@@ -86,8 +122,9 @@ def score(case: Path, out: Path) -> dict[str, float]:
 
     reference = load_volume(case / "ref_clean.nii.gz")
     mask = load_mask(case / "mask.nii.gz", reference.grid)
-    predictions = {key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data
-                   for key in ("linear", "spline", "sr")}
+    predictions = {
+        key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data for key in ("linear", "spline", "sr")
+    }
     scores = metrics.evaluate(reference.data, predictions, mask=mask)
     return {f"{key}_{m}": round(scores[key][f"{m}_brain"], 4) for key in predictions for m in ("psnr", "ssim")}
 
@@ -96,14 +133,17 @@ def losses_summary(path: Path) -> dict[str, Any]:
     """Largest MSE jump over the median of the 50 rows before it; best-validated iteration per scale."""
     rows = list(csv.DictReader(path.open()))
     mse = np.array([float(r["mse"]) for r in rows if r.get("mse")])
-    jumps = [mse[i] / np.median(mse[max(0, i - 50):i]) for i in range(5, len(mse))]
+    jumps = [mse[i] / np.median(mse[max(0, i - 50) : i]) for i in range(5, len(mse))]
     best = [int(r["best_iteration"]) for r in rows if r.get("best_iteration")]
     return {"max_mse_jump": round(float(max(jumps, default=1.0)), 2), "best_iteration": best}
 
 
 def render(records: list[dict[str, Any]]) -> str:
-    lines = ["| case | config | SR PSNR per seed (dB) | spread | SR - spline (mean) | SR SSIM (mean) | "
-             "guard roll-backs | largest MSE jump | training (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| case | config | SR PSNR per seed (dB) | spread | SR - spline (mean) | SR SSIM (mean) | "
+        "guard roll-backs | largest MSE jump | training (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         groups.setdefault((record["case"], record["config"]), []).append(record)
@@ -118,7 +158,8 @@ def render(records: list[dict[str, Any]]) -> str:
             f"| {case} | {name} | {' / '.join(f'{p:.2f}' for p in psnr)} | {max(psnr) - min(psnr):.2f} | "
             f"{gain:+.2f} | {np.mean([r['sr_ssim'] for r in done]):.4f} | "
             f"{sum(len(r['warnings']) for r in done)} | {max(r['max_mse_jump'] for r in done):.1f}x | "
-            f"{np.mean([r['training_s'] for r in done]):.0f} |")
+            f"{np.mean([r['training_s'] for r in done]):.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

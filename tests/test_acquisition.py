@@ -9,13 +9,17 @@ from aslsr.config import preset
 from aslsr.errors import InputError
 from aslsr.grids import Grid, reorient, resample_average, rigid_matrix
 
-FINE = Grid((12, 10, 8), np.diag([1.5, 1.5, 2.0, 1.0]) + np.array([[0, 0, 0, -9], [0, 0, 0, 4], [0, 0, 0, 2],
-                                                                      [0, 0, 0, 0]]))
+FINE = Grid(
+    (12, 10, 8), np.diag([1.5, 1.5, 2.0, 1.0]) + np.array([[0, 0, 0, -9], [0, 0, 0, 4], [0, 0, 0, 2], [0, 0, 0, 0]])
+)
 LR = FINE.with_voxel_size((3.0, 3.0, 4.0))
 OBLIQUE = Grid(LR.shape, rigid_matrix((12, -7, 5), (1.2, -0.7, 0.4), FINE.center) @ LR.affine)
-MODELS = {"box": AcquisitionModel(), "gaussian": AcquisitionModel(kind="gaussian", fwhm_mm=3.5, slice_fwhm_mm=5.0),
-          "kspace": AcquisitionModel(kind="kspace", window="hann"),
-          "kspace_tukey": AcquisitionModel(kind="kspace", window="tukey", tukey_alpha=0.3)}
+MODELS = {
+    "box": AcquisitionModel(),
+    "gaussian": AcquisitionModel(kind="gaussian", fwhm_mm=3.5, slice_fwhm_mm=5.0),
+    "kspace": AcquisitionModel(kind="kspace", window="hann"),
+    "kspace_tukey": AcquisitionModel(kind="kspace", window="tukey", tukey_alpha=0.3),
+}
 
 
 def _image(grid: Grid, seed: int = 0) -> np.ndarray:

@@ -9,8 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from aslsr.aslseries import (AslSeries, context_path, load_asl_series, read_aslcontext, read_sidecar,
-                             sidecar_path)
+from aslsr.aslseries import AslSeries, context_path, load_asl_series, read_aslcontext, read_sidecar, sidecar_path
 from aslsr.errors import InputError
 from aslsr.grids import Grid
 
@@ -21,12 +20,21 @@ AFFINE = np.array([[-2.0, 0, 0, 30], [0, 2.5, 0, -20], [0, 0, 3.0, 5], [0, 0, 0,
 def _maps(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     control = (100 + 10 * rng.random(SHAPE)).astype(np.float32)
-    return {"control": control, "deltam": (1 + rng.random(SHAPE)).astype(np.float32),
-            "m0": (200 + 20 * rng.random(SHAPE)).astype(np.float32)}
+    return {
+        "control": control,
+        "deltam": (1 + rng.random(SHAPE)).astype(np.float32),
+        "m0": (200 + 20 * rng.random(SHAPE)).astype(np.float32),
+    }
 
 
-def _series(folder: Path, types: list[str], volumes: list[np.ndarray], sidecar: dict | None = None,
-            name: str = "sub-01_asl.nii.gz", context: str | None = None) -> Path:
+def _series(
+    folder: Path,
+    types: list[str],
+    volumes: list[np.ndarray],
+    sidecar: dict | None = None,
+    name: str = "sub-01_asl.nii.gz",
+    context: str | None = None,
+) -> Path:
     path = folder / name
     data = np.stack(volumes, axis=-1) if len(volumes) > 1 else volumes[0]
     nib.save(nib.Nifti1Image(np.asarray(data, np.float32), AFFINE), str(path))
@@ -127,12 +135,15 @@ def test_4d_without_context(tmp_path: Path) -> None:
         load_asl_series(path)
 
 
-@pytest.mark.parametrize(("context", "message"), [
-    ("type\ncontrol\nlabel\n", r"no 'volume_type' column"),
-    ("volume_type\ncontrol\ntag\n", r"line 3: unknown volume type 'tag'"),
-    ("volume_type\ncontrol\nlabel\ncontrol\n", r"lists 3 volume types but the ASL series has 2 volumes"),
-    ("", r"no 'volume_type' column"),
-])
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ("type\ncontrol\nlabel\n", r"no 'volume_type' column"),
+        ("volume_type\ncontrol\ntag\n", r"line 3: unknown volume type 'tag'"),
+        ("volume_type\ncontrol\nlabel\ncontrol\n", r"lists 3 volume types but the ASL series has 2 volumes"),
+        ("", r"no 'volume_type' column"),
+    ],
+)
 def test_bad_context(tmp_path: Path, context: str, message: str) -> None:
     maps = _maps()
     path = _series(tmp_path, [], [maps["control"], maps["control"] - 1], context=context)
@@ -148,12 +159,15 @@ def test_read_aslcontext(tmp_path: Path) -> None:
     assert read_aslcontext(path, 3) == ["label", "control", "noRF"]
 
 
-@pytest.mark.parametrize(("types", "message"), [
-    (["control", "label", "control"], r"has 2 control and 1 label volumes"),
-    (["control", "label", "deltam"], r"mixes control, label and deltam volumes; give one kind"),
-    (["deltam", "cbf", "deltam"], r"mixes deltam and cbf volumes; give one kind"),
-    (["m0scan", "noRF", "m0scan"], r"has no perfusion volumes"),
-])
+@pytest.mark.parametrize(
+    ("types", "message"),
+    [
+        (["control", "label", "control"], r"has 2 control and 1 label volumes"),
+        (["control", "label", "deltam"], r"mixes control, label and deltam volumes; give one kind"),
+        (["deltam", "cbf", "deltam"], r"mixes deltam and cbf volumes; give one kind"),
+        (["m0scan", "noRF", "m0scan"], r"has no perfusion volumes"),
+    ],
+)
 def test_bad_volume_mix(tmp_path: Path, types: list[str], message: str) -> None:
     maps = _maps()
     path = _series(tmp_path, types, [maps["control"], maps["control"] - 1, maps["control"] - 2])
@@ -164,7 +178,7 @@ def test_bad_volume_mix(tmp_path: Path, types: list[str], message: str) -> None:
 def test_read_sidecar(tmp_path: Path) -> None:
     assert read_sidecar(tmp_path / "none.json") == {}
     path = tmp_path / "bad.json"
-    path.write_text("{\"PostLabelingDelay\": 1.8,}")
+    path.write_text('{"PostLabelingDelay": 1.8,}')
     with pytest.raises(InputError, match=r"bad\.json: not valid JSON"):
         read_sidecar(path)
     path.write_text("[1.8]")
@@ -236,8 +250,11 @@ def _top_level_sidecars(root: Path) -> dict:
     """Move every subject's asl.json, aslcontext.tsv and T1w.json to the dataset's top level."""
     sidecar = json.loads((root / "sub-01/perf/sub-01_asl.json").read_text())
     for subject in sorted(p.name for p in root.glob("sub-*")):
-        for name, top in ((f"perf/{subject}_asl.json", "asl.json"), (f"anat/{subject}_T1w.json", "T1w.json"),
-                          (f"perf/{subject}_aslcontext.tsv", "aslcontext.tsv")):
+        for name, top in (
+            (f"perf/{subject}_asl.json", "asl.json"),
+            (f"anat/{subject}_T1w.json", "T1w.json"),
+            (f"perf/{subject}_aslcontext.tsv", "aslcontext.tsv"),
+        ):
             (root / subject / name).replace(root / top)
     return sidecar
 

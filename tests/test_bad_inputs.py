@@ -84,8 +84,19 @@ def _assert_nothing_written(out: Path) -> None:
 
 
 def _run(tiny: dict, out: Path, *, asl: str | None = None, t1: str | None = None, extra=()) -> list[str]:
-    return ["run", "--asl", asl or tiny["asl_lr"], "--t1", t1 or tiny["t1w"], "--out", str(out),
-            "--preset", "test", "--quiet", *extra]
+    return [
+        "run",
+        "--asl",
+        asl or tiny["asl_lr"],
+        "--t1",
+        t1 or tiny["t1w"],
+        "--out",
+        str(out),
+        "--preset",
+        "test",
+        "--quiet",
+        *extra,
+    ]
 
 
 def _run_error(capsys, tiny: dict, tmp_path: Path, *fragments: str, **options) -> str:
@@ -120,8 +131,10 @@ def test_run_input_is_a_folder(tiny_case, tmp_path, capsys):
     _run_error(capsys, tiny_case, tmp_path, str(folder), "is a folder", asl=str(folder))
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="runs as root: root reads files without read permission, so nothing fails")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="runs as root: root reads files without read permission, so nothing fails",
+)
 def test_run_unreadable_file(tiny_case, tmp_path, capsys):
     locked = Path(_variant(tiny_case, "asl_lr", tmp_path / "locked.nii.gz", lambda d: d))
     locked.chmod(0)
@@ -210,8 +223,9 @@ def test_run_constant_image(tiny_case, tmp_path, capsys, value):
 
 
 def test_run_zero_voxel_size_in_header(tiny_case, tmp_path, capsys):
-    zero = _with_raw_header(tiny_case["asl_lr"], tmp_path / "zero_pixdim.nii.gz",
-                            lambda raw: struct.pack_into("<f", raw, PIXDIM + 4, 0.0))
+    zero = _with_raw_header(
+        tiny_case["asl_lr"], tmp_path / "zero_pixdim.nii.gz", lambda raw: struct.pack_into("<f", raw, PIXDIM + 4, 0.0)
+    )
     _run_error(capsys, tiny_case, tmp_path, zero, "voxel sizes must be positive", asl=zero)
 
 
@@ -219,6 +233,7 @@ def test_run_singular_affine(tiny_case, tmp_path, capsys):
     def zero_affine(raw: bytearray) -> None:
         struct.pack_into("<12f", raw, SROW_X, *([0.0] * 12))  # srow_x, srow_y, srow_z all zero
         struct.pack_into("<hh", raw, QFORM_CODE, 1, 1)  # both codes set: the sform wins
+
     singular = _with_raw_header(tiny_case["asl_lr"], tmp_path / "singular.nii.gz", zero_affine)
     _run_error(capsys, tiny_case, tmp_path, singular, "the affine is singular", asl=singular)
 
@@ -245,23 +260,50 @@ def test_run_empty_mask(tiny_case, tmp_path, capsys):
 # target grid
 
 
-@pytest.mark.parametrize("option", [["--voxel-size", "0.001"], ["--voxel-size", "1e-300"], ["--zoom", "1e6"]],
-                         ids=["0.001mm", "1e-300mm", "zoom-1e6"])
+@pytest.mark.parametrize(
+    "option",
+    [["--voxel-size", "0.001"], ["--voxel-size", "1e-300"], ["--zoom", "1e6"]],
+    ids=["0.001mm", "1e-300mm", "zoom-1e6"],
+)
 def test_run_absurd_target_is_refused_before_allocating(tiny_case, tmp_path, capsys, option):
     start = time.perf_counter()
-    line = _run_error(capsys, tiny_case, tmp_path, "would need about", "GiB of memory", "choose a larger voxel size",
-                      extra=option)
+    line = _run_error(
+        capsys, tiny_case, tmp_path, "would need about", "GiB of memory", "choose a larger voxel size", extra=option
+    )
     assert time.perf_counter() - start < 10.0, line
 
 
-@pytest.mark.parametrize("option", [["--voxel-size", "0"], ["--voxel-size", "-2"], ["--voxel-size", "1", "-2", "1"],
-                                    ["--voxel-size", "1", "2"], ["--voxel-size", "inf"], ["--zoom", "0"],
-                                    ["--zoom", "nan"], ["--zoom", "2", "2", "2", "2"]],
-                         ids=["voxel-0", "voxel-negative", "voxel-one-negative", "voxel-two-numbers", "voxel-inf",
-                              "zoom-0", "zoom-nan", "zoom-four-numbers"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--voxel-size", "0"],
+        ["--voxel-size", "-2"],
+        ["--voxel-size", "1", "-2", "1"],
+        ["--voxel-size", "1", "2"],
+        ["--voxel-size", "inf"],
+        ["--zoom", "0"],
+        ["--zoom", "nan"],
+        ["--zoom", "2", "2", "2", "2"],
+    ],
+    ids=[
+        "voxel-0",
+        "voxel-negative",
+        "voxel-one-negative",
+        "voxel-two-numbers",
+        "voxel-inf",
+        "zoom-0",
+        "zoom-nan",
+        "zoom-four-numbers",
+    ],
+)
 def test_run_bad_target_numbers(tiny_case, tmp_path, capsys, option):
-    line = _run_error(capsys, tiny_case, tmp_path, f"{option[0]} needs 1 or 3 finite positive numbers, got "
-                      + " ".join(f"{float(v):g}" for v in option[1:]), extra=option)
+    line = _run_error(
+        capsys,
+        tiny_case,
+        tmp_path,
+        f"{option[0]} needs 1 or 3 finite positive numbers, got " + " ".join(f"{float(v):g}" for v in option[1:]),
+        extra=option,
+    )
     assert "np.float64" not in line
 
 
@@ -289,11 +331,16 @@ def _config_file(tmp_path: Path, kind: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("kind, fragment", [("missing", "no such file"), ("folder", "is a folder"),
-                                            ("invalid", "not valid TOML"),
-                                            ("unknown", "unknown configuration field(s): learnin_rate"),
-                                            ("bad value", "patch_size must be unset or an integer from 8 to 1024, "
-                                                          "got 2")])
+@pytest.mark.parametrize(
+    "kind, fragment",
+    [
+        ("missing", "no such file"),
+        ("folder", "is a folder"),
+        ("invalid", "not valid TOML"),
+        ("unknown", "unknown configuration field(s): learnin_rate"),
+        ("bad value", "patch_size must be unset or an integer from 8 to 1024, got 2"),
+    ],
+)
 def test_run_bad_config(tiny_case, tmp_path, capsys, kind, fragment):
     config = _config_file(tmp_path, kind)
     _run_error(capsys, tiny_case, tmp_path, config, fragment, extra=["--config", config])
@@ -303,10 +350,22 @@ def test_run_bad_config(tiny_case, tmp_path, capsys, kind, fragment):
 # aslsr generate
 
 
-def _generate(nan_run: dict, tiny: dict, out: Path, *, asl: str | None = None, t1: str | None = None,
-              extra=()) -> list[str]:
-    return ["generate", "--model", str(nan_run["out"] / "model.pt"), "--asl", asl or tiny["asl_lr"],
-            "--t1", t1 or tiny["t1w"], "--out", str(out), "--no-register", *extra]
+def _generate(
+    nan_run: dict, tiny: dict, out: Path, *, asl: str | None = None, t1: str | None = None, extra=()
+) -> list[str]:
+    return [
+        "generate",
+        "--model",
+        str(nan_run["out"] / "model.pt"),
+        "--asl",
+        asl or tiny["asl_lr"],
+        "--t1",
+        t1 or tiny["t1w"],
+        "--out",
+        str(out),
+        "--no-register",
+        *extra,
+    ]
 
 
 def test_generate_bad_inputs(nan_run, tiny_case, tmp_path, capsys):
@@ -338,12 +397,17 @@ def test_evaluate_corrupt_headers(tiny_case, tmp_path, capsys):
     truncated = tmp_path / "truncated.nii.gz"
     truncated.write_bytes(Path(tiny_case["asl_nr"]).read_bytes()[:400])
     zero = _with_raw_header(ref, tmp_path / "zero.nii.gz", lambda raw: struct.pack_into("<f", raw, PIXDIM + 8, 0.0))
-    huge = _with_raw_header(ref, tmp_path / "huge.nii.gz",
-                            lambda raw: struct.pack_into("<4h", raw, DIM, 3, 32767, 32767, 32767))
+    huge = _with_raw_header(
+        ref, tmp_path / "huge.nii.gz", lambda raw: struct.pack_into("<4h", raw, DIM, 3, 32767, 32767, 32767)
+    )
     cut = tmp_path / "cut.nii"  # uncompressed and cut short: the header promises more than the file holds
     cut.write_bytes(gzip.decompress(Path(ref).read_bytes())[:2000])
-    for bad, fragment in [(str(truncated), "no NIfTI header"), (str(cut), "the file is cut short"),
-                          (zero, "voxel sizes must be positive"), (huge, "GiB of memory")]:
+    for bad, fragment in [
+        (str(truncated), "no NIfTI header"),
+        (str(cut), "the file is cut short"),
+        (zero, "voxel sizes must be positive"),
+        (huge, "GiB of memory"),
+    ]:
         out = tmp_path / "metrics.json"
         _one_line_error(capsys, ["evaluate", "--ref", ref, "--json", str(out), bad], bad, fragment)
         _assert_nothing_written(out)
@@ -365,15 +429,17 @@ def header_seed(tmp_path_factory) -> bytes:
 
 
 _short = st.integers(-32768, 32767)
-_float = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32),
-                   st.sampled_from([0.0, -1.0, 1e-30, 1e30]))
+_float = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.sampled_from([0.0, -1.0, 1e-30, 1e30]))
 _field_edits = st.one_of(
     st.tuples(st.just("dim"), st.integers(0, 7), _short),
     st.tuples(st.just("pixdim"), st.integers(0, 7), _float),
-    st.tuples(st.just("datatype"), st.sampled_from([0, 1, 2, 4, 8, 16, 32, 64, 128, 255, 256, 511, 768, 1536,
-                                                     2048, 2304, 7, -3, 32767]), st.none()),
+    st.tuples(
+        st.just("datatype"),
+        st.sampled_from([0, 1, 2, 4, 8, 16, 32, 64, 128, 255, 256, 511, 768, 1536, 2048, 2304, 7, -3, 32767]),
+        st.none(),
+    ),
     st.tuples(st.just("vox_offset"), st.none(), _float),
-    st.tuples(st.just("sizeof_hdr"), st.none(), st.integers(-2**31, 2**31 - 1)),
+    st.tuples(st.just("sizeof_hdr"), st.none(), st.integers(-(2**31), 2**31 - 1)),
     st.tuples(st.just("magic"), st.none(), st.binary(min_size=4, max_size=4)),
     st.tuples(st.just("scl"), st.integers(0, 1), _float),
     st.tuples(st.just("codes"), st.integers(-2, 5), st.integers(-2, 5)),
@@ -394,7 +460,7 @@ def _corrupt(raw: bytearray, edit) -> None:
     elif name == "sizeof_hdr":
         struct.pack_into("<i", raw, SIZEOF_HDR, value)
     elif name == "magic":
-        raw[MAGIC:MAGIC + 4] = value
+        raw[MAGIC : MAGIC + 4] = value
     elif name == "scl":
         struct.pack_into("<f", raw, SCL_SLOPE + 4 * where, value)
     elif name == "codes":
@@ -429,9 +495,17 @@ def test_fuzzed_header_through_evaluate(header_seed, tmp_path, capsys):
     """A few fixed corruptions through the whole CLI: one line naming the file."""
     ref = tmp_path / "ref.nii"
     ref.write_bytes(header_seed)
-    for index, edit in enumerate([("dim", 0, 9), ("datatype", 255, None), ("vox_offset", None, 1e30),
-                                  ("magic", None, b"xxxx"), ("pixdim", 2, float("nan")), ("dim", 1, 0),
-                                  ("dim", 2, -4)]):
+    for index, edit in enumerate(
+        [
+            ("dim", 0, 9),
+            ("datatype", 255, None),
+            ("vox_offset", None, 1e30),
+            ("magic", None, b"xxxx"),
+            ("pixdim", 2, float("nan")),
+            ("dim", 1, 0),
+            ("dim", 2, -4),
+        ]
+    ):
         raw = bytearray(header_seed)
         _corrupt(raw, edit)
         bad = tmp_path / f"bad{index}.nii"

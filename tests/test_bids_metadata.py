@@ -19,11 +19,23 @@ def _touch(root: Path, *names: str) -> None:
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     root = tmp_path / "ds"
-    _touch(root, "dataset_description.json", "asl.json", "acq-hi_asl.json", "task-rest_asl.json", "T1w.json",
-           "aslcontext.tsv", "sub-01/sub-01_asl.json", "sub-01/ses-1/perf/sub-01_ses-1_asl.json",
-           "sub-01/ses-1/perf/sub-01_ses-1_asl.nii.gz", "sub-01/ses-1/perf/sub-01_ses-1_m0scan.json",
-           "sub-01/ses-1/perf/sub-02_asl.json", "sub-01/ses-1/perf/sub-01_ses-2_asl.json",
-           "sub-01/ses-1/perf/sub-01_ses-1_aslcontext.tsv", "sub-02/perf/sub-02_acq-hi_asl.nii.gz")
+    _touch(
+        root,
+        "dataset_description.json",
+        "asl.json",
+        "acq-hi_asl.json",
+        "task-rest_asl.json",
+        "T1w.json",
+        "aslcontext.tsv",
+        "sub-01/sub-01_asl.json",
+        "sub-01/ses-1/perf/sub-01_ses-1_asl.json",
+        "sub-01/ses-1/perf/sub-01_ses-1_asl.nii.gz",
+        "sub-01/ses-1/perf/sub-01_ses-1_m0scan.json",
+        "sub-01/ses-1/perf/sub-02_asl.json",
+        "sub-01/ses-1/perf/sub-01_ses-2_asl.json",
+        "sub-01/ses-1/perf/sub-01_ses-1_aslcontext.tsv",
+        "sub-02/perf/sub-02_acq-hi_asl.nii.gz",
+    )
     return root
 
 
@@ -42,10 +54,15 @@ def test_dataset_root(dataset: Path, tmp_path: Path):
 
 def test_sidecars_apply_from_the_top_down_and_only_with_matching_entities(dataset: Path):
     data = dataset / "sub-01/ses-1/perf/sub-01_ses-1_asl.nii.gz"
-    assert inherited_files(data) == [dataset / "asl.json", dataset / "sub-01/sub-01_asl.json",
-                                     dataset / "sub-01/ses-1/perf/sub-01_ses-1_asl.json"]
+    assert inherited_files(data) == [
+        dataset / "asl.json",
+        dataset / "sub-01/sub-01_asl.json",
+        dataset / "sub-01/ses-1/perf/sub-01_ses-1_asl.json",
+    ]
     assert inherited_files(data, extension=".tsv", suffix="aslcontext") == [
-        dataset / "aslcontext.tsv", dataset / "sub-01/ses-1/perf/sub-01_ses-1_aslcontext.tsv"]
+        dataset / "aslcontext.tsv",
+        dataset / "sub-01/ses-1/perf/sub-01_ses-1_aslcontext.tsv",
+    ]
     hi = dataset / "sub-02/perf/sub-02_acq-hi_asl.nii.gz"  # no task entity: task-rest_asl.json does not apply
     assert inherited_files(hi) == [dataset / "asl.json", dataset / "acq-hi_asl.json"]
     assert inherited_files(dataset / "sub-02/anat/sub-02_T1w.nii.gz") == [dataset / "T1w.json"]
@@ -57,8 +74,12 @@ def test_outside_a_dataset_nothing_is_inherited(tmp_path: Path):
 
 
 def test_two_equally_specific_files_at_one_level_are_refused(dataset: Path):
-    _touch(dataset, "acq-hi_task-rest_asl.json", "sub-03/perf/sub-03_acq-hi_task-rest_asl.nii.gz",
-           "task-rest_acq-hi_asl.json")
+    _touch(
+        dataset,
+        "acq-hi_task-rest_asl.json",
+        "sub-03/perf/sub-03_acq-hi_task-rest_asl.nii.gz",
+        "task-rest_acq-hi_asl.json",
+    )
     with pytest.raises(InputError, match="apply to sub-03_acq-hi_task-rest_asl.nii.gz at the same folder level"):
         inherited_files(dataset / "sub-03/perf/sub-03_acq-hi_task-rest_asl.nii.gz")
 

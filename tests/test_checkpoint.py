@@ -48,8 +48,9 @@ def _weights(model):
     return {k: v.clone() for k, v in model.generator.state_dict().items()}
 
 
-@pytest.mark.parametrize("overrides", [{}, {"input_source": "generated"}, {"single_scale": True,
-                                                                             "use_adversarial": False}])
+@pytest.mark.parametrize(
+    "overrides", [{}, {"input_source": "generated"}, {"single_scale": True, "use_adversarial": False}]
+)
 @pytest.mark.parametrize("crash_at", [1, 2, 3])
 def test_resumed_training_ends_with_the_uninterrupted_weights(inputs, tmp_path, overrides, crash_at):
     asl, t1 = inputs
@@ -60,21 +61,34 @@ def test_resumed_training_ends_with_the_uninterrupted_weights(inputs, tmp_path, 
     crashing = CrashingCheckpointer(tmp_path / "checkpoint.pt", fingerprint="same", crash_at=crash_at)
     with pytest.raises(Crash):
         train(asl, t1, config=config, zoom=zoom, progress=False, checkpointer=crashing)
-    resumed = train(asl, t1, config=config, zoom=zoom, progress=False,
-                    checkpointer=Checkpointer(tmp_path / "checkpoint.pt", fingerprint="same"))
+    resumed = train(
+        asl,
+        t1,
+        config=config,
+        zoom=zoom,
+        progress=False,
+        checkpointer=Checkpointer(tmp_path / "checkpoint.pt", fingerprint="same"),
+    )
 
     for name, value in _weights(reference).items():
         assert torch.equal(value, resumed.generator.state_dict()[name]), name
     assert [(r["scale"], r["iteration"], r["loss_g"]) for r in resumed.history] == [
-        (r["scale"], r["iteration"], r["loss_g"]) for r in reference.history]
+        (r["scale"], r["iteration"], r["loss_g"]) for r in reference.history
+    ]
 
 
 def test_a_checkpoint_from_other_inputs_is_refused(inputs, tmp_path):
     asl, t1 = inputs
     config = preset("test", checkpoint_every=1)
     key = fingerprint(config=config.to_dict(), arrays={"asl": asl.data})
-    train(asl, t1, config=config, zoom=np.array([2.0, 2.0, 1.0]), progress=False,
-          checkpointer=Checkpointer(tmp_path / "c.pt", fingerprint=key))
+    train(
+        asl,
+        t1,
+        config=config,
+        zoom=np.array([2.0, 2.0, 1.0]),
+        progress=False,
+        checkpointer=Checkpointer(tmp_path / "c.pt", fingerprint=key),
+    )
     other = fingerprint(config=config.to_dict(), arrays={"asl": asl.data * 2})
     with pytest.raises(InputError, match="other inputs or settings"):
         Checkpointer(tmp_path / "c.pt", fingerprint=other).load()
@@ -97,9 +111,16 @@ def test_a_crafted_checkpoint_is_refused_without_running_code(tmp_path, monkeypa
 
 def test_the_state_round_trips_through_weights_only_loading(tmp_path):
     rng = np.random.default_rng(5)
-    state = TrainingState(level=1, iteration=3, generator={"w": torch.ones(2)}, numpy_rng=rng.bit_generator.state,
-                          noise_rng=torch.Generator().manual_seed(2).get_state(), torch_rng=torch.get_rng_state(),
-                          history=[{"scale": 0, "iteration": 0, "mse": 0.5}], warnings=["w"])
+    state = TrainingState(
+        level=1,
+        iteration=3,
+        generator={"w": torch.ones(2)},
+        numpy_rng=rng.bit_generator.state,
+        noise_rng=torch.Generator().manual_seed(2).get_state(),
+        torch_rng=torch.get_rng_state(),
+        history=[{"scale": 0, "iteration": 0, "mse": 0.5}],
+        warnings=["w"],
+    )
     checkpointer = Checkpointer(tmp_path / "c.pt", fingerprint="f")
     checkpointer.save(state)
     loaded = checkpointer.load()
@@ -110,8 +131,26 @@ def test_the_state_round_trips_through_weights_only_loading(tmp_path):
 
 
 def _run_command(case, out, config, *extra):
-    return [sys.executable, "-m", "aslsr", "run", "--asl", case["asl_lr"], "--t1", case["t1w"], "--m0",
-            case["m0_lr"], "--out", str(out), "--like", case["asl_nr"], "--config", str(config), "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "aslsr",
+        "run",
+        "--asl",
+        case["asl_lr"],
+        "--t1",
+        case["t1w"],
+        "--m0",
+        case["m0_lr"],
+        "--out",
+        str(out),
+        "--like",
+        case["asl_nr"],
+        "--config",
+        str(config),
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_a_run_killed_mid_scale_resumes_to_the_same_result(tiny_case, tmp_path):
@@ -122,8 +161,9 @@ def test_a_run_killed_mid_scale_resumes_to_the_same_result(tiny_case, tmp_path):
 
     killed = tmp_path / "killed"
     checkpoint = tmp_path / ".killed.partial" / "checkpoint.pt"
-    process = subprocess.Popen(_run_command(tiny_case, killed, config), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _run_command(tiny_case, killed, config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -137,8 +177,11 @@ def test_a_run_killed_mid_scale_resumes_to_the_same_result(tiny_case, tmp_path):
     refused = subprocess.run(_run_command(tiny_case, killed, config), capture_output=True, text=True)
     assert refused.returncode == 2 and "--resume" in refused.stderr
 
-    other_target = [a for a in _run_command(tiny_case, killed, config, "--resume", "--zoom", "1.5")
-                    if a not in ("--like", tiny_case["asl_nr"])]
+    other_target = [
+        a
+        for a in _run_command(tiny_case, killed, config, "--resume", "--zoom", "1.5")
+        if a not in ("--like", tiny_case["asl_nr"])
+    ]
     refused = subprocess.run(other_target, capture_output=True, text=True)  # the target grid is in the fingerprint
     assert refused.returncode == 2 and "other inputs or settings" in refused.stderr, refused.stderr
     assert checkpoint.exists() and not killed.exists()

@@ -15,15 +15,18 @@ RUN = ["run", "--asl", "a.nii.gz", "--t1", "t.nii.gz", "--out", "o"]
 EVALUATE = ["evaluate", "--ref", "r.nii.gz", "p.nii.gz"]
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (RUN, (False, 0)),
-    (["--quiet", *RUN], (True, 0)),
-    ([*RUN, "--quiet"], (True, 0)),
-    (["-q", *EVALUATE], (True, 0)),
-    ([*EVALUATE, "--quiet"], (True, 0)),
-    (["-v", *EVALUATE, "-v"], (False, 2)),
-    (["-vv", *RUN], (False, 2)),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (RUN, (False, 0)),
+        (["--quiet", *RUN], (True, 0)),
+        ([*RUN, "--quiet"], (True, 0)),
+        (["-q", *EVALUATE], (True, 0)),
+        ([*EVALUATE, "--quiet"], (True, 0)),
+        (["-v", *EVALUATE, "-v"], (False, 2)),
+        (["-vv", *RUN], (False, 2)),
+    ],
+)
 def test_flags_before_or_after_the_command(argv, expected):
     args = build_parser().parse_args(argv)
     assert verbosity(args) == expected
@@ -38,8 +41,10 @@ def test_levels_and_format():
         logger.debug("hidden")
         logger.info("sub-01: training")
         logger.warning("registration: poor overlap")
-        assert stream.getvalue().splitlines() == ["aslsr: sub-01: training",
-                                                  "aslsr: warning: registration: poor overlap"]
+        assert stream.getvalue().splitlines() == [
+            "aslsr: sub-01: training",
+            "aslsr: warning: registration: poor overlap",
+        ]
         quiet = io.StringIO()
         configure_logging(quiet=True, stream=quiet)
         logger.info("sub-01: training")
@@ -54,8 +59,10 @@ def test_levels_and_format():
 
 
 def test_importing_the_package_changes_nothing_in_the_process():
-    code = ("import logging, os; os.umask(0o027); import aslsr.cli, aslsr.io, aslsr.pipeline, aslsr.cohort; "
-            "import nibabel; print(logging.getLogger('nibabel.global').level, oct(os.umask(0)), "
-            "logging.getLogger('aslsr').handlers)")
+    code = (
+        "import logging, os; os.umask(0o027); import aslsr.cli, aslsr.io, aslsr.pipeline, aslsr.cohort; "
+        "import nibabel; print(logging.getLogger('nibabel.global').level, oct(os.umask(0)), "
+        "logging.getLogger('aslsr').handlers)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["0", "0o27", "[]"]

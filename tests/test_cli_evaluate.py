@@ -14,8 +14,15 @@ from aslsr.cli import main
 from aslsr.grids import rigid_matrix
 
 SHAPE = (14, 12, 12)
-ROW_KEYS = {"psnr", "ssim", "psnr_brain", "ssim_brain", "lesion_contrast", "lesion_contrast_ref",
-            "lesion_contrast_error"}
+ROW_KEYS = {
+    "psnr",
+    "ssim",
+    "psnr_brain",
+    "ssim_brain",
+    "lesion_contrast",
+    "lesion_contrast_ref",
+    "lesion_contrast_error",
+}
 
 
 def _affine() -> np.ndarray:
@@ -34,7 +41,7 @@ def _save(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> str
 def case(tmp_path: Path) -> dict:
     rng = np.random.default_rng(0)
     ijk = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij"))
-    mask = (ijk ** 2).sum(axis=0) < 0.8
+    mask = (ijk**2).sum(axis=0) < 0.8
     ref = np.where(mask, 60.0, 5.0) + rng.normal(0, 3, SHAPE)
     roi = np.zeros(SHAPE, dtype=bool)
     roi[2:5, 4:8, 4:8] = True
@@ -42,8 +49,12 @@ def case(tmp_path: Path) -> dict:
     sr = ref + rng.normal(0, 2, SHAPE)
     linear = ref + rng.normal(0, 6, SHAPE)
     return {
-        "dir": tmp_path, "ref_data": ref, "mask_data": mask, "roi_data": roi,
-        "ref": _save(tmp_path / "ref.nii.gz", ref), "mask": _save(tmp_path / "mask.nii.gz", mask),
+        "dir": tmp_path,
+        "ref_data": ref,
+        "mask_data": mask,
+        "roi_data": roi,
+        "ref": _save(tmp_path / "ref.nii.gz", ref),
+        "mask": _save(tmp_path / "mask.nii.gz", mask),
         "roi": _save(tmp_path / "roi.nii.gz", roi),
         "preds": {"sr": _save(tmp_path / "sr.nii.gz", sr), "linear": _save(tmp_path / "linear.nii", linear)},
         "pred_data": {"sr": sr, "linear": linear},
@@ -65,8 +76,9 @@ def _one_line_error(capsys: pytest.CaptureFixture, code: int, *fragments: str) -
 def test_table_and_json_contract(case: dict, capsys: pytest.CaptureFixture) -> None:
     out = case["dir"] / "results" / "metrics.json"
     preds = list(case["preds"].values())
-    code = main(["evaluate", "--ref", case["ref"], "--mask", case["mask"], "--lesion", case["roi"],
-                 "--json", str(out), *preds])
+    code = main(
+        ["evaluate", "--ref", case["ref"], "--mask", case["mask"], "--lesion", case["roi"], "--json", str(out), *preds]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.err == ""
@@ -108,8 +120,9 @@ def test_without_mask_and_with_exact_copy(case: dict, capsys: pytest.CaptureFixt
 
 def test_lesion_without_mask(case: dict, capsys: pytest.CaptureFixture) -> None:
     out = case["dir"] / "lesion.json"
-    assert main(["evaluate", "--ref", case["ref"], "--lesion", case["roi"], "--json", str(out),
-                 case["preds"]["sr"]]) == 0
+    assert (
+        main(["evaluate", "--ref", case["ref"], "--lesion", case["roi"], "--json", str(out), case["preds"]["sr"]]) == 0
+    )
     row = json.loads(out.read_text())["results"]["sr"]
     assert set(row) == {"psnr", "ssim", "lesion_contrast", "lesion_contrast_ref", "lesion_contrast_error"}
     pred = case["pred_data"]["sr"].astype(np.float32)
@@ -134,33 +147,64 @@ def _bad_inputs(case: dict) -> dict[str, tuple[list[str], tuple[str, ...]]]:
         "missing ref": ([missing, sr], (missing, "no such file")),
         "not nifti": ([ref, str(text)], (str(text), "not a readable NIfTI")),
         "2d slice": ([ref, _save(folder / "slice.nii.gz", case["ref_data"][:, :, :1])], ("slice.nii.gz", "2D")),
-        "5d": ([ref, _save(folder / "five.nii.gz", case["ref_data"][..., None, None].repeat(2, 4))],
-               ("five.nii.gz", "5D")),
+        "5d": (
+            [ref, _save(folder / "five.nii.gz", case["ref_data"][..., None, None].repeat(2, 4))],
+            ("five.nii.gz", "5D"),
+        ),
         "4d ref": ([_save(folder / "four.nii.gz", np.stack([case["ref_data"]] * 2, -1)), sr], ("four.nii.gz", "4D")),
         "nans": ([ref, _save(folder / "nan.nii.gz", nan)], ("nan.nii.gz", "2 voxels", "NaN")),
-        "other affine": ([ref, _save(folder / "moved.nii.gz", case["ref_data"], shifted)],
-                         ("moved.nii.gz", "not on the reference grid")),
-        "other shape": ([ref, _save(folder / "crop.nii.gz", case["ref_data"][:-1])],
-                        ("crop.nii.gz", "not on the reference grid")),
-        "mask elsewhere": ([ref, "--mask", _save(folder / "m.nii.gz", case["mask_data"], shifted), sr],
-                           ("m.nii.gz", "not on the image grid")),
-        "lesion elsewhere": ([ref, "--lesion", _save(folder / "r.nii.gz", case["roi_data"], shifted), sr],
-                             ("r.nii.gz", "lesion ROI", "not on the reference grid")),
-        "empty mirror": ([ref, "--mask", mask, "--lesion", _save(folder / "edge.nii.gz", empty_mirror), sr],
-                         ("edge.nii.gz", "mirror region", "empty")),
-        "empty lesion": ([ref, "--lesion", _save(folder / "none.nii.gz", np.zeros(SHAPE)), sr],
-                         ("none.nii.gz", "empty")),
+        "other affine": (
+            [ref, _save(folder / "moved.nii.gz", case["ref_data"], shifted)],
+            ("moved.nii.gz", "not on the reference grid"),
+        ),
+        "other shape": (
+            [ref, _save(folder / "crop.nii.gz", case["ref_data"][:-1])],
+            ("crop.nii.gz", "not on the reference grid"),
+        ),
+        "mask elsewhere": (
+            [ref, "--mask", _save(folder / "m.nii.gz", case["mask_data"], shifted), sr],
+            ("m.nii.gz", "not on the image grid"),
+        ),
+        "lesion elsewhere": (
+            [ref, "--lesion", _save(folder / "r.nii.gz", case["roi_data"], shifted), sr],
+            ("r.nii.gz", "lesion ROI", "not on the reference grid"),
+        ),
+        "empty mirror": (
+            [ref, "--mask", mask, "--lesion", _save(folder / "edge.nii.gz", empty_mirror), sr],
+            ("edge.nii.gz", "mirror region", "empty"),
+        ),
+        "empty lesion": (
+            [ref, "--lesion", _save(folder / "none.nii.gz", np.zeros(SHAPE)), sr],
+            ("none.nii.gz", "empty"),
+        ),
         "constant ref": ([_save(folder / "flat.nii.gz", np.ones(SHAPE)), sr], ("flat.nii.gz", "constant")),
-        "too small for ssim": ([_save(folder / "small.nii.gz", small), _save(folder / "small_sr.nii.gz", small)],
-                               ("small.nii.gz", "11 voxels")),
+        "too small for ssim": (
+            [_save(folder / "small.nii.gz", small), _save(folder / "small_sr.nii.gz", small)],
+            ("small.nii.gz", "11 voxels"),
+        ),
         "same stem twice": ([ref, sr, _save(folder / "sr.nii", case["ref_data"])], ("sr.nii", "stem")),
         "valid": ([ref, "--lesion", roi, "--mask", mask, sr], ()),  # sanity: the same set-up passes
     }
 
 
-BAD = ["missing pred", "missing ref", "not nifti", "2d slice", "5d", "4d ref", "nans", "other affine",
-       "other shape", "mask elsewhere", "lesion elsewhere", "empty mirror", "empty lesion", "constant ref",
-       "too small for ssim", "same stem twice"]
+BAD = [
+    "missing pred",
+    "missing ref",
+    "not nifti",
+    "2d slice",
+    "5d",
+    "4d ref",
+    "nans",
+    "other affine",
+    "other shape",
+    "mask elsewhere",
+    "lesion elsewhere",
+    "empty mirror",
+    "empty lesion",
+    "constant ref",
+    "too small for ssim",
+    "same stem twice",
+]
 
 
 @pytest.mark.parametrize("kind", BAD)
@@ -215,5 +259,6 @@ def test_missing_arguments_is_a_usage_error(capsys: pytest.CaptureFixture) -> No
 
 def test_stem() -> None:
     from aslsr.cli.evaluate import stem
+
     assert stem("/a/b/sr.nii.gz") == "sr" and stem("linear.nii") == "linear" and stem("X.NII.GZ") == "X"
     assert stem("dir.v1/spline.nii.gz") == "spline"

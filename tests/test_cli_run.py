@@ -9,16 +9,42 @@ import pytest
 from aslsr.cli import main
 from aslsr.io import load_volume
 
-OUTPUTS = ("sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "dtv.nii.gz", "t1_registered.nii.gz",
-           "model.pt",
-           "report.json", "report.html", "losses.csv", "qc.png")
+OUTPUTS = (
+    "sr.nii.gz",
+    "nearest.nii.gz",
+    "linear.nii.gz",
+    "spline.nii.gz",
+    "dtv.nii.gz",
+    "t1_registered.nii.gz",
+    "model.pt",
+    "report.json",
+    "report.html",
+    "losses.csv",
+    "qc.png",
+)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_case, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    code = main(["run", "--asl", tiny_case["asl_lr"], "--t1", tiny_case["t1w"], "--m0", tiny_case["m0_lr"],
-                 "--out", str(out), "--like", tiny_case["asl_nr"], "--preset", "test", "--quiet"])
+    code = main(
+        [
+            "run",
+            "--asl",
+            tiny_case["asl_lr"],
+            "--t1",
+            tiny_case["t1w"],
+            "--m0",
+            tiny_case["m0_lr"],
+            "--out",
+            str(out),
+            "--like",
+            tiny_case["asl_nr"],
+            "--preset",
+            "test",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
@@ -43,7 +69,8 @@ def test_report_holds_config_timings_and_registration(run_dir):
     assert report["timings"]["training_s"] > 0 and report["peak_memory_mb"] > 0
     agreement = report["lr_agreement"]
     assert agreement["sr_rms"] >= 0 and agreement["ratio_to_spline"] == pytest.approx(
-        agreement["sr_rms"] / agreement["spline_rms"])
+        agreement["sr_rms"] / agreement["spline_rms"]
+    )
     assert [s["scale"] for s in report["scales"]] == list(range(len(report["grids"]["scales"])))
     header = (run_dir / "losses.csv").read_text().splitlines()[0]
     assert header.startswith("scale,iteration,seconds,lr,loss_g,mse") and "validation" in header
@@ -59,8 +86,20 @@ def test_registration_recovers_the_phantom_motion(run_dir, tiny_case):
 
 def test_run_refuses_a_non_empty_output_folder(run_dir, tiny_case, capsys):
     before = sorted(p.name for p in run_dir.iterdir())
-    code = main(["run", "--asl", tiny_case["asl_lr"], "--t1", tiny_case["t1w"], "--out", str(run_dir),
-                 "--preset", "test", "--quiet"])
+    code = main(
+        [
+            "run",
+            "--asl",
+            tiny_case["asl_lr"],
+            "--t1",
+            tiny_case["t1w"],
+            "--out",
+            str(run_dir),
+            "--preset",
+            "test",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--overwrite" in err[0]
     assert sorted(p.name for p in run_dir.iterdir()) == before
@@ -68,8 +107,20 @@ def test_run_refuses_a_non_empty_output_folder(run_dir, tiny_case, capsys):
 
 def test_run_with_a_missing_input_leaves_nothing(tiny_case, tmp_path, capsys):
     out = tmp_path / "never"
-    code = main(["run", "--asl", str(tmp_path / "missing.nii.gz"), "--t1", tiny_case["t1w"], "--out", str(out),
-                 "--preset", "test", "--quiet"])
+    code = main(
+        [
+            "run",
+            "--asl",
+            str(tmp_path / "missing.nii.gz"),
+            "--t1",
+            tiny_case["t1w"],
+            "--out",
+            str(out),
+            "--preset",
+            "test",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing.nii.gz" in err[0]
     assert not out.exists() and not list(tmp_path.glob(".*"))
@@ -77,8 +128,22 @@ def test_run_with_a_missing_input_leaves_nothing(tiny_case, tmp_path, capsys):
 
 def test_generate_onto_another_grid_without_retraining(run_dir, tiny_case, tmp_path):
     out = tmp_path / "sr_zoom.nii.gz"
-    code = main(["generate", "--model", str(run_dir / "model.pt"), "--asl", tiny_case["asl_lr"],
-                 "--t1", tiny_case["t1w"], "--out", str(out), "--zoom", "3", "--no-register"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(run_dir / "model.pt"),
+            "--asl",
+            tiny_case["asl_lr"],
+            "--t1",
+            tiny_case["t1w"],
+            "--out",
+            str(out),
+            "--zoom",
+            "3",
+            "--no-register",
+        ]
+    )
     assert code == 0
     image = nib.load(out)
     lr = load_volume(tiny_case["asl_lr"]).grid
@@ -89,7 +154,18 @@ def test_generate_onto_another_grid_without_retraining(run_dir, tiny_case, tmp_p
 def test_generate_refuses_a_crafted_model(tiny_case, tmp_path, capsys):
     evil = tmp_path / "model.pt"
     evil.write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")
-    code = main(["generate", "--model", str(evil), "--asl", tiny_case["asl_lr"], "--t1", tiny_case["t1w"],
-                 "--out", str(tmp_path / "sr.nii.gz")])
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(evil),
+            "--asl",
+            tiny_case["asl_lr"],
+            "--t1",
+            tiny_case["t1w"],
+            "--out",
+            str(tmp_path / "sr.nii.gz"),
+        ]
+    )
     assert code == 2 and "model.pt" in capsys.readouterr().err
     assert not (tmp_path / "sr.nii.gz").exists()

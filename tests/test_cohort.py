@@ -91,8 +91,11 @@ def test_a_dataset_with_only_top_level_sidecars_runs_on_dask_with_progress_lines
     """BIDS inheritance: asl.json, aslcontext.tsv and T1w.json only at the top; --quantify needs all of them."""
     raw = tmp_path / "raw"
     simulate_bids(raw, n_subjects=1, config=phantom.PhantomConfig(**TINY), n_pairs=2)
-    for name, top in (("perf/sub-01_asl.json", "asl.json"), ("perf/sub-01_aslcontext.tsv", "aslcontext.tsv"),
-                      ("anat/sub-01_T1w.json", "T1w.json")):
+    for name, top in (
+        ("perf/sub-01_asl.json", "asl.json"),
+        ("perf/sub-01_aslcontext.tsv", "aslcontext.tsv"),
+        ("anat/sub-01_T1w.json", "T1w.json"),
+    ):
         (raw / "sub-01" / name).replace(raw / top)
     assert not list(raw.glob("sub-01/*/*.json")) and not list(raw.glob("sub-01/*/*.tsv"))
     out = tmp_path / "derivatives"
@@ -112,13 +115,16 @@ def test_a_worker_killed_mid_run_loses_no_subject(raw, tmp_path):
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "derivatives"
     config = preset("test", iterations=(10, 60), checkpoint_every=5, threads=1)
-    jobs = [SubjectJob(inputs=subject, out_dir=out, options=RunOptions(config=config, quantify=True))
-            for subject in find_subjects(raw)]
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    jobs = [
+        SubjectJob(inputs=subject, out_dir=out, options=RunOptions(config=config, quantify=True))
+        for subject in find_subjects(raw)
+    ]
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         outcomes: list = []
-        thread = threading.Thread(target=lambda: outcomes.extend(
-            run_cohort(jobs, scheduler=cluster.scheduler_address)))
+        thread = threading.Thread(target=lambda: outcomes.extend(run_cohort(jobs, scheduler=cluster.scheduler_address)))
         thread.start()
         checkpoint = out / "work" / ".sub-01.partial" / "checkpoint.pt"
         deadline = time.monotonic() + 300
@@ -134,11 +140,15 @@ def test_a_worker_killed_mid_run_loses_no_subject(raw, tmp_path):
     assert not list((out / "work").glob(".*partial"))
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    (["--participant-label", "../x"], "invalid participant label '../x'"),
-    (["--participant-label", "07"], "sub-07"),
-    (["--workers", "0"], "--workers must be at least 1"),
-], ids=["dotdot-label", "missing-subject", "zero-workers"])
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--participant-label", "../x"], "invalid participant label '../x'"),
+        (["--participant-label", "07"], "sub-07"),
+        (["--workers", "0"], "--workers must be at least 1"),
+    ],
+    ids=["dotdot-label", "missing-subject", "zero-workers"],
+)
 def test_bad_bids_arguments_are_one_line_and_write_nothing(raw, tmp_path, capsys, extra, fragment):
     out = tmp_path / "derivatives"
     assert main(_bids(raw, out, *extra)) == 2

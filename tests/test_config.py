@@ -22,10 +22,15 @@ def test_toml_overrides_preset_and_command_line_overrides_toml(tmp_path):
     assert load_config(nested).beta == 2.0
 
 
-@pytest.mark.parametrize("text, message", [("nonsense = 1\n", "unknown configuration field"),
-                                           ("iterations = [", "not valid TOML"),
-                                           ('consistency = "sometimes"\n', "consistency"),
-                                           ("patch_size = 2\n", "patch_size")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("nonsense = 1\n", "unknown configuration field"),
+        ("iterations = [", "not valid TOML"),
+        ('consistency = "sometimes"\n', "consistency"),
+        ("patch_size = 2\n", "patch_size"),
+    ],
+)
 def test_bad_config_files_name_the_file(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)

@@ -20,8 +20,12 @@ def _documents() -> list[Path]:
 
 
 def test_no_doc_or_docstring_points_outside_the_repository():
-    offenders = [f"{path.relative_to(ROOT)}:{number}" for path in _documents()
-                 for number, line in enumerate(path.read_text().splitlines(), 1) if OUTSIDE.search(line)]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in _documents()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
     assert offenders == []
 
 

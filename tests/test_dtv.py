@@ -69,10 +69,9 @@ def test_small_lambda_reproduces_the_lr_data():
     y = rng.random(lr.shape).astype(np.float32)
     operator = AcquisitionOperator(AcquisitionModel(), fine, lr)
     anatomy = _blocks(fine.shape).astype(np.float32)
-    result = dtv.reconstruct(y, operator, anatomy, settings=dtv.DTVSettings(lam=1e-6, iterations=3000,
-                                                                            tolerance=1e-7))
+    result = dtv.reconstruct(y, operator, anatomy, settings=dtv.DTVSettings(lam=1e-6, iterations=3000, tolerance=1e-7))
     back = resample_average(result.image, fine.affine, lr)
-    assert np.sqrt(np.mean((back - y) ** 2)) < 2e-3 * np.sqrt(np.mean(y ** 2))
+    assert np.sqrt(np.mean((back - y) ** 2)) < 2e-3 * np.sqrt(np.mean(y**2))
     spline = resample(y, lr.affine, fine, order=3)
     assert np.sqrt(np.mean((resample_average(spline, fine.affine, lr) - y) ** 2)) > 0.05
 
@@ -116,16 +115,37 @@ def test_cuda_agrees_with_the_cpu():
     y = np.random.default_rng(4).random(lr.shape).astype(np.float32)
     anatomy = _blocks(fine.shape).astype(np.float32)
     settings = dtv.DTVSettings(iterations=200, tolerance=0.0)
-    results = [dtv.reconstruct(y, AcquisitionOperator(AcquisitionModel(), fine, lr, device=device), anatomy,
-                               settings=settings).image for device in ("cpu", "cuda")]
+    results = [
+        dtv.reconstruct(
+            y, AcquisitionOperator(AcquisitionModel(), fine, lr, device=device), anatomy, settings=settings
+        ).image
+        for device in ("cpu", "cuda")
+    ]
     assert np.abs(results[0] - results[1]).max() < 1e-3 * np.abs(results[0]).max()
 
 
 def test_run_method_dtv_end_to_end(tiny_case, tmp_path):
     out = tmp_path / "out"
-    code = main(["run", "--asl", tiny_case["asl_lr"], "--t1", tiny_case["t1w"], "--m0", tiny_case["m0_lr"],
-                 "--out", str(out), "--like", tiny_case["asl_nr"], "--preset", "test", "--method", "dtv",
-                 "--quiet"])
+    code = main(
+        [
+            "run",
+            "--asl",
+            tiny_case["asl_lr"],
+            "--t1",
+            tiny_case["t1w"],
+            "--m0",
+            tiny_case["m0_lr"],
+            "--out",
+            str(out),
+            "--like",
+            tiny_case["asl_nr"],
+            "--preset",
+            "test",
+            "--method",
+            "dtv",
+            "--quiet",
+        ]
+    )
     assert code == 0
     reference = load_volume(tiny_case["asl_nr"]).grid
     sr = load_volume(out / "sr.nii.gz")

@@ -72,9 +72,12 @@ def test_tiled_and_whole_generation_agree_for_a_trained_generator(trained):
     model, asl, nr, t1 = trained
     rng = np.random.default_rng(1)
     image, prior = rng.normal(size=(40, 36, 20)).astype(np.float32), rng.random((40, 36, 20)).astype(np.float32)
-    whole = apply_generator(model.generator, image, prior, config=preset("test", tile_size=64), device=torch.device("cpu"))
-    tiled = apply_generator(model.generator, image, prior, config=preset("test", tile_size=24, tile_overlap=8),
-                            device=torch.device("cpu"))
+    whole = apply_generator(
+        model.generator, image, prior, config=preset("test", tile_size=64), device=torch.device("cpu")
+    )
+    tiled = apply_generator(
+        model.generator, image, prior, config=preset("test", tile_size=24, tile_overlap=8), device=torch.device("cpu")
+    )
     assert np.abs(whole - tiled).mean() < 0.05 * np.abs(whole).mean()
 
 

@@ -126,7 +126,7 @@ def test_upsampling_has_no_half_voxel_shift(grid: Grid, zoom: float, gradient: l
 
 
 @FAST
-@given(grids(low=4, high=8), st.integers(0, 2 ** 16))
+@given(grids(low=4, high=8), st.integers(0, 2**16))
 def test_zoom_then_average_recovers_source(grid: Grid, seed: int) -> None:
     """zoomed(2) + trilinear upsampling, then resample_average back: exact for a ramp, close for smooth data."""
     rng = np.random.default_rng(seed)

@@ -17,14 +17,25 @@ from test_bad_inputs import _run_error
 from aslsr.inputs import CBF_UNITS, TargetSpec, load_inputs
 from aslsr.quantify import QuantificationParameters, cbf_from_deltam, deltam_from_cbf
 
-PCASL = {"ArterialSpinLabelingType": "PCASL", "PostLabelingDelay": 1.8, "LabelingDuration": 1.8,
-         "M0Type": "Included", "RepetitionTimePreparation": 4.0}
-PARAMETERS = QuantificationParameters(labeling_type="PCASL", post_labeling_delay_s=1.8, labeling_duration_s=1.8,
-                                      labeling_efficiency=0.85, m0_repetition_time_s=4.0)
+PCASL = {
+    "ArterialSpinLabelingType": "PCASL",
+    "PostLabelingDelay": 1.8,
+    "LabelingDuration": 1.8,
+    "M0Type": "Included",
+    "RepetitionTimePreparation": 4.0,
+}
+PARAMETERS = QuantificationParameters(
+    labeling_type="PCASL",
+    post_labeling_delay_s=1.8,
+    labeling_duration_s=1.8,
+    labeling_efficiency=0.85,
+    m0_repetition_time_s=4.0,
+)
 
 
-def write_series(tiny: dict, folder: Path, types: list[str], *, sidecar: dict | None = None,
-                 context_rows: list[str] | None = None) -> str:
+def write_series(
+    tiny: dict, folder: Path, types: list[str], *, sidecar: dict | None = None, context_rows: list[str] | None = None
+) -> str:
     """A BIDS ASL series built from the tiny phantom: m0scan = M0, control - label = deltaM of its CBF."""
     m0_image = nib.load(tiny["m0_lr"])
     m0 = m0_image.get_fdata(dtype=np.float32)
@@ -77,23 +88,31 @@ def test_quantify_with_a_separate_m0_reads_its_own_repetition_time(tiny_case, tm
     assert inputs.description["quantification"]["m0_repetition_time_s"] == 2.0
     m0_data = nib.load(m0).get_fdata()
     deltam = load_inputs(asl, tiny_case["t1w"], m0, TargetSpec()).asl.data
-    separate = QuantificationParameters(labeling_type="PCASL", post_labeling_delay_s=1.8, labeling_duration_s=1.8,
-                                        labeling_efficiency=0.85, m0_repetition_time_s=2.0)
+    separate = QuantificationParameters(
+        labeling_type="PCASL",
+        post_labeling_delay_s=1.8,
+        labeling_duration_s=1.8,
+        labeling_efficiency=0.85,
+        m0_repetition_time_s=2.0,
+    )
     assert np.allclose(inputs.asl.data, cbf_from_deltam(deltam, m0_data, separate), rtol=1e-5, atol=1e-4)
 
 
 def test_m0_estimate_is_used_without_an_m0_image(tiny_case, tmp_path):
-    asl = write_series(tiny_case, tmp_path, ["control", "label"],
-                       sidecar={**PCASL, "M0Type": "Estimate", "M0Estimate": 500.0})
+    asl = write_series(
+        tiny_case, tmp_path, ["control", "label"], sidecar={**PCASL, "M0Type": "Estimate", "M0Estimate": 500.0}
+    )
     inputs = load_inputs(asl, tiny_case["t1w"], None, TargetSpec(), quantify=True)
     deltam = load_inputs(asl, tiny_case["t1w"], None, TargetSpec()).asl.data
-    no_tr = QuantificationParameters(labeling_type="PCASL", post_labeling_delay_s=1.8, labeling_duration_s=1.8,
-                                     labeling_efficiency=0.85)
+    no_tr = QuantificationParameters(
+        labeling_type="PCASL", post_labeling_delay_s=1.8, labeling_duration_s=1.8, labeling_efficiency=0.85
+    )
     assert inputs.description["quantification"]["m0"] == "M0Estimate"
     assert np.allclose(inputs.asl.data, cbf_from_deltam(deltam, 500.0, no_tr), rtol=1e-5)
 
 
 # bad series: one line, exit 2, nothing written
+
 
 def test_run_4d_asl_without_aslcontext(tiny_case, tmp_path, capsys):
     asl = write_series(tiny_case, tmp_path / "in", ["control", "label"])
@@ -101,27 +120,42 @@ def test_run_4d_asl_without_aslcontext(tiny_case, tmp_path, capsys):
     _run_error(capsys, tiny_case, tmp_path, asl, "a 4D ASL series needs sub-01_aslcontext.tsv beside it", asl=asl)
 
 
-@pytest.mark.parametrize("rows, fragment", [
-    (["control", "label", "label"], "lists 3 volume types but the ASL series has 2 volumes"),
-    (["control", "tag"], "unknown volume type 'tag'"),
-    (["control", "control"], "control"),
-], ids=["length", "unknown-type", "unpaired"])
+@pytest.mark.parametrize(
+    "rows, fragment",
+    [
+        (["control", "label", "label"], "lists 3 volume types but the ASL series has 2 volumes"),
+        (["control", "tag"], "unknown volume type 'tag'"),
+        (["control", "control"], "control"),
+    ],
+    ids=["length", "unknown-type", "unpaired"],
+)
 def test_run_bad_aslcontext(tiny_case, tmp_path, capsys, rows, fragment):
     asl = write_series(tiny_case, tmp_path / "in", ["control", "label"], context_rows=rows)
     _run_error(capsys, tiny_case, tmp_path, str(Path(asl).with_name("sub-01_aslcontext.tsv")), fragment, asl=asl)
 
 
-@pytest.mark.parametrize("sidecar, fragment", [
-    ({**PCASL, "RepetitionTimePreparation": 0}, "RepetitionTimePreparation must be positive"),
-    ({**PCASL, "PostLabelingDelay": 1800}, "looks like milliseconds"),
-    ({**PCASL, "LabelingDuration": 1800.0}, "looks like milliseconds"),
-    ({"PostLabelingDelay": 1.8}, "no ArterialSpinLabelingType"),
-    ({**PCASL, "PostLabelingDelay": [1.5, 2.0]}, "multi-PLD"),
-], ids=["tr-zero", "pld-ms", "duration-ms", "no-labeling-type", "multi-pld"])
+@pytest.mark.parametrize(
+    "sidecar, fragment",
+    [
+        ({**PCASL, "RepetitionTimePreparation": 0}, "RepetitionTimePreparation must be positive"),
+        ({**PCASL, "PostLabelingDelay": 1800}, "looks like milliseconds"),
+        ({**PCASL, "LabelingDuration": 1800.0}, "looks like milliseconds"),
+        ({"PostLabelingDelay": 1.8}, "no ArterialSpinLabelingType"),
+        ({**PCASL, "PostLabelingDelay": [1.5, 2.0]}, "multi-PLD"),
+    ],
+    ids=["tr-zero", "pld-ms", "duration-ms", "no-labeling-type", "multi-pld"],
+)
 def test_run_quantify_bad_sidecar(tiny_case, tmp_path, capsys, sidecar, fragment):
     asl = write_series(tiny_case, tmp_path / "in", ["m0scan", "control", "label"], sidecar=sidecar)
-    _run_error(capsys, tiny_case, tmp_path, str(Path(asl).with_name("sub-01_asl.json")), fragment, asl=asl,
-               extra=["--quantify"])
+    _run_error(
+        capsys,
+        tiny_case,
+        tmp_path,
+        str(Path(asl).with_name("sub-01_asl.json")),
+        fragment,
+        asl=asl,
+        extra=["--quantify"],
+    )
 
 
 def test_run_quantify_without_any_m0(tiny_case, tmp_path, capsys):

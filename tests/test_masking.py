@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from aslsr.phantom import load_anatomy
 from aslsr.grids import Grid, resample, resample_average
 from aslsr.io import Volume
 from aslsr.masking import brain_mask_from_image, brain_mask_from_t1
-
+from aslsr.phantom import load_anatomy
 
 
 @pytest.fixture(scope="module")

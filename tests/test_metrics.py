@@ -22,7 +22,7 @@ def _pair(seed: int, shape=(14, 13, 12)) -> tuple[np.ndarray, np.ndarray]:
 
 def _brain(shape=(14, 13, 12)) -> np.ndarray:
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    return (grid ** 2).sum(axis=0) < 0.7
+    return (grid**2).sum(axis=0) < 0.7
 
 
 def test_data_range_is_whole_reference() -> None:
@@ -58,7 +58,7 @@ def test_psnr_brain_is_mse_over_mask_with_whole_range() -> None:
     mask = _brain()
     value_range = ref.max() - ref.min()  # from the whole volume, not the mask
     mse = np.mean((ref[mask] - pred[mask]) ** 2)
-    assert metrics.psnr(ref, pred, mask) == pytest.approx(10 * math.log10(value_range ** 2 / mse), rel=1e-9)
+    assert metrics.psnr(ref, pred, mask) == pytest.approx(10 * math.log10(value_range**2 / mse), rel=1e-9)
     assert metrics.psnr(ref, pred, mask) != pytest.approx(metrics.psnr(ref, pred), rel=1e-6)
 
 
@@ -91,9 +91,9 @@ def test_bad_inputs_raise() -> None:
 
 def test_mirror_region_definition() -> None:
     roi = np.zeros((6, 3, 3), dtype=bool)
-    roi[0, 1, 1] = roi[1, 1, 1] = True   # two voxels on the low side of axis 0
-    roi[3, 0, 0] = True                  # a voxel whose mirror (2, 0, 0) is outside the mask
-    roi[2, 2, 2] = True                  # its mirror (3, 2, 2) is a plain mirror voxel
+    roi[0, 1, 1] = roi[1, 1, 1] = True  # two voxels on the low side of axis 0
+    roi[3, 0, 0] = True  # a voxel whose mirror (2, 0, 0) is outside the mask
+    roi[2, 2, 2] = True  # its mirror (3, 2, 2) is a plain mirror voxel
     mask = np.ones(roi.shape, dtype=bool)
     mask[2, 0, 0] = False
     expected = np.zeros(roi.shape, dtype=bool)
@@ -112,11 +112,11 @@ def test_lesion_contrast_known_ratio() -> None:
     pred = np.full((10, 6, 6), 50.0)
     roi = np.zeros(pred.shape, dtype=bool)
     roi[1:3, 2:4, 2:4] = True
-    pred[roi] = 20.0                      # hypo-perfused lesion
-    pred[7:9, 2:4, 2:4] = 40.0            # mirror of the ROI along axis 0
+    pred[roi] = 20.0  # hypo-perfused lesion
+    pred[7:9, 2:4, 2:4] = 40.0  # mirror of the ROI along axis 0
     mask = np.ones(pred.shape, dtype=bool)
     assert metrics.lesion_contrast(pred, roi, mask) == pytest.approx(0.5)
-    mask[8] = False                       # half the mirror leaves the brain: still 40 on the rest
+    mask[8] = False  # half the mirror leaves the brain: still 40 on the rest
     pred[7, 2:4, 2:4] = 30.0
     assert metrics.lesion_contrast(pred, roi, mask) == pytest.approx(20.0 / 30.0)
 

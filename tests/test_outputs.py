@@ -23,8 +23,19 @@ from aslsr.cli import main
 from aslsr.errors import InputError
 
 #: The outputs of ``aslsr run``, so that a listing can be compared.
-RUN_FILES = {"sr.nii.gz", "nearest.nii.gz", "linear.nii.gz", "spline.nii.gz", "t1_registered.nii.gz", "mask.nii.gz",
-             "model.pt", "report.json", "report.html", "losses.csv", "qc.png"}
+RUN_FILES = {
+    "sr.nii.gz",
+    "nearest.nii.gz",
+    "linear.nii.gz",
+    "spline.nii.gz",
+    "t1_registered.nii.gz",
+    "mask.nii.gz",
+    "model.pt",
+    "report.json",
+    "report.html",
+    "losses.csv",
+    "qc.png",
+}
 
 
 @pytest.fixture()
@@ -43,8 +54,22 @@ def _inputs(subject: Path) -> dict[str, str]:
 
 def _quick(subject: Path, out: Path | str, *extra: str) -> list[str]:
     files = _inputs(subject)
-    return ["run", "--asl", files["asl_lr"], "--t1", files["t1w"], "--out", str(out), "--preset", "test",
-            "--quiet", "--no-register", "--zoom", "2", *extra]
+    return [
+        "run",
+        "--asl",
+        files["asl_lr"],
+        "--t1",
+        files["t1w"],
+        "--out",
+        str(out),
+        "--preset",
+        "test",
+        "--quiet",
+        "--no-register",
+        "--zoom",
+        "2",
+        *extra,
+    ]
 
 
 def _bids_dataset(root: Path) -> Path:
@@ -123,16 +148,33 @@ def test_generate_onto_its_own_asl_is_refused_even_with_overwrite(subject, tmp_p
     model = tmp_path / "model.pt"
     model.write_bytes(b"checked later")
     for target in (files["asl_lr"], files["t1w"]):
-        _one_line_error(capsys, ["generate", "--model", str(model), "--asl", files["asl_lr"], "--t1", files["t1w"],
-                                 "--out", target, "--overwrite"], "an output never replaces an input")
+        _one_line_error(
+            capsys,
+            [
+                "generate",
+                "--model",
+                str(model),
+                "--asl",
+                files["asl_lr"],
+                "--t1",
+                files["t1w"],
+                "--out",
+                target,
+                "--overwrite",
+            ],
+            "an output never replaces an input",
+        )
 
 
 def test_a_symlink_to_an_input_is_the_input(subject, tmp_path, capsys):
     link = tmp_path / "link.nii.gz"
     link.symlink_to(_inputs(subject)["ref_hr"])
     files = _inputs(subject)
-    _one_line_error(capsys, ["evaluate", "--ref", files["ref_clean"], "--json", str(link), "--overwrite",
-                             files["ref_hr"]], "is the input")
+    _one_line_error(
+        capsys,
+        ["evaluate", "--ref", files["ref_clean"], "--json", str(link), "--overwrite", files["ref_hr"]],
+        "is the input",
+    )
     assert link.is_symlink()
 
 
@@ -143,8 +185,7 @@ def test_evaluate_json_needs_overwrite_and_never_replaces_an_input(subject, tmp_
     command = ["evaluate", "--ref", files["ref_clean"], files["ref_hr"]]
     _one_line_error(capsys, [*command[:3], "--json", str(existing), *command[3:]], "exists (use --overwrite")
     assert existing.read_text() == "{}\n"
-    _one_line_error(capsys, [*command[:3], "--json", files["ref_clean"], "--overwrite", *command[3:]],
-                    "is the input")
+    _one_line_error(capsys, [*command[:3], "--json", files["ref_clean"], "--overwrite", *command[3:]], "is the input")
     _one_line_error(capsys, [*command[:3], "--json", str(tmp_path), *command[3:]], "is a folder")
     assert main([*command[:3], "--json", str(existing), "--overwrite", *command[3:]]) == 0
     assert "ref_hr" in json.loads(existing.read_text())["results"]
@@ -158,8 +199,11 @@ def test_evaluate_json_needs_overwrite_and_never_replaces_an_input(subject, tmp_
 def test_bids_output_into_the_raw_dataset_is_refused(tmp_path, capsys):
     raw = _bids_dataset(tmp_path / "raw")
     before = _fingerprint(raw.rglob("*"))
-    for out, fragment in ((raw, "is the input"), (raw / "sub-01" / "x", "lies inside the input folder"),
-                          (tmp_path, "holds the input")):
+    for out, fragment in (
+        (raw, "is the input"),
+        (raw / "sub-01" / "x", "lies inside the input folder"),
+        (tmp_path, "holds the input"),
+    ):
         _one_line_error(capsys, ["bids", str(raw), str(out), "participant", "--preset", "test"], fragment)
     assert _fingerprint(raw.rglob("*")) == before
     assert sorted(p.name for p in raw.iterdir()) == ["dataset_description.json", "sub-01"]
@@ -169,8 +213,9 @@ def test_outputs_inside_a_raw_dataset_only_in_its_derivatives(subject, tmp_path,
     raw = _bids_dataset(tmp_path / "raw")
     _one_line_error(capsys, _quick(subject, raw / "sub-01" / "sr"), "lies inside the raw BIDS dataset")
     _one_line_error(capsys, ["simulate", str(raw / "phantom")], "lies inside the raw BIDS dataset")
-    assert outputs.check_output(raw / "derivatives" / "aslsr", kind="folder", inputs=[raw]) == \
-        outputs.resolve(raw / "derivatives" / "aslsr")
+    assert outputs.check_output(raw / "derivatives" / "aslsr", kind="folder", inputs=[raw]) == outputs.resolve(
+        raw / "derivatives" / "aslsr"
+    )
     derivative = raw / "derivatives" / "other"
     derivative.mkdir(parents=True)
     (derivative / "dataset_description.json").write_text('{"DatasetType": "derivative"}')
@@ -210,8 +255,11 @@ def test_a_second_process_on_the_same_output_is_refused(subject, tmp_path, capsy
         json_out = tmp_path / "r.json"
         with outputs.OutputLock(json_out):
             files = _inputs(subject)
-            _one_line_error(capsys, ["evaluate", "--ref", files["ref_clean"], "--json", str(json_out),
-                                     files["ref_hr"]], "another aslsr process")
+            _one_line_error(
+                capsys,
+                ["evaluate", "--ref", files["ref_clean"], "--json", str(json_out), files["ref_hr"]],
+                "another aslsr process",
+            )
     assert not list(tmp_path.glob(".*.lock"))
 
 
@@ -219,8 +267,11 @@ def test_unwritable_output_places_are_one_line(subject, tmp_path, capsys):
     """Checked by creating a file there (os.access says yes to root)."""
     files = _inputs(subject)
     _one_line_error(capsys, _quick(subject, "/proc/aslsr-test/out"), "cannot write in /proc")
-    _one_line_error(capsys, ["evaluate", "--ref", files["ref_clean"], "--json", "/proc/aslsr.json",
-                             files["ref_hr"]], "cannot write in /proc")
+    _one_line_error(
+        capsys,
+        ["evaluate", "--ref", files["ref_clean"], "--json", "/proc/aslsr.json", files["ref_hr"]],
+        "cannot write in /proc",
+    )
     _one_line_error(capsys, ["simulate", "/proc/aslsr-phantom"], "cannot write in /proc")
 
 
@@ -229,19 +280,27 @@ def test_unwritable_output_places_are_one_line(subject, tmp_path, capsys):
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 _COMMANDS = st.sampled_from(["run", "generate", "evaluate"])
 _PLACES = st.sampled_from(["subject", "subject_file", "parent", ".", "fresh", "link_to_subject"])
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(command=_COMMANDS, place=_PLACES, overwrite=st.booleans())
-def test_random_command_lines_never_change_an_input(tiny_case, tmp_path_factory, monkeypatch, command, place,
-                                                     overwrite):
+def test_random_command_lines_never_change_an_input(
+    tiny_case, tmp_path_factory, monkeypatch, command, place, overwrite
+):
     root = tmp_path_factory.mktemp("random")
     subject = root / "subject"
     subject.mkdir()
@@ -249,14 +308,29 @@ def test_random_command_lines_never_change_an_input(tiny_case, tmp_path_factory,
         shutil.copyfile(tiny_case[role], subject / f"{role}.nii.gz")
     (root / "link").symlink_to(subject, target_is_directory=True)
     before = _digests(subject)
-    out = {"subject": subject, "subject_file": subject / "asl_nr.nii.gz", "parent": root, ".": Path("."),
-           "fresh": root / "new.nii.gz", "link_to_subject": root / "link"}[place]
+    out = {
+        "subject": subject,
+        "subject_file": subject / "asl_nr.nii.gz",
+        "parent": root,
+        ".": Path("."),
+        "fresh": root / "new.nii.gz",
+        "link_to_subject": root / "link",
+    }[place]
     monkeypatch.chdir(subject)
     files = {name: str(subject / f"{name}.nii.gz") for name in ("asl_lr", "t1w", "asl_nr", "ref_hr")}
     argv = {
         "run": _run({"asl_lr": files["asl_lr"], "t1w": files["t1w"]}, out, extra=["--no-register", "--zoom", "2"]),
-        "generate": ["generate", "--model", files["ref_hr"], "--asl", files["asl_lr"], "--t1", files["t1w"],
-                     "--out", str(out)],
+        "generate": [
+            "generate",
+            "--model",
+            files["ref_hr"],
+            "--asl",
+            files["asl_lr"],
+            "--t1",
+            files["t1w"],
+            "--out",
+            str(out),
+        ],
         "evaluate": ["evaluate", "--ref", files["asl_nr"], "--json", str(out), files["ref_hr"]],
     }[command] + (["--overwrite"] if overwrite else [])
     try:

@@ -48,8 +48,20 @@ def _mni_grid() -> Grid:
 
 def test_files_shapes_and_affines(lesion_case):
     case = lesion_case
-    assert set(case["files"]) == {"asl_lr", "asl_nr", "ref_hr", "ref_clean", "truth_1mm", "m0", "m0_lr",
-                                  "mask", "mask_lr", "t1w", "lesion", "lesion_lr"}
+    assert set(case["files"]) == {
+        "asl_lr",
+        "asl_nr",
+        "ref_hr",
+        "ref_clean",
+        "truth_1mm",
+        "m0",
+        "m0_lr",
+        "mask",
+        "mask_lr",
+        "t1w",
+        "lesion",
+        "lesion_lr",
+    }
     stored = json.loads((Path(case["files"]["asl_nr"]["path"]).parent / "case.json").read_text())
     assert stored["files"]["asl_nr"]["path"] == "asl_nr.nii.gz" and stored["units"] == "ml/100g/min"
     nr = _load(case, "asl_nr").grid
@@ -113,9 +125,13 @@ def test_lesion_invisible_on_t1_and_visible_in_cbf(lesion_case, plain_case):
     x = _load(lesion_case, "lesion").grid.index_to_world(np.argwhere(roi))[:, 0]
     assert np.all(np.abs(x) > 15) and len(np.unique(np.sign(x))) == 1  # one hemisphere
     mirror = roi[::-1] & mask & ~roi
-    ratio = {name: case_["ref_clean"][roi].mean() / case_["ref_clean"][mirror].mean()
-             for name, case_ in (("lesion", {"ref_clean": _load(lesion_case, "ref_clean").data}),
-                                 ("plain", {"ref_clean": _load(plain_case, "ref_clean").data}))}
+    ratio = {
+        name: case_["ref_clean"][roi].mean() / case_["ref_clean"][mirror].mean()
+        for name, case_ in (
+            ("lesion", {"ref_clean": _load(lesion_case, "ref_clean").data}),
+            ("plain", {"ref_clean": _load(plain_case, "ref_clean").data}),
+        )
+    }
     assert ratio["lesion"] < 0.7 and ratio["plain"] > 0.75
     assert ratio["lesion"] < 0.75 * ratio["plain"]
     assert (_load(lesion_case, "lesion_lr").data > 0).sum() >= 5
@@ -126,8 +142,9 @@ def test_motion_matches_t1_affine(lesion_case):
     motion = lesion_case["t1_motion"]
     matrix = np.array(motion["matrix"])
     assert np.all(np.abs(motion["rotation_deg"]) <= 5.0) and np.all(np.abs(motion["translation_mm"]) <= 5.0)
-    np.testing.assert_allclose(rigid_matrix(motion["rotation_deg"], motion["translation_mm"],
-                                            motion["center_mm"]), matrix, atol=1e-12)
+    np.testing.assert_allclose(
+        rigid_matrix(motion["rotation_deg"], motion["translation_mm"], motion["center_mm"]), matrix, atol=1e-12
+    )
     t1 = nib.load(lesion_case["files"]["t1w"]["path"])
     expected = matrix @ _mni_grid().with_voxel_size(2.0).affine
     np.testing.assert_allclose(t1.affine, expected, atol=1e-4)
@@ -150,7 +167,8 @@ def test_same_seed_identical_other_seed_differs(lesion_case, tmp_path_factory):
 def test_t1_orientation_keeps_world_content(plain_case, orientation):
     ras = load_volume(plain_case["files"]["t1w"]["path"])
     data, grid, motion = phantom.simulate_t1(
-        phantom.PhantomConfig(**{**SMALL, "seed": 3, "t1_orientation": orientation}), phantom.load_anatomy())
+        phantom.PhantomConfig(**{**SMALL, "seed": 3, "t1_orientation": orientation}), phantom.load_anatomy()
+    )
     assert motion == plain_case["t1_motion"]
     assert not np.allclose(grid.affine, ras.affine)
     flips = phantom.ORIENTATIONS[orientation]
@@ -166,8 +184,7 @@ def test_t1_orientation_keeps_world_content(plain_case, orientation):
 def test_lps_written_end_to_end(plain_case, tmp_path_factory):
     case = _simulate(tmp_path_factory, "lps", seed=3, t1_orientation="LPS")
     ras, lps = (load_volume(c["files"]["t1w"]["path"]) for c in (plain_case, case))
-    np.testing.assert_allclose(resample(lps.data, lps.affine, ras.grid, order=1), ras.data,
-                               atol=1e-3 * ras.data.max())
+    np.testing.assert_allclose(resample(lps.data, lps.affine, ras.grid, order=1), ras.data, atol=1e-3 * ras.data.max())
     assert np.array_equal(_load(case, "asl_nr").data, _load(plain_case, "asl_nr").data)
 
 
@@ -192,8 +209,14 @@ def test_cli_full_size(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     case = phantom.load_case(out)
     assert case["lesion"] and case["seed"] == 2
-    shapes = {"asl_nr": (128, 96, 48), "asl_lr": (64, 48, 48), "truth_1mm": (240, 180, 120),
-              "m0_lr": (64, 48, 48), "lesion_lr": (64, 48, 48), "t1w": (197, 233, 189)}
+    shapes = {
+        "asl_nr": (128, 96, 48),
+        "asl_lr": (64, 48, 48),
+        "truth_1mm": (240, 180, 120),
+        "m0_lr": (64, 48, 48),
+        "lesion_lr": (64, 48, 48),
+        "t1w": (197, 233, 189),
+    }
     for role, shape in shapes.items():
         assert nib.load(case["files"][role]["path"]).shape == shape, role
     nr = _load(case, "asl_nr").grid
@@ -207,8 +230,21 @@ def test_cli_full_size(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "not empty" in err and "--overwrite" in err and len(err.splitlines()) == 1
 
-    small = ["--nr-shape", "32", "24", "12", "--nr-voxel-size", "7.5", "7.5", "10", "--t1-voxel-size", "2",
-             "--t1-orientation", "LAS", "--overwrite"]
+    small = [
+        "--nr-shape",
+        "32",
+        "24",
+        "12",
+        "--nr-voxel-size",
+        "7.5",
+        "7.5",
+        "10",
+        "--t1-voxel-size",
+        "2",
+        "--t1-orientation",
+        "LAS",
+        "--overwrite",
+    ]
     assert cli.main(["simulate", str(out), *small]) == 0
     case = phantom.load_case(out)
     assert not case["lesion"] and not (out / "lesion.nii.gz").exists()

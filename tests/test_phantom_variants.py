@@ -21,8 +21,20 @@ from aslsr.phantom_psf import PSF, acquire, acquisition_grid, fine_grid, slice_p
 from aslsr.phantom_variants import VARIANTS, PhantomSpec, simulate_variant, variant
 
 COARSE = dict(nr_shape=(32, 24, 12), nr_voxel_size=(7.5, 7.5, 10.0), t1_voxel_size=3.0, template_resolution_mm=3)
-CLI_COARSE = ["--nr-shape", "32", "24", "12", "--nr-voxel-size", "7.5", "7.5", "10", "--t1-voxel-size", "3",
-              "--template-resolution", "3"]
+CLI_COARSE = [
+    "--nr-shape",
+    "32",
+    "24",
+    "12",
+    "--nr-voxel-size",
+    "7.5",
+    "7.5",
+    "10",
+    "--t1-voxel-size",
+    "3",
+    "--template-resolution",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +55,7 @@ def _info(case: dict) -> dict:
 def test_panel_halves_cover_the_axes():
     halves = {half: [spec for spec in VARIANTS.values() if spec.half == half] for half in ("tune", "report")}
     assert len(VARIANTS) == 8 and all(len(specs) == 4 for specs in halves.values())
-    for specs in halves.values():   # both halves depart along every axis
+    for specs in halves.values():  # both halves depart along every axis
         assert {spec.psf.kind for spec in specs} >= {"box", "gaussian", "kspace"}
         assert any(spec.lesions for spec in specs) and any(spec.vessel_tubes for spec in specs)
         assert any(any(spec.asl_rotation_deg) for spec in specs)
@@ -105,8 +117,9 @@ def test_orientation_variants_keep_world_values(cases, tmp_path):
     """LPI (and a k-space LR grid sampled on NR voxel centres) holds the same value at the same world
     point as its RAS twin; the oblique grid is rotated as asked and carries its lesion ROI in world."""
     lpi = cases["lesions-kspace-lpi"]
-    ras = simulate_variant(tmp_path / "ras", variant("lesions-kspace-lpi", seed=1, **{**COARSE,
-                                                                                     "asl_orientation": "RAS"}))
+    ras = simulate_variant(
+        tmp_path / "ras", variant("lesions-kspace-lpi", seed=1, **{**COARSE, "asl_orientation": "RAS"})
+    )
     for role in ("ref_clean", "asl_lr", "asl_nr", "m0_lr", "lesion", "mask_lr"):
         a, b = _load(ras, role), _load(lpi, role)
         index = np.indices(a.grid.shape).reshape(3, -1).T
@@ -130,15 +143,15 @@ def test_kspace_psf_is_exact_for_band_limited_images():
     assert fine.shape == (56, 36, 36) and lr.shape == (12, 7, 14)
     rng = np.random.default_rng(5)
     spectrum = rng.normal(size=fine.shape) + 1j * rng.normal(size=fine.shape)
-    for axis, n in enumerate(fine.shape):           # |k| within the flat band of the LR matrix's window
-        n_lr = round(n * fine.voxel_size[axis] / lr.voxel_size[axis])   # LR matrix over the fine FOV
+    for axis, n in enumerate(fine.shape):  # |k| within the flat band of the LR matrix's window
+        n_lr = round(n * fine.voxel_size[axis] / lr.voxel_size[axis])  # LR matrix over the fine FOV
         band = np.floor((1 - psf.window) * n_lr / 2)
         keep = np.abs(np.rint(np.fft.fftfreq(n) * n)) <= band
         spectrum *= keep.reshape([-1 if a == axis else 1 for a in range(3)])
     image = np.fft.ifftn(spectrum).real
     image *= 10.0 / np.abs(image).max()
     lr_index = np.indices(lr.shape).reshape(3, -1).T
-    at = fine.world_to_index(lr.index_to_world(lr_index))          # LR samples on fine voxel centres
+    at = fine.world_to_index(lr.index_to_world(lr_index))  # LR samples on fine voxel centres
     assert np.allclose(at, np.rint(at), atol=1e-6)
     acquired = acquire(image, fine, lr, psf)
     np.testing.assert_allclose(acquired.ravel(), image[tuple(np.rint(at).astype(int).T)], atol=1e-4)
@@ -154,13 +167,14 @@ def test_box_and_gaussian_psfs():
     box = PSF(kind="box")
     fine, lr = fine_grid(nr, 2, box), acquisition_grid(nr, (2, 2, 1), box)
     data = rng.random(fine.shape)
-    np.testing.assert_allclose(acquire(data, fine, lr, box), data.reshape(4, 4, 4, 4, 4, 2).mean(axis=(1, 3, 5)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        acquire(data, fine, lr, box), data.reshape(4, 4, 4, 4, 4, 2).mean(axis=(1, 3, 5)), rtol=1e-5
+    )
     assert lr == nr.with_voxel_size((4.0, 4.0, 3.0))
     gaussian = PSF(kind="gaussian", fwhm_voxels=1.2, slice_thickness_voxels=1.5, slice_edge_voxels=0.3)
     fine, lr = fine_grid(nr, 4, gaussian), acquisition_grid(nr, (2, 2, 1), gaussian)
     constant = acquire(np.ones(fine.shape), fine, lr, gaussian)
-    assert abs(constant[2, 2, 2] - 1.0) < 1e-3          # a PSF integrates to 1 (0 beyond the FOV)
+    assert abs(constant[2, 2, 2] - 1.0) < 1e-3  # a PSF integrates to 1 (0 beyond the FOV)
     profile = slice_profile(8, 1.5, 0.3)
     assert abs(profile.sum() - 1) < 1e-12 and np.sum(profile >= profile.max() / 2) in (11, 12, 13)  # FWHM ~1.5 x 8
     with pytest.raises(InputError):
@@ -172,7 +186,7 @@ def test_warp_is_smooth_and_invertible():
     grid = anatomy.grid
     u = phantom_fields.random_displacement(np.random.default_rng(4), grid, 6.0, 15.0)
     jacobian = phantom_fields.jacobian_determinant(u, grid)
-    assert np.sqrt((u ** 2).sum(axis=0)).max() == pytest.approx(6.0, abs=1e-3)
+    assert np.sqrt((u**2).sum(axis=0)).max() == pytest.approx(6.0, abs=1e-3)
     assert 0.5 <= jacobian.min() and jacobian.max() < 2.0
     # a linear displacement has the Jacobian of its matrix; warping by it moves an image as expected
     index = np.indices(grid.shape).astype(np.float32)
@@ -188,13 +202,34 @@ def test_warp_is_smooth_and_invertible():
     residual = inverse + np.stack([phantom_fields.warp(u[c], grid, inverse) for c in range(3)])
     assert np.abs(residual).max() < 0.05 * np.abs(u).max()
     warped = phantom_fields.warp(anatomy.gm, grid, u)
-    assert np.abs(warped - anatomy.gm)[anatomy.brain].mean() > 0.05          # the warp moved the anatomy
+    assert np.abs(warped - anatomy.gm)[anatomy.brain].mean() > 0.05  # the warp moved the anatomy
 
 
 def test_cli_variant_and_bad_input(tmp_path, capsys):
     out = tmp_path / "case"
-    assert cli.main(["simulate", str(out), "--variant", "hypo-box", "--psf", "kspace", "--kspace-window", "0.2",
-                     "--asl-orientation", "LPS", "--lesions", "0.5", "1.5", "--seed", "2", *CLI_COARSE]) == 0
+    assert (
+        cli.main(
+            [
+                "simulate",
+                str(out),
+                "--variant",
+                "hypo-box",
+                "--psf",
+                "kspace",
+                "--kspace-window",
+                "0.2",
+                "--asl-orientation",
+                "LPS",
+                "--lesions",
+                "0.5",
+                "1.5",
+                "--seed",
+                "2",
+                *CLI_COARSE,
+            ]
+        )
+        == 0
+    )
     info = json.loads((out / "phantom.json").read_text())
     assert info["spec"]["psf"] == {**info["spec"]["psf"], "kind": "kspace", "window": 0.2}
     assert info["grids"]["nr"]["axes"] == "LPS" and [lesion["cbf_factor"] for lesion in info["lesions"]] == [0.5, 1.5]
@@ -202,7 +237,7 @@ def test_cli_variant_and_bad_input(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["simulate", str(tmp_path / "bad"), "--kspace-window", "2", *CLI_COARSE]) == 2
     assert cli.main(["simulate", str(tmp_path / "bad"), "--variant", "hypo-box", "--bids"]) == 2
-    assert cli.main(["simulate", str(out), "--variant", "hypo-box", *CLI_COARSE]) == 2     # not empty
+    assert cli.main(["simulate", str(out), "--variant", "hypo-box", *CLI_COARSE]) == 2  # not empty
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and "window" in errors[0] and "--bids" in errors[1] and "not empty" in errors[2]
     assert not (tmp_path / "bad").exists()

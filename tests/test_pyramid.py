@@ -3,8 +3,7 @@ import pytest
 
 from aslsr.grids import Grid
 from aslsr.io import Volume
-from aslsr.pyramid import (Normalizer, build_pyramid, count_scales, scale_factors, scale_grids,
-                           zoom_between)
+from aslsr.pyramid import Normalizer, build_pyramid, count_scales, scale_factors, scale_grids, zoom_between
 
 
 def _grid(shape, voxel):

@@ -8,18 +8,25 @@ whose affine was changed to ``M @ affine`` (a known rigid motion), so the regist
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from aslsr.phantom import load_anatomy
-from aslsr.grids import Grid, resample, resample_average, reorient, rigid_matrix, rotation_angle_deg
+from aslsr.grids import Grid, reorient, resample, resample_average, rigid_matrix, rotation_angle_deg
 from aslsr.io import Volume
 from aslsr.masking import brain_mask_from_image
-from aslsr.registration import (RegistrationResult, _with_warnings, apply_registration, identity_result,
-                                register_rigid, save_itk_transform, sitk_from_matrix, to_sitk)
+from aslsr.phantom import load_anatomy
+from aslsr.registration import (
+    RegistrationResult,
+    _with_warnings,
+    apply_registration,
+    identity_result,
+    register_rigid,
+    save_itk_transform,
+    sitk_from_matrix,
+    to_sitk,
+)
 
 CENTRE = np.array([0.0, -18.0, 15.0])  # world mm: centre of the cerebrum in MNI space
 
@@ -32,8 +39,11 @@ def mni() -> dict:
     return {"t1": anatomy.t1 / 255.0, "affine": anatomy.grid.affine, "m0": m0, "tissue": anatomy.gm + anatomy.wm}
 
 
-def asl_grid(shape: tuple[int, int, int], voxel: tuple[float, float, float],
-             rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Grid:
+def asl_grid(
+    shape: tuple[int, int, int],
+    voxel: tuple[float, float, float],
+    rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> Grid:
     """An ASL grid centred on the cerebrum, optionally oblique (rotated axes)."""
     linear = rigid_matrix(rotation_deg, (0, 0, 0))[:3, :3] @ np.diag(voxel)
     affine = np.eye(4)
@@ -136,8 +146,10 @@ def test_itk_transform_file_matches_convention(tmp_path, ras_case) -> None:
     assert np.abs(np.transpose(itk, (2, 1, 0))[inside] - ours[inside]).max() < 1e-3
 
 
-@pytest.mark.parametrize("flips,rotation", [((False, False, False), (0, 0, 0)), ((True, False, False), (10, -20, 5)),
-                                            ((True, True, False), (0, 0, 30))])
+@pytest.mark.parametrize(
+    "flips,rotation",
+    [((False, False, False), (0, 0, 0)), ((True, False, False), (10, -20, 5)), ((True, True, False), (0, 0, 30))],
+)
 def test_to_sitk_geometry(flips, rotation) -> None:
     linear = rigid_matrix(rotation, (0, 0, 0))[:3, :3] @ np.diag([1.5, 2.0, 3.0])
     affine = np.eye(4)
@@ -183,6 +195,7 @@ def test_mask_shape_must_match(mni: dict, ras_case) -> None:
 
 def test_identity_and_json() -> None:
     import json
+
     result = identity_result()
     assert np.array_equal(result.matrix, np.eye(4)) and result.warnings == ()
     payload = json.loads(json.dumps(result.to_dict()))

@@ -11,8 +11,12 @@ from aslsr.io import Volume
 from aslsr.report import _cumulative_iterations, comparison_figure, qc_figure, slice_axis, slice_view
 
 VOXEL = (2.0, 1.5, 3.0)
-ORIENTATIONS = {"RAS": ((False, False, False), (0, 1, 2)), "LAS": ((True, False, False), (0, 1, 2)),
-                "LPS": ((True, True, False), (0, 1, 2)), "PSL (permuted)": ((True, False, True), (1, 2, 0))}
+ORIENTATIONS = {
+    "RAS": ((False, False, False), (0, 1, 2)),
+    "LAS": ((True, False, False), (0, 1, 2)),
+    "LPS": ((True, True, False), (0, 1, 2)),
+    "PSL (permuted)": ((True, False, True), (1, 2, 0)),
+}
 
 
 def _ras_grid(shape: tuple[int, int, int] = (10, 12, 8), voxel: tuple[float, ...] = VOXEL) -> Grid:
@@ -34,8 +38,9 @@ def _marker_volume(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
 def test_slice_view_puts_right_anterior_superior_top_right_in_every_orientation(view):
     grid = _ras_grid()
     data, marker = _marker_volume(grid)
-    expected_aspect = {"axial": VOXEL[1] / VOXEL[0], "coronal": VOXEL[2] / VOXEL[0],
-                       "sagittal": VOXEL[2] / VOXEL[1]}[view]
+    expected_aspect = {"axial": VOXEL[1] / VOXEL[0], "coronal": VOXEL[2] / VOXEL[0], "sagittal": VOXEL[2] / VOXEL[1]}[
+        view
+    ]
     reference = None
     for name, (flips, permutation) in ORIENTATIONS.items():
         stored, stored_grid = reorient(data, grid, flips=flips, permutation=permutation)
@@ -89,8 +94,14 @@ def _history() -> list[dict]:
     rows = []
     for scale, iterations in ((0, 40), (1, 60)):
         for iteration in range(0, iterations, 5):
-            row = {"scale": scale, "iteration": iteration, "seconds": 0.1 * iteration,
-                   "mse": 1.0 / (1 + iteration), "lowpass": 0.1 / (1 + iteration), "adv_g": -0.2}
+            row = {
+                "scale": scale,
+                "iteration": iteration,
+                "seconds": 0.1 * iteration,
+                "mse": 1.0 / (1 + iteration),
+                "lowpass": 0.1 / (1 + iteration),
+                "adv_g": -0.2,
+            }
             if iteration % 10 == 0:
                 row.update(loss_d=-0.5, gp=0.01)
             rows.append(row)
@@ -110,8 +121,9 @@ def test_qc_figure_writes_a_png(tmp_path, history):
     lr, sr, t1, mask, grid = _phantom()
     linear = resample(lr.data, lr.affine, grid, order=1)
     spline = resample(lr.data, lr.affine, grid, order=3)
-    out = qc_figure(tmp_path / "qc.png", lr=lr, linear=linear, spline=spline, sr=sr, t1=t1, mask=mask,
-                    grid=grid, history=history)
+    out = qc_figure(
+        tmp_path / "qc.png", lr=lr, linear=linear, spline=spline, sr=sr, t1=t1, mask=mask, grid=grid, history=history
+    )
     assert out == tmp_path / "qc.png"
     _check_png(out, min_width=1500)
 
@@ -119,25 +131,50 @@ def test_qc_figure_writes_a_png(tmp_path, history):
 def test_qc_figure_survives_an_empty_mask_and_rejects_wrong_shapes(tmp_path):
     lr, sr, t1, mask, grid = _phantom()
     linear = resample(lr.data, lr.affine, grid, order=1)
-    qc_figure(tmp_path / "qc.png", lr=lr, linear=linear, spline=linear, sr=sr, t1=t1,
-              mask=np.zeros_like(mask), grid=grid, history=[{"scale": 0, "mse": 0.1}])
+    qc_figure(
+        tmp_path / "qc.png",
+        lr=lr,
+        linear=linear,
+        spline=linear,
+        sr=sr,
+        t1=t1,
+        mask=np.zeros_like(mask),
+        grid=grid,
+        history=[{"scale": 0, "mse": 0.1}],
+    )
     _check_png(tmp_path / "qc.png", min_width=1500)
     with pytest.raises(ValueError, match="SR"):
-        qc_figure(tmp_path / "bad.png", lr=lr, linear=linear, spline=linear, sr=sr[1:], t1=t1, mask=mask,
-                  grid=grid, history=[])
+        qc_figure(
+            tmp_path / "bad.png",
+            lr=lr,
+            linear=linear,
+            spline=linear,
+            sr=sr[1:],
+            t1=t1,
+            mask=mask,
+            grid=grid,
+            history=[],
+        )
 
 
 def test_comparison_figure(tmp_path):
     lr, sr, t1, mask, grid = _phantom()
-    panels = [("NR", sr), ("HR", sr * 0.9), ("nearest", resample(lr.data, lr.affine, grid, order=0)),
-              ("linear", resample(lr.data, lr.affine, grid, order=1)), ("proposed", sr)]
+    panels = [
+        ("NR", sr),
+        ("HR", sr * 0.9),
+        ("nearest", resample(lr.data, lr.affine, grid, order=0)),
+        ("linear", resample(lr.data, lr.affine, grid, order=1)),
+        ("proposed", sr),
+    ]
     rows = [["NR", "HR"], ["nearest", "linear", "proposed"]]
     for view in ("axial", "coronal", "sagittal"):
-        path = comparison_figure(tmp_path / f"{view}.png", panels=panels, grid=grid, view=view, rows=rows,
-                                 title=f"{view} comparison")
+        path = comparison_figure(
+            tmp_path / f"{view}.png", panels=panels, grid=grid, view=view, rows=rows, title=f"{view} comparison"
+        )
         _check_png(path, min_width=800)
-    comparison_figure(tmp_path / "masked.png", panels=panels, grid=grid, view="axial", mask=mask,
-                      window=(0.0, 60.0), slice_index=3)
+    comparison_figure(
+        tmp_path / "masked.png", panels=panels, grid=grid, view="axial", mask=mask, window=(0.0, 60.0), slice_index=3
+    )
     _check_png(tmp_path / "masked.png", min_width=1500)
     with pytest.raises(ValueError, match="unknown"):
         comparison_figure(tmp_path / "bad.png", panels=panels, grid=grid, view="axial", rows=[["NR", "GT"]])

@@ -15,23 +15,46 @@ from aslsr.report_html import subject_report_html
 def _report(sidecar_units: str = "<script>alert(1)</script>") -> dict:
     grid = {"shape": [16, 12, 12], "voxel_size_mm": [15.0, 15.0, 10.0], "affine": [[1, 0, 0, 0]] * 4}
     return {
-        "aslsr_version": "9.9.9", "versions": {"python": "3.11", "torch": "2.x"}, "command": "aslsr run a b",
+        "aslsr_version": "9.9.9",
+        "versions": {"python": "3.11", "torch": "2.x"},
+        "command": "aslsr run a b",
         "inputs": {"asl": "sub-01_asl.nii.gz", "t1": "sub-01_T1w.nii.gz", "m0": None, "mask": None},
-        "config": {"iterations": 100, "lr": 0.001, "preset": {"name": "fast"}}, "seed": 0,
-        "device": "cpu", "device_name": "x86_64", "threads": 2,
-        "grids": {"asl": grid, "target": {**grid, "shape": [32, 24, 12], "voxel_size_mm": [7.5, 7.5, 10.0]},
-                  "scales": [grid]},
-        "scale_factor": [2.0, 2.0, 1.0], "scales": [{"scale": 0, "seconds": 1.5, "iterations": 10}],
-        "registration": {"performed": True, "matrix_asl_to_t1_ras_mm": [[1, 0, 0, 0.5], [0, 1, 0, 0],
-                                                                        [0, 0, 1, 0], [0, 0, 0, 1]],
-                         "metric": "mattes_mutual_information", "metric_before": -0.4, "metric_after": -0.6,
-                         "rotation_deg": 1.25, "translation_mm": 0.5, "seconds": 2.0, "warnings": []},
-        "mask_source": "t1", "timings": {"load_s": 0.25, "registration_s": 2.0, "training_s": 12.5,
-                                         "generation_s": 0.5, "writing_s": 0.75},
-        "warnings": ["generator drifted from the data"], "outputs": ["sr.nii.gz", "qc.png"],
+        "config": {"iterations": 100, "lr": 0.001, "preset": {"name": "fast"}},
+        "seed": 0,
+        "device": "cpu",
+        "device_name": "x86_64",
+        "threads": 2,
+        "grids": {
+            "asl": grid,
+            "target": {**grid, "shape": [32, 24, 12], "voxel_size_mm": [7.5, 7.5, 10.0]},
+            "scales": [grid],
+        },
+        "scale_factor": [2.0, 2.0, 1.0],
+        "scales": [{"scale": 0, "seconds": 1.5, "iterations": 10}],
+        "registration": {
+            "performed": True,
+            "matrix_asl_to_t1_ras_mm": [[1, 0, 0, 0.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+            "metric": "mattes_mutual_information",
+            "metric_before": -0.4,
+            "metric_after": -0.6,
+            "rotation_deg": 1.25,
+            "translation_mm": 0.5,
+            "seconds": 2.0,
+            "warnings": [],
+        },
+        "mask_source": "t1",
+        "timings": {"load_s": 0.25, "registration_s": 2.0, "training_s": 12.5, "generation_s": 0.5, "writing_s": 0.75},
+        "warnings": ["generator drifted from the data"],
+        "outputs": ["sr.nii.gz", "qc.png"],
         "lr_agreement": {"sr_rms": 3.0, "spline_rms": 1.0, "ratio_to_spline": 3.0},
-        "asl": {"kind": "deltam", "volume_types": {"control": 2, "label": 2}, "pairs_averaged": 2,
-                "m0_source": None, "units": sidecar_units, "registration_target": "mean control"},
+        "asl": {
+            "kind": "deltam",
+            "volume_types": {"control": 2, "label": 2},
+            "pairs_averaged": 2,
+            "m0_source": None,
+            "units": sidecar_units,
+            "registration_target": "mean control",
+        },
         "peak_memory_mb": 321.5,
     }
 
@@ -47,8 +70,13 @@ def png(tmp_path):
 
 
 def test_page_contents(tmp_path, png):
-    out = subject_report_html(tmp_path / "sub-01" / "report.html", title="sub-01 <b>", report=_report(),
-                              figures={"QC": png}, outputs={"super-resolved": "sr.nii.gz"})
+    out = subject_report_html(
+        tmp_path / "sub-01" / "report.html",
+        title="sub-01 <b>",
+        report=_report(),
+        figures={"QC": png},
+        outputs={"super-resolved": "sr.nii.gz"},
+    )
     assert out.exists()
     text = out.read_text(encoding="utf-8")
     assert "<title>sub-01 &lt;b&gt;</title>" in text and "9.9.9" in text
@@ -66,8 +94,9 @@ def test_page_contents(tmp_path, png):
 
 
 def test_missing_figure_and_sparse_report(tmp_path):
-    out = subject_report_html(tmp_path / "r.html", title="t", report={"warnings": []},
-                              figures={"QC": tmp_path / "absent.png"})
+    out = subject_report_html(
+        tmp_path / "r.html", title="t", report={"warnings": []}, figures={"QC": tmp_path / "absent.png"}
+    )
     text = out.read_text(encoding="utf-8")
     assert "not available" in text and "absent.png" in text and "data:image" not in text
     assert "class='ok'>none<" in text

@@ -23,15 +23,26 @@ pytestmark = pytest.mark.slow
 #: The tiny phantom of conftest.py (NR 32x24x12 at 7.5x7.5x10 mm, 2 mm T1): seconds per run.
 TINY = {"nr_shape": (32, 24, 12), "nr_voxel_size": (7.5, 7.5, 10.0), "t1_voxel_size": 2.0}
 METHODS = ["nearest", "linear", "spline", "dTV", "proposed"]
-FILES = ("table1.md", "table1.csv", "table2.md", "table2.csv", "ablations.md", "ablations.csv",
-         "fig_sagittal.png", "fig_transaxial.png", "fig_experiment2.png", "summary.json")
+FILES = (
+    "table1.md",
+    "table1.csv",
+    "table2.md",
+    "table2.csv",
+    "ablations.md",
+    "ablations.csv",
+    "fig_sagittal.png",
+    "fig_transaxial.png",
+    "fig_experiment2.png",
+    "summary.json",
+)
 
 
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("reproduce") / "out"
-    summary = reproduce(out, preset="test", ablations=True, seed=0,
-                        phantom=PhantomConfig(seed=3, lesion=True, **TINY), progress=False)
+    summary = reproduce(
+        out, preset="test", ablations=True, seed=0, phantom=PhantomConfig(seed=3, lesion=True, **TINY), progress=False
+    )
     return out, summary
 
 
@@ -44,8 +55,15 @@ def test_every_output_is_written(reproduced):
     out, _ = reproduced
     for name in FILES:
         assert (out / name).is_file(), name
-    for folder in ("experiment1", "experiment2", "ablations/no_t1", "ablations/no_lowpass",
-                   "ablations/adversarial", "ablations/all_scales", "ablations/no_consistency"):
+    for folder in (
+        "experiment1",
+        "experiment2",
+        "ablations/no_t1",
+        "ablations/no_lowpass",
+        "ablations/adversarial",
+        "ablations/all_scales",
+        "ablations/no_consistency",
+    ):
         assert (out / folder / "sr.nii.gz").is_file() and (out / folder / "report.json").is_file(), folder
     assert (out / "phantom" / "case.json").is_file()
     assert not list(out.rglob(".*partial*")) and not [p for p in out.iterdir() if p.name.startswith("tmp")]
@@ -105,13 +123,14 @@ def test_ablation_table_has_every_variant_and_the_baselines(reproduced):
     rows = read_csv(out / "ablations.csv")
     variants = [row for row in rows if row["kind"] == "method"]
     assert [row["variant"] for row in variants] == [label for _, label, _ in ABLATIONS]
-    assert [row["variant"] for row in rows if row["kind"] == "baseline"] == ["linear interpolation",
-                                                                           "spline interpolation",
-                                                                           "dTV (T1-guided)"]
+    assert [row["variant"] for row in rows if row["kind"] == "baseline"] == [
+        "linear interpolation",
+        "spline interpolation",
+        "dTV (T1-guided)",
+    ]
     for row in variants:
         assert float(row["training_s"]) > 0
-        assert all(math.isfinite(float(row[k])) for k in ("psnr_hr_brain", "ssim_clean_brain",
-                                                           "lesion_contrast_error"))
+        assert all(math.isfinite(float(row[k])) for k in ("psnr_hr_brain", "ssim_clean_brain", "lesion_contrast_error"))
     table1 = {row["method"]: row for row in read_csv(out / "table1.csv")}
     assert variants[0]["psnr_hr_brain"] == table1["proposed"]["psnr_hr_brain"]
     no_t1 = json.loads((out / "ablations" / "no_t1" / "report.json").read_text())

@@ -42,8 +42,16 @@ def test_same_seed_same_generator_on_cpu(inputs):
     assert not torch.equal(first, other)
 
 
-@pytest.mark.parametrize("ablation", [{"use_t1": False}, {"use_lowpass": False}, {"use_adversarial": False},
-                                      {"single_scale": True}, {"input_source": "generated"}])
+@pytest.mark.parametrize(
+    "ablation",
+    [
+        {"use_t1": False},
+        {"use_lowpass": False},
+        {"use_adversarial": False},
+        {"single_scale": True},
+        {"input_source": "generated"},
+    ],
+)
 def test_ablations_train(inputs, ablation):
     asl, t1, zoom = inputs
     model = train(asl, t1, config=preset("test", **ablation), zoom=zoom, progress=False)
@@ -85,22 +93,32 @@ def test_a_non_finite_loss_stops_the_scale_with_sound_weights(inputs):
 def test_a_step_that_blows_up_the_weights_is_caught_even_at_the_last_iteration(inputs):
     """One iteration at an absurd learning rate: the only step is the last; its weights must not be kept."""
     asl, t1, zoom = inputs
-    config = dataclasses.replace(preset("test", iterations=(1,), single_scale=True, use_adversarial=False,
-                                        validate_every=1), learning_rate=1e6)  # past the config's range check
+    config = dataclasses.replace(
+        preset("test", iterations=(1,), single_scale=True, use_adversarial=False, validate_every=1), learning_rate=1e6
+    )  # past the config's range check
     model = train(asl, t1, config=config, zoom=zoom, progress=False)
     assert torch.count_nonzero(model.generator.unet.head.weight) == 0  # the identity start, validated at step 0
     assert model.history[-1]["best_iteration"] == 0
     for select_best in (True, False):  # without best-weight selection the last step is still checked
-        config = dataclasses.replace(preset("test", iterations=(1,), single_scale=True, use_adversarial=False,
-                                            select_best=select_best), learning_rate=float("inf"))
+        config = dataclasses.replace(
+            preset("test", iterations=(1,), single_scale=True, use_adversarial=False, select_best=select_best),
+            learning_rate=float("inf"),
+        )
         model = train(asl, t1, config=config, zoom=zoom, progress=False)
         assert all(torch.isfinite(p).all() for p in model.generator.parameters())
 
 
 def test_each_scale_returns_its_best_validated_weights(inputs):
     asl, t1, zoom = inputs
-    config = preset("test", iterations=(12,), single_scale=True, use_adversarial=False, validate_every=1,
-                    learning_rate=3e-2, lr_schedule="constant")
+    config = preset(
+        "test",
+        iterations=(12,),
+        single_scale=True,
+        use_adversarial=False,
+        validate_every=1,
+        learning_rate=3e-2,
+        lr_schedule="constant",
+    )
     model = train(asl, t1, config=config, zoom=zoom, progress=False)
     scores = {row["iteration"]: row["validation"] for row in model.history if "validation" in row}
     best = model.history[-1]["best_iteration"]
@@ -109,7 +127,7 @@ def test_each_scale_returns_its_best_validated_weights(inputs):
 
 
 def test_held_out_blocks_are_left_out_of_the_training_loss(inputs):
-    from aslsr.pyramid import Normalizer, build_pyramid
+    from aslsr.pyramid import build_pyramid
     from aslsr.stability import holdout_mask
     from aslsr.train import PatchSampler
 
@@ -150,14 +168,18 @@ def test_the_divergence_guard_rolls_back_generator_and_critic_together():
 
     torch.manual_seed(0)
     generator, critic = Generator(channels=(4, 8, 8)), PatchCritic(channels=4, layers=2)
-    optimizers = {name: torch.optim.Adam(m.parameters(), lr=1e-3) for name, m in
-                  (("optimizer_g", generator), ("optimizer_d", critic))}
+    optimizers = {
+        name: torch.optim.Adam(m.parameters(), lr=1e-3)
+        for name, m in (("optimizer_g", generator), ("optimizer_d", critic))
+    }
     guard = DivergenceGuard({"generator": generator, "critic": critic, **optimizers}, 1e-3)
     for step in range(SPIKE_MIN_STEPS):
         assert guard.check({"loss_g": 1.0, "data": 1.0 + 0.1 * (step % 3), "lowpass": 0.5}) == ""
     guard.remember()
-    good = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in
-            (("generator", generator), ("critic", critic))}
+    good = {
+        name: {k: v.clone() for k, v in m.state_dict().items()}
+        for name, m in (("generator", generator), ("critic", critic))
+    }
     with torch.no_grad():
         for parameter in [*generator.parameters(), *critic.parameters()]:
             parameter.add_(1.0)  # a blown-up step

@@ -65,8 +65,9 @@ class AcquisitionModel:
         return asdict(self)
 
 
-def model_problem(kind: str, fwhm_mm: float | None, slice_fwhm_mm: float | None, window: str,
-                  tukey_alpha: float) -> str | None:
+def model_problem(
+    kind: str, fwhm_mm: float | None, slice_fwhm_mm: float | None, window: str, tukey_alpha: float
+) -> str | None:
     """What is wrong with these acquisition settings (one phrase), or None."""
     if kind not in KINDS:
         return f"acquisition must be one of {', '.join(KINDS)}, got {kind!r}"
@@ -93,8 +94,15 @@ class AcquisitionOperator:
     ``adjoint(y)`` is the exact transpose. Both run on ``device`` in ``dtype``.
     """
 
-    def __init__(self, model: AcquisitionModel, fine: Grid, lr: Grid, *, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        model: AcquisitionModel,
+        fine: Grid,
+        lr: Grid,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
         self.model, self.fine, self.lr = model, fine, lr
         self.device, self.dtype = torch.device(device), dtype
         to_fine = np.linalg.inv(fine.affine) @ lr.affine  # LR voxel index -> fine voxel index
@@ -108,12 +116,17 @@ class AcquisitionOperator:
             self._permutation = tuple(permutation)
         else:
             if model.kind == "kspace":
-                raise InputError("the kspace acquisition needs ASL voxel axes parallel to the target grid's; "
-                                 "use box or gaussian for oblique grids")
+                raise InputError(
+                    "the kspace acquisition needs ASL voxel axes parallel to the target grid's; "
+                    "use box or gaussian for oblique grids"
+                )
             counts = np.maximum(1, np.ceil(np.linalg.norm(to_fine[:3, :3], axis=0) - 1e-3)).astype(int)
             self._sampler = _TrilinearSampler(fine, lr, counts, self.device, dtype)
-            lr_in_fine = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in lr.shape], indexing="ij"),
-                                  axis=-1) @ to_fine[:3, :3].T + to_fine[:3, 3]
+            lr_in_fine = (
+                np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in lr.shape], indexing="ij"), axis=-1)
+                @ to_fine[:3, :3].T
+                + to_fine[:3, 3]
+            )
             inside = np.all((lr_in_fine >= -0.5 - 1e-6) & (lr_in_fine <= np.array(fine.shape) - 0.5 + 1e-6), axis=-1)
             self._lr_inside = torch.as_tensor(inside, dtype=dtype, device=self.device)
             sizes = list(np.array(lr.shape) * counts)
@@ -135,8 +148,10 @@ class AcquisitionOperator:
             fwhm = self.lr.voxel_size[axis] if fwhm is None else fwhm
             return gaussian_weights(centres, fwhm / _FWHM_PER_SIGMA / source_mm, size)
         if abs(spacing - round(spacing)) > 1e-3 or round(spacing) < 1:
-            raise InputError(f"the kspace acquisition needs ASL voxels that are a whole number of target voxels; "
-                             f"along ASL axis {axis} one ASL voxel is {spacing:.4g} target voxels")
+            raise InputError(
+                f"the kspace acquisition needs ASL voxels that are a whole number of target voxels; "
+                f"along ASL axis {axis} one ASL voxel is {spacing:.4g} target voxels"
+            )
         return kspace_weights(centres, int(round(spacing)), size, self.model.window, self.model.tukey_alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -240,8 +255,9 @@ class _TrilinearSampler:
         self.inside = torch.as_tensor(inside, dtype=dtype, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sampled = F.grid_sample(x[None, None], self.grid, mode="bilinear", padding_mode="border",
-                                align_corners=True)[0, 0]
+        sampled = F.grid_sample(x[None, None], self.grid, mode="bilinear", padding_mode="border", align_corners=True)[
+            0, 0
+        ]
         return sampled * self.inside
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,16 @@ import numpy as np
 from .bids_metadata import inherited_files
 from .errors import InputError
 from .grids import Grid
-from .io import (Volume, available_memory, check_file_size, check_finite, load_nifti, load_volume, quiet_nibabel,
-                 short_error)
+from .io import (
+    Volume,
+    available_memory,
+    check_file_size,
+    check_finite,
+    load_nifti,
+    load_volume,
+    quiet_nibabel,
+    short_error,
+)
 
 #: BIDS volume types, keyed by their lower-case spelling
 VOLUME_TYPES = {name.lower(): name for name in ("control", "label", "m0scan", "deltam", "cbf", "noRF")}
@@ -34,7 +42,7 @@ def _stem(asl_path: str | os.PathLike) -> tuple[Path, str]:
     name = path.name
     for suffix in (".nii.gz", ".nii"):
         if name.lower().endswith(suffix):
-            return path.parent, name[:-len(suffix)]
+            return path.parent, name[: -len(suffix)]
     return path.parent, path.stem
 
 
@@ -42,7 +50,7 @@ def context_path(asl_path: str | os.PathLike) -> Path:
     """``sub-01_asl.nii.gz`` or ``.nii`` -> ``sub-01_aslcontext.tsv``; else ``<stem>_aslcontext.tsv``."""
     folder, stem = _stem(asl_path)
     if stem.endswith("_asl"):
-        stem = stem[:-len("_asl")]
+        stem = stem[: -len("_asl")]
     return folder / f"{stem}_aslcontext.tsv"
 
 
@@ -100,8 +108,10 @@ def read_aslcontext(path: str | os.PathLike, n_volumes: int) -> list[str]:
         cells = row.split("\t")
         value = cells[column].strip() if column < len(cells) else ""
         if value.lower() not in VOLUME_TYPES:
-            raise InputError(f"line {number}: unknown volume type {value!r} "
-                             f"(expected one of {', '.join(VOLUME_TYPES.values())})", path)
+            raise InputError(
+                f"line {number}: unknown volume type {value!r} (expected one of {', '.join(VOLUME_TYPES.values())})",
+                path,
+            )
         types.append(VOLUME_TYPES[value.lower()])
     if len(types) != n_volumes:
         raise InputError(f"lists {len(types)} volume types but the ASL series has {n_volumes} volumes", path)
@@ -130,12 +140,12 @@ def read_sidecar(path: str | os.PathLike) -> dict:
 class AslSeries:
     """An ASL acquisition reduced to 3D maps on one grid (see :func:`load_asl_series`)."""
 
-    perfusion: Volume            # mean control - label (or mean deltam, or the cbf map)
-    kind: str                    # "deltam" or "cbf"
-    m0: Volume | None            # mean of the m0scan volumes
+    perfusion: Volume  # mean control - label (or mean deltam, or the cbf map)
+    kind: str  # "deltam" or "cbf"
+    m0: Volume | None  # mean of the m0scan volumes
     control_mean: Volume | None  # mean of the control volumes (a good registration target)
-    metadata: dict               # the sidecars' contents (inherited ones merged), {} without any
-    n_pairs: int                 # control/label pairs averaged; 0 for deltam/cbf input
+    metadata: dict  # the sidecars' contents (inherited ones merged), {} without any
+    n_pairs: int  # control/label pairs averaged; 0 for deltam/cbf input
     volume_types: tuple[str, ...]
     metadata_path: Path | None = None  # the closest sidecar (named in messages about the metadata)
 
@@ -155,21 +165,27 @@ def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False) -
     if len(shape) != 4 or shape[3] == 1:  # load_volume refuses what is not 3D
         volume = load_volume(path, allow_nonfinite=allow_nonfinite, what="ASL image")
         types = read_aslcontext(context, 1) if context is not None else []
-        return AslSeries(volume, _kind_3d(types, metadata, context), None, None, metadata, 0, tuple(types),
-                         metadata_path)
+        return AslSeries(
+            volume, _kind_3d(types, metadata, context), None, None, metadata, 0, tuple(types), metadata_path
+        )
     if context is None:
-        raise InputError(f"a 4D ASL series needs {context_path(path).name} beside it, or an aslcontext.tsv "
-                         "inherited from a folder above in a BIDS dataset (volume types per volume)", path)
+        raise InputError(
+            f"a 4D ASL series needs {context_path(path).name} beside it, or an aslcontext.tsv "
+            "inherited from a folder above in a BIDS dataset (volume types per volume)",
+            path,
+        )
     types = read_aslcontext(context, shape[3])
-    return dataclasses.replace(_reduce_series(image, path, context, types, metadata, allow_nonfinite),
-                               metadata_path=metadata_path)
+    return dataclasses.replace(
+        _reduce_series(image, path, context, types, metadata, allow_nonfinite), metadata_path=metadata_path
+    )
 
 
 def _kind_3d(types: list[str], metadata: dict, context: Path | None) -> str:
-    """"cbf" when the context says so or the sidecar's Units are per 100 g (ml/100g/min), else "deltam"."""
+    """ "cbf" when the context says so or the sidecar's Units are per 100 g (ml/100g/min), else "deltam"."""
     if types and types[0] not in ("deltam", "cbf"):
-        raise InputError(f"a single 3D volume of type {types[0]!r} is not a perfusion image "
-                         "(expected deltam or cbf)", context)
+        raise InputError(
+            f"a single 3D volume of type {types[0]!r} is not a perfusion image (expected deltam or cbf)", context
+        )
     units = str(metadata.get("Units", "")).replace(" ", "").lower()
     return "cbf" if types == ["cbf"] or "/100g" in units else "deltam"
 
@@ -180,43 +196,62 @@ def _perfusion_plan(types: list[str], context: Path) -> tuple[str, list[int], li
     present = [name for name in ("control", "label", "deltam", "cbf") if index[name]]
     pairs = bool(index["control"] or index["label"])
     if len([name for name in present if name not in ("control", "label")]) + pairs > 1:
-        raise InputError(f"mixes {', '.join(present[:-1])} and {present[-1]} volumes; give one kind "
-                         "(control/label pairs, deltam or cbf)", context)
+        raise InputError(
+            f"mixes {', '.join(present[:-1])} and {present[-1]} volumes; give one kind "
+            "(control/label pairs, deltam or cbf)",
+            context,
+        )
     if not present:
-        raise InputError(f"has no perfusion volumes (control/label, deltam or cbf), only "
-                         f"{', '.join(sorted(set(types)))}", context)
+        raise InputError(
+            f"has no perfusion volumes (control/label, deltam or cbf), only {', '.join(sorted(set(types)))}", context
+        )
     if pairs:
         if len(index["control"]) != len(index["label"]):
-            raise InputError(f"has {len(index['control'])} control and {len(index['label'])} label volumes; "
-                             "pairwise subtraction needs as many of each", context)
+            raise InputError(
+                f"has {len(index['control'])} control and {len(index['label'])} label volumes; "
+                "pairwise subtraction needs as many of each",
+                context,
+            )
         return "deltam", index["control"], index["label"]
     return present[0], index[present[0]], []
 
 
-def _reduce_series(image, path: Path, context: Path, types: list[str], metadata: dict,
-                   allow_nonfinite: bool) -> AslSeries:
+def _reduce_series(
+    image, path: Path, context: Path, types: list[str], metadata: dict, allow_nonfinite: bool
+) -> AslSeries:
     shape = tuple(int(n) for n in image.shape[:3])
     if min(shape) < 2:
         raise InputError(f"expected 3D volumes, got shape {image.shape} (2D slices?)", path)
     needed = math.prod(shape) * 8 * 4  # float64 accumulators and one volume
     if needed > available_memory():
-        raise InputError(f"the header's shape {tuple(image.shape)} would need about {needed / 2**30:.1f} GiB "
-                         "of memory (a corrupt header?)", path)
+        raise InputError(
+            f"the header's shape {tuple(image.shape)} would need about {needed / 2**30:.1f} GiB "
+            "of memory (a corrupt header?)",
+            path,
+        )
     check_file_size(image, path)
     kind, plus, minus = _perfusion_plan(types, context)
     controls = [i for i, t in enumerate(types) if t == "control"]
     m0scans = [i for i, t in enumerate(types) if t == "m0scan"]
-    sums = _sum_volumes(image, path, {"perfusion": (plus, minus), "control": (controls, []),
-                                      "m0": (m0scans, [])})
+    sums = _sum_volumes(image, path, {"perfusion": (plus, minus), "control": (controls, []), "m0": (m0scans, [])})
     grid = Grid(shape, image.affine)
     perfusion = _finite_mean(sums["perfusion"], len(plus), path, allow_nonfinite, "perfusion")
     if float(perfusion.max()) == float(perfusion.min()):
         raise InputError(f"the perfusion image is constant (every voxel is {float(perfusion.min()):g})", path)
-    means = {name: Volume(_finite_mean(sums[name], count, path, allow_nonfinite, name), grid)
-             for name, count in (("control", len(controls)), ("m0", len(m0scans))) if count}
-    return AslSeries(perfusion=Volume(perfusion, grid), kind=kind, m0=means.get("m0"),
-                     control_mean=means.get("control"), metadata=metadata,
-                     n_pairs=len(minus), volume_types=tuple(types))
+    means = {
+        name: Volume(_finite_mean(sums[name], count, path, allow_nonfinite, name), grid)
+        for name, count in (("control", len(controls)), ("m0", len(m0scans)))
+        if count
+    }
+    return AslSeries(
+        perfusion=Volume(perfusion, grid),
+        kind=kind,
+        m0=means.get("m0"),
+        control_mean=means.get("control"),
+        metadata=metadata,
+        n_pairs=len(minus),
+        volume_types=tuple(types),
+    )
 
 
 def _sum_volumes(image, path: Path, plans: dict[str, tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:

@@ -35,5 +35,6 @@ def all_baselines(volume: Volume, target: Grid) -> dict[str, np.ndarray]:
 def dtv_baseline(volume: Volume, t1_on_target: np.ndarray, target: Grid, config: Config) -> DTVResult:
     """The dTV reconstruction of ``volume`` on ``target`` with the run's settings, on its device."""
     settings, acquisition = settings_from_config(config)
-    return super_resolve_dtv(volume, t1_on_target, target, settings=settings, acquisition=acquisition,
-                             device=resolve_device(config.device))
+    return super_resolve_dtv(
+        volume, t1_on_target, target, settings=settings, acquisition=acquisition, device=resolve_device(config.device)
+    )

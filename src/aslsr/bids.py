@@ -62,7 +62,7 @@ def parse_name(path: Path) -> tuple[dict[str, str], str, str] | None:
     extension = next((ext for ext in NIFTI_EXTENSIONS if name.endswith(ext)), None)
     if extension is None or not name.startswith("sub-"):
         return None
-    *pairs, suffix = name[:-len(extension)].split("_")
+    *pairs, suffix = name[: -len(extension)].split("_")
     if not pairs or any("-" not in pair for pair in pairs):
         return None
     entities: dict[str, str] = {}
@@ -76,8 +76,12 @@ def parse_name(path: Path) -> tuple[dict[str, str], str, str] | None:
     return entities, suffix, extension
 
 
-def find_subjects(bids_dir: str | os.PathLike, participant_labels: Sequence[str] | None = None, *,
-                  on_problem: Callable[[str, InputError], None] | None = None) -> list[SubjectInputs]:
+def find_subjects(
+    bids_dir: str | os.PathLike,
+    participant_labels: Sequence[str] | None = None,
+    *,
+    on_problem: Callable[[str, InputError], None] | None = None,
+) -> list[SubjectInputs]:
     """Every ASL run (``sub-*/[ses-*/]perf/*_asl.nii[.gz]``) of a raw BIDS dataset, sorted by name.
 
     ``participant_labels`` (with or without ``sub-``) restricts the search; each requested subject
@@ -99,8 +103,9 @@ def find_subjects(bids_dir: str | os.PathLike, participant_labels: Sequence[str]
         if missing:
             have = ", ".join(f"sub-{label}" for label in existing[:20]) or "none"
             more = f" and {len(existing) - 20} more" if len(existing) > 20 else ""
-            raise InputError(f"no folder for {', '.join('sub-' + m for m in missing)} "
-                             f"(subjects here: {have}{more})", root)
+            raise InputError(
+                f"no folder for {', '.join('sub-' + m for m in missing)} (subjects here: {have}{more})", root
+            )
         required = True
     runs: list[SubjectInputs] = []
     problems = 0
@@ -145,8 +150,9 @@ def _subject_runs(subject_dir: Path, subject: str) -> list[SubjectInputs]:
             t1w = _find_t1w(subject_dir, subject, session)
             if t1w is None:
                 raise InputError("no T1w image (anat/*_T1w.nii[.gz]) for this ASL series", asl)
-            m0 = next((path for path, other in _bids_files(perf, "m0scan", subject, session)
-                       if other == entities), None)
+            m0 = next(
+                (path for path, other in _bids_files(perf, "m0scan", subject, session) if other == entities), None
+            )
             runs.append(SubjectInputs(subject, session, asl, t1w, m0, entities))
     return runs
 
@@ -168,8 +174,7 @@ def _bids_files(folder: Path, suffix: str, subject: str, session: str | None) ->
 
 def _find_t1w(subject_dir: Path, subject: str, session: str | None) -> Path | None:
     """The first T1w of the ASL's session, else the first session-less one."""
-    places = ([(subject_dir / f"ses-{session}" / "anat", session)] if session else []) + [
-        (subject_dir / "anat", None)]
+    places = ([(subject_dir / f"ses-{session}" / "anat", session)] if session else []) + [(subject_dir / "anat", None)]
     for anat, anat_session in places:
         if anat.is_dir():
             files = _bids_files(anat, "T1w", subject, anat_session)
@@ -226,8 +231,16 @@ def _check_extension(extension: str) -> str:
     return extension
 
 
-def derivative_path(out_dir: str | os.PathLike, inputs: SubjectInputs, *, desc: str, suffix: str,
-                    extension: str, space: str = "asl", res: str | None = None) -> Path:
+def derivative_path(
+    out_dir: str | os.PathLike,
+    inputs: SubjectInputs,
+    *,
+    desc: str,
+    suffix: str,
+    extension: str,
+    space: str = "asl",
+    res: str | None = None,
+) -> Path:
     """``OUT/sub-X/[ses-Y/]perf/<entities>_space-S[_res-R]_desc-D_<suffix><extension>`` for one run;
     raises InputError for a bad label or a path that would leave ``out_dir``."""
     entities = _subject_entities(inputs)
@@ -239,8 +252,9 @@ def derivative_path(out_dir: str | os.PathLike, inputs: SubjectInputs, *, desc: 
     return _inside(out_dir, _session_folder(inputs) / "perf" / name)
 
 
-def figure_path(out_dir: str | os.PathLike, inputs: SubjectInputs, *, desc: str, extension: str,
-                suffix: str = "asl") -> Path:
+def figure_path(
+    out_dir: str | os.PathLike, inputs: SubjectInputs, *, desc: str, extension: str, suffix: str = "asl"
+) -> Path:
     """``OUT/sub-X/figures/<entities>_desc-D_<suffix><extension>`` (figures and HTML reports, as
     fMRIPrep and ASLPrep place them); same checks as :func:`derivative_path`."""
     entities = _subject_entities(inputs)
@@ -260,8 +274,9 @@ def _session_folder(inputs: SubjectInputs) -> Path:
     return folder / f"ses-{inputs.session}" if inputs.session is not None else folder
 
 
-def write_dataset_description(out_dir: str | os.PathLike, *, version: str, source_dir: str | os.PathLike,
-                              name: str = "aslsr super-resolution") -> Path:
+def write_dataset_description(
+    out_dir: str | os.PathLike, *, version: str, source_dir: str | os.PathLike, name: str = "aslsr super-resolution"
+) -> Path:
     """Write ``OUT/dataset_description.json`` of a BIDS-Derivatives dataset (atomically) and return
     its path; an existing one with the same content is left alone, a different one is replaced."""
     path = Path(out_dir) / "dataset_description.json"
@@ -269,8 +284,13 @@ def write_dataset_description(out_dir: str | os.PathLike, *, version: str, sourc
         "Name": name,
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "aslsr", "Version": str(version),
-                         "Description": "unsupervised multi-scale GAN super-resolution of ASL MRI"}],
+        "GeneratedBy": [
+            {
+                "Name": "aslsr",
+                "Version": str(version),
+                "Description": "unsupervised multi-scale GAN super-resolution of ASL MRI",
+            }
+        ],
         "SourceDatasets": [{"URL": Path(source_dir).resolve().as_uri()}],
     }
     if path.is_file():

@@ -62,8 +62,7 @@ def split_name(name: str) -> tuple[dict[str, str], str, str] | None:
     return entities, suffix, f".{rest}"
 
 
-def inherited_files(data_path: str | os.PathLike, *, extension: str = ".json",
-                    suffix: str | None = None) -> list[Path]:
+def inherited_files(data_path: str | os.PathLike, *, extension: str = ".json", suffix: str | None = None) -> list[Path]:
     """Metadata files with ``extension`` that apply to ``data_path``, farthest (dataset level) first.
 
     ``suffix`` defaults to the data file's own (its sidecar); give e.g. ``"aslcontext"`` for a
@@ -87,15 +86,22 @@ def inherited_files(data_path: str | os.PathLike, *, extension: str = ".json",
         here = []
         for candidate in sorted(folder.iterdir()):
             meta = split_name(candidate.name)
-            if (meta is None or meta[1] != wanted or meta[2] != extension
-                    or any(entities.get(key) != label for key, label in meta[0].items())
-                    or not candidate.is_file()):
+            if (
+                meta is None
+                or meta[1] != wanted
+                or meta[2] != extension
+                or any(entities.get(key) != label for key, label in meta[0].items())
+                or not candidate.is_file()
+            ):
                 continue
             here.append((len(meta[0]), candidate))
         here.sort(key=lambda item: item[0])
         for (count, first), (other_count, second) in zip(here, here[1:]):
             if count == other_count:
-                raise InputError(f"both {first.name} and {second.name} apply to {data_path.name} at the same "
-                                 "folder level (BIDS inheritance allows one)", folder)
+                raise InputError(
+                    f"both {first.name} and {second.name} apply to {data_path.name} at the same "
+                    "folder level (BIDS inheritance allows one)",
+                    folder,
+                )
         found.extend(path for _, path in here)
     return found

@@ -49,8 +49,11 @@ class TrainingState:
 
 def capture_rngs(rng: np.random.Generator, noise_generator: torch.Generator) -> dict[str, Any]:
     """The states of the three random streams training draws from."""
-    return {"numpy_rng": rng.bit_generator.state, "noise_rng": noise_generator.get_state(),
-            "torch_rng": torch.get_rng_state()}
+    return {
+        "numpy_rng": rng.bit_generator.state,
+        "noise_rng": noise_generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+    }
 
 
 def restore_rngs(state: TrainingState, rng: np.random.Generator, noise_generator: torch.Generator) -> None:
@@ -93,13 +96,17 @@ class Checkpointer:
         try:
             payload = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as error:  # a truncated or foreign file: refuse it, never unpickle it
-            raise InputError(f"not a readable aslsr checkpoint ({type(error).__name__}); start again with "
-                             "--overwrite", self.path) from None
+            raise InputError(
+                f"not a readable aslsr checkpoint ({type(error).__name__}); start again with --overwrite", self.path
+            ) from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise InputError("not an aslsr checkpoint; start again with --overwrite", self.path)
         if payload.get("fingerprint") != self.fingerprint:
-            raise InputError("this checkpoint was made from other inputs or settings; resume with the same "
-                             "inputs and options, or start again with --overwrite", self.path)
+            raise InputError(
+                "this checkpoint was made from other inputs or settings; resume with the same "
+                "inputs and options, or start again with --overwrite",
+                self.path,
+            )
         names = TrainingState.__dataclass_fields__
         return TrainingState(**{k: v for k, v in payload.items() if k in names})
 

@@ -30,19 +30,22 @@ def integer(low: int | None = None, high: int | None = None) -> Check:
     def check(value: Any) -> str | None:
         ok = _is_int(value) and (low is None or value >= low) and (high is None or value <= high)
         return None if ok else expected
+
     return check
 
 
 def number(low: float | None = None, high: float | None = None, *, above: bool = False) -> Check:
     """A finite int or float in ``[low, high]`` (``(low, high]`` with ``above``)."""
-    expected = "a finite number" + (f" above {low:g}" + (f" and at most {high:g}" if high is not None else "")
-                                    if above else _range_text(low, high))
+    expected = "a finite number" + (
+        f" above {low:g}" + (f" and at most {high:g}" if high is not None else "") if above else _range_text(low, high)
+    )
 
     def check(value: Any) -> str | None:
         if not _is_real(value):
             return expected
         ok = (low is None or (value > low if above else value >= low)) and (high is None or value <= high)
         return None if ok else expected
+
     return check
 
 
@@ -57,9 +60,11 @@ def choice(*options: Any) -> Check:
 
 def optional(inner: Check) -> Check:
     """None, or what ``inner`` accepts."""
+
     def check(value: Any) -> str | None:
         problem = None if value is None else inner(value)
         return None if problem is None else f"unset or {problem}"
+
     return check
 
 
@@ -75,10 +80,14 @@ def sequence(item: Check, *, length: int | None = None, min_length: int = 1, max
         expected = f"a list of {count} values, each {sample}"
         if not isinstance(value, (list, tuple)):
             return expected
-        if (length is not None and len(value) != length) or len(value) < min_length or \
-                (max_length is not None and len(value) > max_length):
+        if (
+            (length is not None and len(value) != length)
+            or len(value) < min_length
+            or (max_length is not None and len(value) > max_length)
+        ):
             return expected
         return expected if any(item(v) is not None for v in value) else None
+
     return check
 
 

@@ -14,8 +14,8 @@ the start, never resumed from or published out of an earlier run with other sett
 
 from __future__ import annotations
 
-import importlib.util
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -102,14 +102,30 @@ def job_key(job: SubjectJob) -> str:
 
     digest = hashlib.sha256()
     options = job.options
-    files = run_inputs(job.inputs.asl, job.inputs.t1w, job.inputs.m0,
-                       None if job.inputs.m0 is None else sidecar_path(job.inputs.m0), options.target.like)
+    files = run_inputs(
+        job.inputs.asl,
+        job.inputs.t1w,
+        job.inputs.m0,
+        None if job.inputs.m0 is None else sidecar_path(job.inputs.m0),
+        options.target.like,
+    )
     for path in files:
         digest.update(f"{path.name}:".encode())
         digest.update(_file_digest(path))
     settings = {k: v for k, v in sorted(options.config.to_dict().items()) if k != "threads"}
-    digest.update(repr((settings, options.target.voxel_size, options.target.zoom, options.register,
-                        options.quantify, options.nan_to_zero, __version__)).encode())
+    digest.update(
+        repr(
+            (
+                settings,
+                options.target.voxel_size,
+                options.target.zoom,
+                options.register,
+                options.quantify,
+                options.nan_to_zero,
+                __version__,
+            )
+        ).encode()
+    )
     return digest.hexdigest()
 
 
@@ -161,9 +177,20 @@ def process_subject(job: SubjectJob, *, progress: bool = False) -> SubjectOutcom
 def _run_subject(job: SubjectJob, *, progress: bool) -> None:
     options, inputs = job.options, job.inputs
     resume = (staging_path(job.work_dir) / CHECKPOINT_NAME).is_file()
-    run(inputs.asl, inputs.t1w, job.work_dir, config=options.config, target=options.target, m0_path=inputs.m0,
-        register=options.register, quantify=options.quantify, nan_to_zero=options.nan_to_zero,
-        overwrite=not resume, resume=resume, progress=progress)
+    run(
+        inputs.asl,
+        inputs.t1w,
+        job.work_dir,
+        config=options.config,
+        target=options.target,
+        m0_path=inputs.m0,
+        register=options.register,
+        quantify=options.quantify,
+        nan_to_zero=options.nan_to_zero,
+        overwrite=not resume,
+        resume=resume,
+        progress=progress,
+    )
 
 
 def publish_derivatives(job: SubjectJob) -> tuple[str, ...]:
@@ -172,21 +199,25 @@ def publish_derivatives(job: SubjectJob) -> tuple[str, ...]:
     target = report["grids"]["target"]
     suffix = "cbf" if report.get("asl", {}).get("units") == CBF_UNITS else "deltam"
     res = resolution_label(target["voxel_size_mm"])
-    place = {"sr.nii.gz": derivative_path(job.out_dir, job.inputs, desc="sr", suffix=suffix, extension=".nii.gz",
-                                          res=res),
-             "spline.nii.gz": derivative_path(job.out_dir, job.inputs, desc="spline", suffix=suffix,
-                                              extension=".nii.gz", res=res),
-             "mask.nii.gz": derivative_path(job.out_dir, job.inputs, desc="brain", suffix="mask",
-                                            extension=".nii.gz", res=res),
-             "qc.png": figure_path(job.out_dir, job.inputs, desc="qc", extension=".png")}
+    place = {
+        "sr.nii.gz": derivative_path(job.out_dir, job.inputs, desc="sr", suffix=suffix, extension=".nii.gz", res=res),
+        "spline.nii.gz": derivative_path(
+            job.out_dir, job.inputs, desc="spline", suffix=suffix, extension=".nii.gz", res=res
+        ),
+        "mask.nii.gz": derivative_path(
+            job.out_dir, job.inputs, desc="brain", suffix="mask", extension=".nii.gz", res=res
+        ),
+        "qc.png": figure_path(job.out_dir, job.inputs, desc="qc", extension=".png"),
+    }
     for source, destination in place.items():
         _copy(job.work_dir / source, destination)
     sidecar = place["sr.nii.gz"].with_name(place["sr.nii.gz"].name.replace(".nii.gz", ".json"))
     save_json(sidecar, derivative_sidecar(job, report, target, units=report.get("asl", {}).get("units", "a.u.")))
     html = report_path(job.out_dir, job.inputs)
     relative = {path.name: os.path.relpath(path, html.parent) for path in [*place.values(), sidecar]}
-    subject_report_html(html, title=f"aslsr: {job.name}", report=report, figures={"QC": place["qc.png"]},
-                        outputs=relative)
+    subject_report_html(
+        html, title=f"aslsr: {job.name}", report=report, figures={"QC": place["qc.png"]}, outputs=relative
+    )
     outputs = tuple(str(path.relative_to(job.out_dir)) for path in [*place.values(), sidecar, html])
     save_json(job.work_dir / MARKER_NAME, {"outputs": list(outputs)})
     return outputs
@@ -203,8 +234,19 @@ def derivative_sidecar(job: SubjectJob, report: dict[str, Any], target: dict[str
         "Units": units,
         "Resolution": f"{size} mm voxels over the ASL field of view",
         "SkullStripped": False,
-        "aslsr": {key: report.get(key) for key in ("aslsr_version", "config", "asl", "lr_agreement", "registration",
-                                                   "timings", "warnings", "device")},
+        "aslsr": {
+            key: report.get(key)
+            for key in (
+                "aslsr_version",
+                "config",
+                "asl",
+                "lr_agreement",
+                "registration",
+                "timings",
+                "warnings",
+                "device",
+            )
+        },
     }
 
 
@@ -218,9 +260,14 @@ def _listed(job: SubjectJob) -> tuple[str, ...]:
     return tuple(json.loads((job.work_dir / MARKER_NAME).read_text())["outputs"])
 
 
-def run_cohort(jobs: Sequence[SubjectJob], *, workers: int | None = None, scheduler: str | None = None,
-               progress: bool = True, on_outcome: Callable[[SubjectOutcome], None] = lambda outcome: None
-               ) -> list[SubjectOutcome]:
+def run_cohort(
+    jobs: Sequence[SubjectJob],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    on_outcome: Callable[[SubjectOutcome], None] = lambda outcome: None,
+) -> list[SubjectOutcome]:
     """Process every job: one after another here, on a local Dask cluster of ``workers`` processes,
     or on the Dask scheduler at ``scheduler`` (whose workers must see the same files). Outcomes come
     in job order; ``on_outcome`` is called as each finishes. Each change of a subject's state
@@ -248,8 +295,14 @@ def _process_on_worker(job: SubjectJob) -> SubjectOutcome:
     return process_subject(job)
 
 
-def _run_on_dask(jobs: Sequence[SubjectJob], *, workers: int | None, scheduler: str | None,
-                 on_outcome: Callable[[SubjectOutcome], None], tracker: CohortProgress) -> list[SubjectOutcome]:
+def _run_on_dask(
+    jobs: Sequence[SubjectJob],
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    on_outcome: Callable[[SubjectOutcome], None],
+    tracker: CohortProgress,
+) -> list[SubjectOutcome]:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -260,11 +313,11 @@ def _run_on_dask(jobs: Sequence[SubjectJob], *, workers: int | None, scheduler: 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=dashboard)
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
-            logger.info("Dask dashboard: %s",
-                        dashboard_link(client) or "none (Dask serves one where bokeh is installed)")
+            logger.info(
+                "Dask dashboard: %s", dashboard_link(client) or "none (Dask serves one where bokeh is installed)"
+            )
             client.subscribe_topic(EVENT_TOPIC, tracker.on_event)
-            futures = client.map(_process_on_worker, list(jobs), key=[f"aslsr-{job.name}" for job in jobs],
-                                 pure=False)
+            futures = client.map(_process_on_worker, list(jobs), key=[f"aslsr-{job.name}" for job in jobs], pure=False)
             by_key = {future.key: (index, job) for index, (future, job) in enumerate(zip(futures, jobs))}
             outcomes: list[SubjectOutcome | None] = [None] * len(jobs)
             for future in as_completed(futures):

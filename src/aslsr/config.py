@@ -230,8 +230,12 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "acquisition_slice_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
     "acquisition_window": checks.choice("none", "hann", "tukey"),
     "acquisition_tukey_alpha": checks.number(0.0, 1.0, above=True),
-    "device": lambda value: None if value in ("auto", "cpu", "cuda") or (
-        isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit()) else "auto, cpu, cuda or cuda:N",
+    "device": lambda value: (
+        None
+        if value in ("auto", "cpu", "cuda")
+        or (isinstance(value, str) and value.startswith("cuda:") and value[5:].isdigit())
+        else "auto, cpu, cuda or cuda:N"
+    ),
     "threads": checks.optional(checks.integer(1, 4096)),
     "seed": checks.integer(0, 2**32 - 1),
 }
@@ -241,11 +245,15 @@ FIELD_CHECKS: dict[str, checks.Check] = {
 CONSISTENCY_CHECKS: tuple[tuple[str, Callable[[Config], bool]], ...] = (
     ("n_scales must not exceed max_scales", lambda c: c.n_scales is None or c.n_scales <= c.max_scales),
     ("tile_overlap must be less than half of tile_size", lambda c: 2 * c.tile_overlap < c.tile_size),
-    ("the finest scale needs at least 1 iteration (the last entry of iterations); an untrained generator "
-     "is refused", lambda c: c.iterations[-1] >= 1),
-    ("no loss term is on: alpha, beta (with use_lowpass) or adversarial_weight (with use_adversarial) must be "
-     "above 0", lambda c: c.alpha > 0 or (c.use_lowpass and c.beta > 0)
-     or (c.use_adversarial and c.adversarial_weight > 0)),
+    (
+        "the finest scale needs at least 1 iteration (the last entry of iterations); an untrained generator is refused",
+        lambda c: c.iterations[-1] >= 1,
+    ),
+    (
+        "no loss term is on: alpha, beta (with use_lowpass) or adversarial_weight (with use_adversarial) must be "
+        "above 0",
+        lambda c: c.alpha > 0 or (c.use_lowpass and c.beta > 0) or (c.use_adversarial and c.adversarial_weight > 0),
+    ),
 )
 
 

@@ -107,7 +107,7 @@ def directions(anatomy: Tensor, voxel_mm: tuple[float, float, float], eta: float
     magnitude = _dot3(grad, grad).sqrt_()
     reference = float(torch.quantile(magnitude.flatten()[:: max(1, magnitude.numel() // 2_000_000)].float(), 0.99))
     eta_abs = max(eta * reference, 1e-12)
-    return grad / torch.sqrt(magnitude ** 2 + eta_abs ** 2), eta_abs
+    return grad / torch.sqrt(magnitude**2 + eta_abs**2), eta_abs
 
 
 def _dot3(a: Tensor, b: Tensor) -> Tensor:
@@ -116,8 +116,13 @@ def _dot3(a: Tensor, b: Tensor) -> Tensor:
     return out.addcmul_(a[1], b[1]).addcmul_(a[2], b[2])
 
 
-def operator_norm(forward: Callable[[Tensor], Tensor], adjoint: Callable[[Tensor], Tensor], like: Tensor,
-                  iterations: int = 30, seed: int = 0) -> float:
+def operator_norm(
+    forward: Callable[[Tensor], Tensor],
+    adjoint: Callable[[Tensor], Tensor],
+    like: Tensor,
+    iterations: int = 30,
+    seed: int = 0,
+) -> float:
     """||K|| by power iteration on K^T K, starting from seeded noise shaped like ``like``."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
     x = torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
@@ -129,9 +134,15 @@ def operator_norm(forward: Callable[[Tensor], Tensor], adjoint: Callable[[Tensor
     return float(np.sqrt(value))
 
 
-def reconstruct(y: np.ndarray, operator: AcquisitionOperator, anatomy: np.ndarray, *,
-                settings: DTVSettings = DTVSettings(), initial: np.ndarray | None = None,
-                anatomy_guided: bool = True) -> DTVResult:
+def reconstruct(
+    y: np.ndarray,
+    operator: AcquisitionOperator,
+    anatomy: np.ndarray,
+    *,
+    settings: DTVSettings = DTVSettings(),
+    initial: np.ndarray | None = None,
+    anatomy_guided: bool = True,
+) -> DTVResult:
     """Solve the dTV problem for LR data ``y`` (shape ``operator.lr.shape``, any units).
 
     ``anatomy``: the T1 on ``operator.fine`` (any units); ``initial``: a starting image on the fine
@@ -144,19 +155,27 @@ def reconstruct(y: np.ndarray, operator: AcquisitionOperator, anatomy: np.ndarra
     y_t = torch.as_tensor(np.asarray(y), dtype=dtype, device=device)
     scale = float(torch.quantile(y_t.abs().flatten().float(), 0.99))
     if scale <= 0:
-        return DTVResult(np.zeros(operator.fine.shape, np.float32), 0, True, 0.0, time.perf_counter() - started,
-                         scale, 0.0, str(device))
+        return DTVResult(
+            np.zeros(operator.fine.shape, np.float32),
+            0,
+            True,
+            0.0,
+            time.perf_counter() - started,
+            scale,
+            0.0,
+            str(device),
+        )
     c = abs(np.linalg.det(operator.lr.affine[:3, :3]) / np.linalg.det(operator.fine.affine[:3, :3]))
     data = y_t / scale * np.sqrt(c)  # the data term 0.5 * ||sqrt(c) A x - data||^2
     gamma = settings.gamma if anatomy_guided else 0.0
-    xi, eta_abs = directions(torch.as_tensor(np.asarray(anatomy), dtype=dtype, device=device), voxel_mm,
-                             settings.eta)
+    xi, eta_abs = directions(torch.as_tensor(np.asarray(anatomy), dtype=dtype, device=device), voxel_mm, settings.eta)
 
     def project(v: Tensor) -> Tensor:  # P(xi) v = v - gamma xi (xi . v); self-adjoint
         return v.addcmul(xi, _dot3(xi, v), value=-gamma) if gamma else v
 
-    norm_a = np.sqrt(c) * operator_norm(operator.forward, operator.adjoint, torch.zeros(operator.fine.shape,
-                                                                                         dtype=dtype, device=device))
+    norm_a = np.sqrt(c) * operator_norm(
+        operator.forward, operator.adjoint, torch.zeros(operator.fine.shape, dtype=dtype, device=device)
+    )
     norm_d = 2.0 * float(np.sqrt(np.sum(1.0 / np.square(voxel_mm))))  # ||P grad|| <= ||grad|| <= this bound
     a_scale, d_scale = np.sqrt(c) / norm_a, 1.0 / norm_d  # A_hat = a_scale * A, D_hat = d_scale * P grad
 
@@ -171,12 +190,14 @@ def reconstruct(y: np.ndarray, operator: AcquisitionOperator, anatomy: np.ndarra
         x = operator.adjoint(y_t / scale) / torch.clamp(weight, min=1e-6 * float(weight.max()))
     else:
         x = torch.as_tensor(np.asarray(initial), dtype=dtype, device=device) / scale
-    norm_k = operator_norm(lambda v: torch.cat([t.flatten() for t in forward(v)]),
-                           lambda w: adjoint(w[: data.numel()].view(data.shape),
-                                             w[data.numel():].view((3,) + tuple(x.shape))), x)
+    norm_k = operator_norm(
+        lambda v: torch.cat([t.flatten() for t in forward(v)]),
+        lambda w: adjoint(w[: data.numel()].view(data.shape), w[data.numel() :].view((3,) + tuple(x.shape))),
+        x,
+    )
     tau = sigma = 0.99 / (norm_k * 1.01)
     # sqrt(c) A = norm_a * A_hat, so the data term is (mu / 2) ||A_hat x - b||^2 with:
-    mu, b = norm_a ** 2, data / norm_a
+    mu, b = norm_a**2, data / norm_a
     bound = settings.lam / d_scale  # lambda * sum |P grad x| = (lambda / d_scale) * sum |D_hat x|
     huber = settings.epsilon * d_scale
     p = torch.zeros_like(data)
@@ -193,20 +214,24 @@ def reconstruct(y: np.ndarray, operator: AcquisitionOperator, anatomy: np.ndarra
         q.div_(_dot3(q, q).sqrt_().div_(max(bound, 1e-30)).clamp_(min=1.0))  # onto the ball of radius bound
         x = x_new
         if iteration % 10 == 0:
-            change = float(torch.linalg.vector_norm(x - previous) / torch.clamp(torch.linalg.vector_norm(x),
-                                                                                  min=1e-12))
+            change = float(torch.linalg.vector_norm(x - previous) / torch.clamp(torch.linalg.vector_norm(x), min=1e-12))
             previous = x.clone()
             if change < settings.tolerance:
                 converged = True
                 break
     image = (x * scale).float().cpu().numpy()
-    return DTVResult(image, iteration, converged, change, time.perf_counter() - started, scale, eta_abs,
-                     str(device))
+    return DTVResult(image, iteration, converged, change, time.perf_counter() - started, scale, eta_abs, str(device))
 
 
-def super_resolve_dtv(asl: Volume, t1_on_target: np.ndarray, target: Grid, *, settings: DTVSettings = DTVSettings(),
-                      acquisition: AcquisitionModel = AcquisitionModel(), device: torch.device | str = "cpu"
-                      ) -> DTVResult:
+def super_resolve_dtv(
+    asl: Volume,
+    t1_on_target: np.ndarray,
+    target: Grid,
+    *,
+    settings: DTVSettings = DTVSettings(),
+    acquisition: AcquisitionModel = AcquisitionModel(),
+    device: torch.device | str = "cpu",
+) -> DTVResult:
     """dTV SR of ``asl`` onto ``target`` guided by the registered T1 already on ``target`` (Volume level).
 
     Starts from trilinear interpolation; the result is in the ASL's units, on ``target``.
@@ -218,9 +243,14 @@ def super_resolve_dtv(asl: Volume, t1_on_target: np.ndarray, target: Grid, *, se
 
 def settings_from_config(config: Config) -> tuple[DTVSettings, AcquisitionModel]:
     """The dTV settings and acquisition model of a run's configuration."""
-    settings = DTVSettings(lam=config.dtv_lambda, gamma=config.dtv_gamma, eta=config.dtv_eta,
-                           iterations=config.dtv_iterations)
-    acquisition = AcquisitionModel(kind=config.acquisition, fwhm_mm=config.acquisition_fwhm_mm,
-                                   slice_fwhm_mm=config.acquisition_slice_fwhm_mm, window=config.acquisition_window,
-                                   tukey_alpha=config.acquisition_tukey_alpha)
+    settings = DTVSettings(
+        lam=config.dtv_lambda, gamma=config.dtv_gamma, eta=config.dtv_eta, iterations=config.dtv_iterations
+    )
+    acquisition = AcquisitionModel(
+        kind=config.acquisition,
+        fwhm_mm=config.acquisition_fwhm_mm,
+        slice_fwhm_mm=config.acquisition_slice_fwhm_mm,
+        window=config.acquisition_window,
+        tukey_alpha=config.acquisition_tukey_alpha,
+    )
     return settings, acquisition

@@ -31,8 +31,15 @@ MODEL_FORMAT = "aslsr-model"
 MODEL_VERSION = 1
 
 
-def apply_generator(generator: Generator, image: np.ndarray, t1: np.ndarray, *, config: Config,
-                    device: torch.device, residual: bool = True) -> np.ndarray:
+def apply_generator(
+    generator: Generator,
+    image: np.ndarray,
+    t1: np.ndarray,
+    *,
+    config: Config,
+    device: torch.device,
+    residual: bool = True,
+) -> np.ndarray:
     """Run a generator on whole 3D arrays (network units), tiling when larger than ``tile_size``."""
     generator = generator.to(device).eval()
     shape = np.array(image.shape)
@@ -71,13 +78,20 @@ def _blend_window(tile: np.ndarray, overlap: np.ndarray) -> np.ndarray:
         if o > 0:
             edge = (np.arange(o, dtype=np.float32) + 1) / (o + 1)
             ramp[:o] = edge
-            ramp[n - o:] = edge[::-1]
+            ramp[n - o :] = edge[::-1]
         axes.append(ramp)
     return axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
 
 
-def super_resolve(model: "TrainedModel | LoadedModel", asl: Volume, t1: Volume, target: Grid, *,
-                  device: torch.device | None = None, t1_on_target: np.ndarray | None = None) -> np.ndarray:
+def super_resolve(
+    model: "TrainedModel | LoadedModel",
+    asl: Volume,
+    t1: Volume,
+    target: Grid,
+    *,
+    device: torch.device | None = None,
+    t1_on_target: np.ndarray | None = None,
+) -> np.ndarray:
     """The SR image on ``target`` (same units as ``asl``): G_N(asl brought up, t1 on target).
 
     ``t1_on_target``: the registered T1 already averaged onto ``target``, when the caller has it.
@@ -87,8 +101,14 @@ def super_resolve(model: "TrainedModel | LoadedModel", asl: Volume, t1: Volume, 
     normalizer = model.normalizer
     upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)
     prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
-    output = apply_generator(model.generator, normalizer.asl_to_net(upsampled), normalizer.t1_to_net(prior),
-                             config=config, device=device, residual=True)
+    output = apply_generator(
+        model.generator,
+        normalizer.asl_to_net(upsampled),
+        normalizer.t1_to_net(prior),
+        config=config,
+        device=device,
+        residual=True,
+    )
     sr = normalizer.asl_from_net(output)
     if config.consistency != "off":
         sigma = config.consistency_sigma_voxels if config.consistency == "lowpass" else 0.0
@@ -96,8 +116,9 @@ def super_resolve(model: "TrainedModel | LoadedModel", asl: Volume, t1: Volume, 
     return sr
 
 
-def enforce_consistency(sr: np.ndarray, grid: Grid, lr: Volume, *, iterations: int = 3,
-                        sigma_lr_voxels: float = 0.0) -> np.ndarray:
+def enforce_consistency(
+    sr: np.ndarray, grid: Grid, lr: Volume, *, iterations: int = 3, sigma_lr_voxels: float = 0.0
+) -> np.ndarray:
     """Iterative back-projection: make the SR averaged onto the LR grid agree with the LR.
 
     With ``sigma_lr_voxels`` > 0 only the low-pass part (Gaussian, sigma in LR voxels) of the
@@ -156,11 +177,13 @@ def load_model(path: str | Path) -> LoadedModel:
         raise InputError("not an aslsr model file", path)
     if payload.get("version") != MODEL_VERSION:
         raise InputError(f"model file version {checks.describe(payload.get('version'))} is not supported", path)
-    problems = checks.problems(payload, MODEL_FIELDS) + [f"{key} is missing" for key in MODEL_FIELDS
-                                                         if key not in payload and key != "metadata"]
+    problems = checks.problems(payload, MODEL_FIELDS) + [
+        f"{key} is missing" for key in MODEL_FIELDS if key not in payload and key != "metadata"
+    ]
     if not problems:
         problems = checks.problems(payload["normalizer"], NORMALIZER_FIELDS) + [
-            f"normalizer.{key} is missing" for key in NORMALIZER_FIELDS if key not in payload["normalizer"]]
+            f"normalizer.{key} is missing" for key in NORMALIZER_FIELDS if key not in payload["normalizer"]
+        ]
     if not problems and not payload["normalizer"]["t1_high"] > payload["normalizer"]["t1_low"]:
         problems.append("normalizer.t1_high must be above normalizer.t1_low")
     if problems:
@@ -168,16 +191,21 @@ def load_model(path: str | Path) -> LoadedModel:
     try:
         settings = {k: v for k, v in payload["config"].items() if k in {f.name for f in dataclasses.fields(Config)}}
         config = replace(Config(), **settings)
-        generator = Generator(channels=tuple(config.generator_channels), use_t1=config.use_t1,
-                              residual=config.residual)
+        generator = Generator(channels=tuple(config.generator_channels), use_t1=config.use_t1, residual=config.residual)
         generator.load_state_dict(payload["generator"])
     except (KeyError, TypeError, RuntimeError, ValueError, InputError) as error:
         raise InputError(f"damaged model file ({str(error).splitlines()[0][:160]})", path) from None
-    if not all(bool(torch.isfinite(tensor).all()) for tensor in generator.state_dict().values()
-               if tensor.is_floating_point()):
+    if not all(
+        bool(torch.isfinite(tensor).all()) for tensor in generator.state_dict().values() if tensor.is_floating_point()
+    ):
         raise InputError("damaged model file: the generator's weights hold NaN or infinite values", path)
-    return LoadedModel(generator.eval(), Normalizer(**payload["normalizer"]), config,
-                       np.array(payload["factor"], dtype=np.float64), payload.get("metadata", {}))
+    return LoadedModel(
+        generator.eval(),
+        Normalizer(**payload["normalizer"]),
+        config,
+        np.array(payload["factor"], dtype=np.float64),
+        payload.get("metadata", {}),
+    )
 
 
 #: The fields of ``model.pt`` that :func:`load_model` reads, with their checks.
@@ -185,8 +213,11 @@ MODEL_FIELDS: dict[str, checks.Check] = {
     "config": lambda value: None if isinstance(value, dict) else "a table of configuration fields",
     "normalizer": lambda value: None if isinstance(value, dict) else "a table",
     "factor": checks.sequence(checks.number(0.0, 1000.0, above=True), length=3),
-    "generator": lambda value: None if isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()) else "a table of tensors",
+    "generator": lambda value: (
+        None
+        if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+        else "a table of tensors"
+    ),
     "metadata": lambda value: None if isinstance(value, dict) else "a table",
 }
 #: The intensity normalisation (:class:`Normalizer`): a positive ASL scale, finite T1 percentiles.

@@ -41,8 +41,9 @@ class Grid:
         object.__setattr__(self, "affine", affine)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Grid) and self.shape == other.shape
-                and np.allclose(self.affine, other.affine, atol=1e-5))
+        return (
+            isinstance(other, Grid) and self.shape == other.shape and np.allclose(self.affine, other.affine, atol=1e-5)
+        )
 
     def __hash__(self) -> int:
         return hash(self.shape)  # __eq__ is approximate, so only the shape can be hashed
@@ -50,8 +51,9 @@ class Grid:
     def __repr__(self) -> str:
         vs = ", ".join(f"{v:.4g}" for v in self.voxel_size)
         origin = ", ".join(f"{v:.2f}" for v in self.affine[:3, 3])
-        axes = "".join(("LR", "PA", "IS")[a][int(c[a] > 0)]
-                       for c in self.directions.T for a in [int(np.argmax(np.abs(c)))])
+        axes = "".join(
+            ("LR", "PA", "IS")[a][int(c[a] > 0)] for c in self.directions.T for a in [int(np.argmax(np.abs(c)))]
+        )
         return f"Grid(shape={self.shape}, voxel_size=({vs}) mm, {axes}, origin=({origin}) mm)"
 
     @property
@@ -114,8 +116,9 @@ class Grid:
     def overlap_fraction(self, other: "Grid") -> float:
         """Fraction of this grid's voxel centres (sub-sampled) that fall inside ``other``'s FOV."""
         step = np.maximum(1, np.array(self.shape) // 16)
-        ijk = np.stack(np.meshgrid(*[np.arange(0, n, s) for n, s in zip(self.shape, step)],
-                                   indexing="ij"), axis=-1).reshape(-1, 3)
+        ijk = np.stack(
+            np.meshgrid(*[np.arange(0, n, s) for n, s in zip(self.shape, step)], indexing="ij"), axis=-1
+        ).reshape(-1, 3)
         inside = _inside_fov(other.world_to_index(self.index_to_world(ijk)), other.shape)
         return float(inside.mean())
 
@@ -151,14 +154,19 @@ def _outside_source(matrix: np.ndarray, target_shape: Sequence[int], source_shap
     axes = [np.arange(n, dtype=np.float64) for n in target_shape]
     outside = np.zeros(tuple(target_shape), dtype=bool)
     for row in range(3):
-        coord = (matrix[row, 0] * axes[0][:, None, None] + matrix[row, 1] * axes[1][None, :, None]
-                 + matrix[row, 2] * axes[2][None, None, :] + matrix[row, 3])
+        coord = (
+            matrix[row, 0] * axes[0][:, None, None]
+            + matrix[row, 1] * axes[1][None, :, None]
+            + matrix[row, 2] * axes[2][None, None, :]
+            + matrix[row, 3]
+        )
         outside |= (coord < -0.5 - 1e-6) | (coord > source_shape[row] - 0.5 + 1e-6)
     return outside
 
 
-def resample(data: np.ndarray, source_affine: np.ndarray, target: Grid, order: int = 1,
-             outside: float = 0.0) -> np.ndarray:
+def resample(
+    data: np.ndarray, source_affine: np.ndarray, target: Grid, order: int = 1, outside: float = 0.0
+) -> np.ndarray:
     """Resample a 3D image onto ``target`` by point sampling in world coordinates.
 
     ``order`` 0 (nearest), 1 (trilinear) or 3 (cubic B-spline). Inside the source field of view
@@ -172,9 +180,14 @@ def resample(data: np.ndarray, source_affine: np.ndarray, target: Grid, order: i
         raise ValueError(f"resample takes a 3D array, got shape {data.shape}")
     matrix = _target_to_source(source_affine, target)
     result = ndimage.affine_transform(
-        data.astype(np.float32 if order < 3 else np.float64, copy=False), matrix[:3, :3],
-        offset=matrix[:3, 3], output_shape=target.shape, order=order, mode="nearest",
-        prefilter=order > 1).astype(np.float32)
+        data.astype(np.float32 if order < 3 else np.float64, copy=False),
+        matrix[:3, :3],
+        offset=matrix[:3, 3],
+        output_shape=target.shape,
+        order=order,
+        mode="nearest",
+        prefilter=order > 1,
+    ).astype(np.float32)
     result[_outside_source(matrix, target.shape, data.shape)] = outside
     return result
 
@@ -217,8 +230,9 @@ def box_weights(centers: np.ndarray, width: float, size: int) -> np.ndarray:
     centers = np.asarray(centers, dtype=np.float64)
     half = width / 2.0
     edges = np.arange(size) - 0.5
-    overlap = (np.minimum(centers[:, None] + half, edges[None, :] + 1.0)
-               - np.maximum(centers[:, None] - half, edges[None, :]))
+    overlap = np.minimum(centers[:, None] + half, edges[None, :] + 1.0) - np.maximum(
+        centers[:, None] - half, edges[None, :]
+    )
     weights = np.clip(overlap, 0.0, None) / (2.0 * half)
     weights[(centers < -0.5 - 1e-6) | (centers > size - 0.5 + 1e-6)] = 0.0
     return weights
@@ -238,8 +252,9 @@ def _box_average_parallel(data: np.ndarray, source: Grid, target: Grid, steps: n
     return np.ascontiguousarray(result, dtype=np.float32)
 
 
-def reorient(data: np.ndarray, grid: Grid, flips: Sequence[bool] = (False, False, False),
-             permutation: Sequence[int] = (0, 1, 2)) -> tuple[np.ndarray, Grid]:
+def reorient(
+    data: np.ndarray, grid: Grid, flips: Sequence[bool] = (False, False, False), permutation: Sequence[int] = (0, 1, 2)
+) -> tuple[np.ndarray, Grid]:
     """The same image stored with permuted and/or flipped voxel axes (world content unchanged)."""
     perm = list(permutation)
     out = np.transpose(data, perm)
@@ -254,8 +269,9 @@ def reorient(data: np.ndarray, grid: Grid, flips: Sequence[bool] = (False, False
     return np.ascontiguousarray(out), Grid(tuple(shape), _compose(linear, origin))
 
 
-def rigid_matrix(rotation_deg: Sequence[float], translation_mm: Sequence[float],
-                 center: Sequence[float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+def rigid_matrix(
+    rotation_deg: Sequence[float], translation_mm: Sequence[float], center: Sequence[float] = (0.0, 0.0, 0.0)
+) -> np.ndarray:
     """4x4 world transform: rotation (degrees about x, then y, then z) about ``center``, then translation."""
     ax, ay, az = np.deg2rad(np.asarray(rotation_deg, dtype=np.float64))
     rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])

@@ -53,20 +53,18 @@ class TargetSpec:
         return asl_grid.with_voxel_size(t1_grid.voxel_size)
 
 
-
-
 @dataclass(frozen=True)
 class Inputs:
     """A run's checked inputs. Volumes are 3D, NIfTI voxel order, affines voxel -> world RAS mm."""
 
-    asl: Volume                   # the image to super-resolve: deltaM (ASL units) or CBF (ml/100g/min)
-    t1: Volume                    # the T1-weighted image, not yet registered
-    m0: Volume | None             # --m0, else the mean of the series' m0scan volumes
-    fixed: Volume                 # registration target: the M0, else the mean control image, else the ASL
-    fixed_source: str             # "m0", "control_mean" or "perfusion"
-    target: Grid                  # the super-resolution grid
-    units: str                    # CBF_UNITS, or the ASL's own units for deltaM
-    description: dict[str, Any]   # what was read and how it was reduced (for report.json)
+    asl: Volume  # the image to super-resolve: deltaM (ASL units) or CBF (ml/100g/min)
+    t1: Volume  # the T1-weighted image, not yet registered
+    m0: Volume | None  # --m0, else the mean of the series' m0scan volumes
+    fixed: Volume  # registration target: the M0, else the mean control image, else the ASL
+    fixed_source: str  # "m0", "control_mean" or "perfusion"
+    target: Grid  # the super-resolution grid
+    units: str  # CBF_UNITS, or the ASL's own units for deltaM
+    description: dict[str, Any]  # what was read and how it was reduced (for report.json)
 
 
 #: The smallest ASL (voxels along each axis) that is super-resolved: the generator halves it twice.
@@ -75,13 +73,23 @@ MIN_ASL_VOXELS = 4
 BYTES_PER_OUTPUT_VOXEL = 64
 
 
-def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path | None, target: TargetSpec, *,
-                nan_to_zero: bool = False, quantify: bool = False) -> Inputs:
+def load_inputs(
+    asl_path: str | Path,
+    t1_path: str | Path,
+    m0_path: str | Path | None,
+    target: TargetSpec,
+    *,
+    nan_to_zero: bool = False,
+    quantify: bool = False,
+) -> Inputs:
     """Load and check ASL, T1 and M0, quantify CBF when asked, and resolve the target grid."""
     series = load_asl_series(asl_path, allow_nonfinite=nan_to_zero)
     if min(series.perfusion.grid.shape) < MIN_ASL_VOXELS:
-        raise InputError(f"the ASL has shape {series.perfusion.grid.shape}; super-resolution needs at least "
-                         f"{MIN_ASL_VOXELS} voxels along every axis", asl_path)
+        raise InputError(
+            f"the ASL has shape {series.perfusion.grid.shape}; super-resolution needs at least "
+            f"{MIN_ASL_VOXELS} voxels along every axis",
+            asl_path,
+        )
     t1 = load_volume(t1_path, allow_nonfinite=nan_to_zero)
     m0 = load_volume(m0_path, allow_nonfinite=nan_to_zero) if m0_path is not None else series.m0
     check_overlap(series.perfusion, t1, t1_path)
@@ -89,8 +97,11 @@ def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path |
         check_overlap(series.perfusion, m0, m0_path)
     asl, units = series.perfusion, str(series.metadata.get("Units", "a.u."))
     description: dict[str, Any] = {
-        "kind": series.kind, "volume_types": _counts(series.volume_types), "pairs_averaged": series.n_pairs,
-        "m0_source": "--m0" if m0_path is not None else ("m0scan volumes" if series.m0 is not None else None)}
+        "kind": series.kind,
+        "volume_types": _counts(series.volume_types),
+        "pairs_averaged": series.n_pairs,
+        "m0_source": "--m0" if m0_path is not None else ("m0scan volumes" if series.m0 is not None else None),
+    }
     if series.kind == "cbf":
         units = CBF_UNITS
     elif quantify:
@@ -102,8 +113,9 @@ def load_inputs(asl_path: str | Path, t1_path: str | Path, m0_path: str | Path |
     return Inputs(asl, t1, m0, fixed, fixed_source, target_grid, units, description)
 
 
-def quantify_cbf(series: AslSeries, asl_path: str | Path, m0: Volume | None,
-                 m0_path: str | Path | None) -> tuple[Volume, dict[str, Any]]:
+def quantify_cbf(
+    series: AslSeries, asl_path: str | Path, m0: Volume | None, m0_path: str | Path | None
+) -> tuple[Volume, dict[str, Any]]:
     """CBF (ml/100g/min) on the ASL grid from the series' deltaM, its sidecar and the M0 (or M0Estimate)."""
     sidecar = series.metadata_path if series.metadata_path is not None else asl_path
     parameters = quantification.parameters_from_sidecar(series.metadata, sidecar, volume_types=series.volume_types)
@@ -112,18 +124,25 @@ def quantify_cbf(series: AslSeries, asl_path: str | Path, m0: Volume | None,
         tr, field = quantification.separate_m0_repetition_time(m0_metadata, m0_sidecar)
         parameters = dataclasses.replace(parameters, m0_repetition_time_s=tr, m0_repetition_time_field=field)
     if m0 is not None:
-        m0_values: np.ndarray | float = m0.data if m0.grid == series.perfusion.grid else resample_average(
-            m0.data, m0.affine, series.perfusion.grid)
+        m0_values: np.ndarray | float = (
+            m0.data if m0.grid == series.perfusion.grid else resample_average(m0.data, m0.affine, series.perfusion.grid)
+        )
         m0_source = "image"
     else:
         estimate = quantification.m0_estimate(series.metadata, sidecar)
         if estimate is None:
-            raise InputError("--quantify needs an M0: m0scan volumes in the series, --m0 M0.nii.gz, or M0Type "
-                             "Estimate with M0Estimate in the sidecar", asl_path)
+            raise InputError(
+                "--quantify needs an M0: m0scan volumes in the series, --m0 M0.nii.gz, or M0Type "
+                "Estimate with M0Estimate in the sidecar",
+                asl_path,
+            )
         m0_values, m0_source = estimate, "M0Estimate"
     cbf = quantification.cbf_from_deltam(series.perfusion.data, m0_values, parameters)
-    return Volume(cbf, series.perfusion.grid), {**parameters.to_dict(), "m0": m0_source,
-                                                "m0_correction": quantification.m0_correction(parameters)}
+    return Volume(cbf, series.perfusion.grid), {
+        **parameters.to_dict(),
+        "m0": m0_source,
+        "m0_correction": quantification.m0_correction(parameters),
+    }
 
 
 def _registration_target(m0: Volume | None, series: AslSeries) -> tuple[Volume, str]:
@@ -172,8 +191,10 @@ def _check_voxel_count(count: float, shape: str) -> None:
     available = available_memory()
     needed = count * BYTES_PER_OUTPUT_VOXEL
     if needed > available:
-        raise InputError(f"the target grid {shape} would need about {_gib(needed)} of memory, "
-                         f"{_gib(available)} are available; choose a larger voxel size")
+        raise InputError(
+            f"the target grid {shape} would need about {_gib(needed)} of memory, "
+            f"{_gib(available)} are available; choose a larger voxel size"
+        )
 
 
 def _gib(count: float) -> str:

@@ -78,19 +78,25 @@ def load_nifti(path: str | os.PathLike) -> nib.Nifti1Image:
             dtype = image.get_data_dtype()
             if dtype.kind not in "biuf":  # complex, RGB (structured) or other: not one real number per voxel
                 kind = "complex-valued" if dtype.kind == "c" else "not real-valued"
-                raise InputError(f"the voxels are {kind} (datatype {dtype}); give a real-valued image (for complex "
-                                 "data, e.g. its magnitude or real part)", path)
+                raise InputError(
+                    f"the voxels are {kind} (datatype {dtype}); give a real-valued image (for complex "
+                    "data, e.g. its magnitude or real part)",
+                    path,
+                )
             # the raw header: nibabel silently replaces a zero pixdim by 1 when it loads a file
             with nib.openers.ImageOpener(str(path)) as fileobj:
                 raw_header = type(image.header).from_fileobj(fileobj, check=False)
-            zooms = np.asarray(raw_header["pixdim"][1:1 + min(3, len(shape))],  # 2D: load_volume says so
-                               dtype=np.float64)
+            zooms = np.asarray(
+                raw_header["pixdim"][1 : 1 + min(3, len(shape))],  # 2D: load_volume says so
+                dtype=np.float64,
+            )
     except InputError:
         raise
     except Exception as error:  # nibabel raises many types for unreadable files
         if isinstance(error, nib.filebasedimages.ImageFileError) and "work out file type" in str(error):
-            raise InputError("not a readable NIfTI image (no NIfTI header: not a NIfTI file, or cut short)",
-                             path) from None
+            raise InputError(
+                "not a readable NIfTI image (no NIfTI header: not a NIfTI file, or cut short)", path
+            ) from None
         raise InputError(f"not a readable NIfTI image ({short_error(error, path)})", path) from None
     if not shape or min(shape) < 1:
         raise InputError(f"the header gives an invalid image size {shape}", path)
@@ -128,12 +134,16 @@ def check_file_size(image: nib.Nifti1Image, path: Path) -> None:
         return
     size = path.stat().st_size
     if needed > size:
-        raise InputError(f"the file is cut short: the header promises {needed} bytes (voxel data from byte "
-                         f"{offset}), the file has {size}", path)
+        raise InputError(
+            f"the file is cut short: the header promises {needed} bytes (voxel data from byte "
+            f"{offset}), the file has {size}",
+            path,
+        )
 
 
-def load_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False,
-                allow_constant: bool = False, what: str = "image") -> Volume:
+def load_volume(
+    path: str | os.PathLike, *, allow_nonfinite: bool = False, allow_constant: bool = False, what: str = "image"
+) -> Volume:
     """Load a 3D NIfTI image (a 4D image with one volume is accepted) as a checked :class:`Volume`.
 
     Raises :class:`InputError` for 2D or 4D+ images, NaN/Inf voxels (unless ``allow_nonfinite``,
@@ -153,8 +163,11 @@ def load_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False,
     needed = math.prod(shape) * 8  # float32 data plus a float32 working copy
     available = available_memory()
     if needed > available:
-        raise InputError(f"the header's shape {shape} would need about {needed / 2**30:.1f} GiB of memory, "
-                         f"{available / 2**30:.1f} GiB are available (a corrupt header?)", path)
+        raise InputError(
+            f"the header's shape {shape} would need about {needed / 2**30:.1f} GiB of memory, "
+            f"{available / 2**30:.1f} GiB are available (a corrupt header?)",
+            path,
+        )
     check_file_size(image, Path(path))
     data = load_data(image, path).reshape(shape)
     data = check_finite(data, path, allow_nonfinite)

@@ -61,8 +61,9 @@ def mse_loss(generated: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     return (weight * (generated - target) ** 2).sum() / weight.sum().clamp_min(1.0)
 
 
-def lowpass_loss(generated: torch.Tensor, target: torch.Tensor, lowpass: GaussianLowPass,
-                 weight: torch.Tensor | None = None) -> torch.Tensor:
+def lowpass_loss(
+    generated: torch.Tensor, target: torch.Tensor, lowpass: GaussianLowPass, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """L_lp of Eq. 5: MSE between the low-pass filtered generated and real images (weighted as ``mse_loss``)."""
     return mse_loss(lowpass(generated), lowpass(target), weight)
 
@@ -77,8 +78,9 @@ def generator_adversarial_loss(critic: nn.Module, fake: torch.Tensor) -> torch.T
     return -critic(fake).mean()
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gradient_penalty(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """WGAN-GP penalty: E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates x_hat.
 
     The norm is taken per sample over all its voxels and channels (Gulrajani et al. 2017).

@@ -49,8 +49,13 @@ def brain_mask_from_image(volume: Volume, *, smooth_mm: float = 2.0, closing_mm:
     return _fill(mask)
 
 
-def brain_mask_from_t1(t1_on_grid: np.ndarray, voxel_size: Sequence[float] | float = 1.0, *,
-                       erosion_mm: float = 6.0, dilation_mm: float | None = None) -> np.ndarray:
+def brain_mask_from_t1(
+    t1_on_grid: np.ndarray,
+    voxel_size: Sequence[float] | float = 1.0,
+    *,
+    erosion_mm: float = 6.0,
+    dilation_mm: float | None = None,
+) -> np.ndarray:
     """Approximate brain mask (scalp and skull removed) from a T1 with skull, on the array's grid.
 
     ``voxel_size`` (mm, 1 or 3 numbers) is the voxel size of ``t1_on_grid``. Steps: light

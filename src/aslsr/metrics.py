@@ -32,8 +32,9 @@ def data_range(ref: np.ndarray) -> float:
     return float(ref.max() - ref.min())
 
 
-def _checked(ref: np.ndarray, pred: np.ndarray, mask: np.ndarray | None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
+def _checked(
+    ref: np.ndarray, pred: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
     ref = np.asarray(ref, dtype=np.float64)
     pred = np.asarray(pred, dtype=np.float64)
     if ref.shape != pred.shape:
@@ -61,7 +62,7 @@ def psnr(ref: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = None) -> f
     mse = float(error[mask].mean() if mask is not None else error.mean())
     if mse == 0.0:
         return math.inf
-    return float(10.0 * np.log10(value_range ** 2 / mse))
+    return float(10.0 * np.log10(value_range**2 / mse))
 
 
 def ssim(ref: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -73,10 +74,8 @@ def ssim(ref: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = None) -> f
     """
     ref, pred, mask, value_range = _checked(ref, pred, mask)
     if min(ref.shape) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs at least {SSIM_WINDOW} voxels along every axis, "
-                         f"got shape {ref.shape}")
-    options = dict(data_range=value_range, gaussian_weights=True, sigma=SSIM_SIGMA,
-                   use_sample_covariance=False)
+        raise ValueError(f"SSIM needs at least {SSIM_WINDOW} voxels along every axis, got shape {ref.shape}")
+    options = dict(data_range=value_range, gaussian_weights=True, sigma=SSIM_SIGMA, use_sample_covariance=False)
     if mask is None:
         return float(structural_similarity(ref, pred, **options))
     _, ssim_map = structural_similarity(ref, pred, full=True, **options)
@@ -111,16 +110,19 @@ def lesion_contrast(pred: np.ndarray, roi: np.ndarray, mask: np.ndarray | None =
         raise ValueError("the lesion ROI is empty")
     mirror = mirror_region(roi, mask)
     if not mirror.any():
-        raise ValueError("the mirror region of the lesion ROI (flipped along the first voxel axis, "
-                         "inside the mask, minus the ROI) is empty")
+        raise ValueError(
+            "the mirror region of the lesion ROI (flipped along the first voxel axis, "
+            "inside the mask, minus the ROI) is empty"
+        )
     mirror_mean = float(pred[mirror].mean())
     if mirror_mean == 0.0:
         raise ValueError("the mean in the mirror region of the lesion ROI is zero")
     return float(pred[roi].mean()) / mirror_mean
 
 
-def evaluate(ref: np.ndarray, preds: Mapping[str, np.ndarray], mask: np.ndarray | None = None,
-             lesion: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+def evaluate(
+    ref: np.ndarray, preds: Mapping[str, np.ndarray], mask: np.ndarray | None = None, lesion: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
     """Metrics of every prediction against ``ref``: ``{name: {metric: value}}``.
 
     Keys per prediction: ``psnr`` (dB), ``ssim``; with ``mask`` also ``psnr_brain``,
@@ -144,10 +146,15 @@ def evaluate(ref: np.ndarray, preds: Mapping[str, np.ndarray], mask: np.ndarray 
     return results
 
 
-_COLUMNS = (("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
-            ("psnr_brain", "PSNR brain", "{:.2f}"), ("ssim_brain", "SSIM brain", "{:.4f}"),
-            ("lesion_contrast", "lesion ratio", "{:.3f}"), ("lesion_contrast_ref", "ratio ref", "{:.3f}"),
-            ("lesion_contrast_error", "ratio error", "{:.3f}"))
+_COLUMNS = (
+    ("psnr", "PSNR dB", "{:.2f}"),
+    ("ssim", "SSIM", "{:.4f}"),
+    ("psnr_brain", "PSNR brain", "{:.2f}"),
+    ("ssim_brain", "SSIM brain", "{:.4f}"),
+    ("lesion_contrast", "lesion ratio", "{:.3f}"),
+    ("lesion_contrast_ref", "ratio ref", "{:.3f}"),
+    ("lesion_contrast_error", "ratio error", "{:.3f}"),
+)
 
 
 def format_table(results: Mapping[str, Mapping[str, float]], reference_name: str) -> str:
@@ -156,8 +163,7 @@ def format_table(results: Mapping[str, Mapping[str, float]], reference_name: str
     names = list(results)
     name_width = max([len("prediction")] + [len(n) for n in names])
     widths = [max(len(title), 8) for _, title, _ in columns]
-    header = "  ".join(["prediction".ljust(name_width)]
-                       + [title.rjust(w) for (_, title, _), w in zip(columns, widths)])
+    header = "  ".join(["prediction".ljust(name_width)] + [title.rjust(w) for (_, title, _), w in zip(columns, widths)])
     lines = [f"reference: {reference_name}", header, "-" * len(header)]
     for name in names:
         row = results[name]

@@ -33,8 +33,14 @@ class UNet3d(nn.Module):
     Any input size works: inputs are padded (replicate) to a multiple of 4 voxels and cropped back.
     """
 
-    def __init__(self, *, in_channels: int = 2, out_channels: int = 1,
-                 channels: tuple[int, int, int] = (16, 32, 64), negative_slope: float = 0.2):
+    def __init__(
+        self,
+        *,
+        in_channels: int = 2,
+        out_channels: int = 1,
+        channels: tuple[int, int, int] = (16, 32, 64),
+        negative_slope: float = 0.2,
+    ):
         super().__init__()
         c1, c2, c3 = channels
         self.encoder1 = _conv_block(in_channels, c1, negative_slope)
@@ -74,8 +80,7 @@ class Generator(nn.Module):
     ``use_t1=False`` builds the one-channel ablation that sees the image only.
     """
 
-    def __init__(self, *, channels: tuple[int, int, int] = (16, 32, 64), use_t1: bool = True,
-                 residual: bool = True):
+    def __init__(self, *, channels: tuple[int, int, int] = (16, 32, 64), use_t1: bool = True, residual: bool = True):
         super().__init__()
         self.use_t1 = use_t1
         self.residual = residual
@@ -94,14 +99,15 @@ class PatchCritic(nn.Module):
     With ``layers`` convolutions the receptive field is 2 * layers + 1 voxels per side.
     """
 
-    def __init__(self, *, in_channels: int = 1, channels: int = 32, layers: int = 5,
-                 negative_slope: float = 0.2):
+    def __init__(self, *, in_channels: int = 1, channels: int = 32, layers: int = 5, negative_slope: float = 0.2):
         super().__init__()
         blocks: list[nn.Module] = []
         width = in_channels
         for _ in range(layers - 1):
-            blocks += [nn.Conv3d(width, channels, kernel_size=3, padding=1, padding_mode="replicate"),
-                       nn.LeakyReLU(negative_slope, inplace=True)]
+            blocks += [
+                nn.Conv3d(width, channels, kernel_size=3, padding=1, padding_mode="replicate"),
+                nn.LeakyReLU(negative_slope, inplace=True),
+            ]
             width = channels
         blocks.append(nn.Conv3d(width, 1, kernel_size=3, padding=1, padding_mode="replicate"))
         self.body = nn.Sequential(*blocks)

@@ -58,8 +58,14 @@ def lock_path(output: PathLike) -> Path:
 # checks
 
 
-def check_output(path: PathLike, *, kind: str, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
-                 allow_raw_bids_root: bool = False) -> Path:
+def check_output(
+    path: PathLike,
+    *,
+    kind: str,
+    inputs: Iterable[PathLike | None] = (),
+    overwrite: bool = False,
+    allow_raw_bids_root: bool = False,
+) -> Path:
     """Check that ``path`` may be written as a ``kind`` ("file" or "folder") output; return it resolved.
 
     Raises :class:`InputError` naming ``path`` when it is (or lies in, or holds) one of ``inputs``,
@@ -86,8 +92,14 @@ def check_output(path: PathLike, *, kind: str, inputs: Iterable[PathLike | None]
     return real
 
 
-def check_run_folder(path: PathLike, *, inputs: Iterable[PathLike | None] = (), overwrite: bool = False,
-                     resume: bool = False, checkpoint_name: str | None = None) -> Path:
+def check_run_folder(
+    path: PathLike,
+    *,
+    inputs: Iterable[PathLike | None] = (),
+    overwrite: bool = False,
+    resume: bool = False,
+    checkpoint_name: str | None = None,
+) -> Path:
     """:func:`check_output` for a folder that a resumable command fills (``aslsr run``).
 
     A non-empty folder needs ``overwrite``; ``resume`` continues from ``checkpoint_name`` in the
@@ -99,14 +111,20 @@ def check_run_folder(path: PathLike, *, inputs: Iterable[PathLike | None] = (), 
     if checkpoint_name is not None:
         interrupted = staging_path(real) / checkpoint_name
         if interrupted.exists() and not (overwrite or resume):
-            raise InputError(f"an interrupted run left its training state in {interrupted.parent.name}; continue "
-                             "it with --resume or start again with --overwrite", path)
+            raise InputError(
+                f"an interrupted run left its training state in {interrupted.parent.name}; continue "
+                "it with --resume or start again with --overwrite",
+                path,
+            )
     if real.is_dir() and any(real.iterdir()) and not overwrite:
         if resume:
-            raise InputError("this run is already complete; nothing to resume (use --overwrite to run it again)",
-                             path)
-        raise InputError("output folder is not empty (use --overwrite or --resume)" if checkpoint_name
-                         else "output folder is not empty (use --overwrite)", path)
+            raise InputError("this run is already complete; nothing to resume (use --overwrite to run it again)", path)
+        raise InputError(
+            "output folder is not empty (use --overwrite or --resume)"
+            if checkpoint_name
+            else "output folder is not empty (use --overwrite)",
+            path,
+        )
     return real
 
 
@@ -177,8 +195,9 @@ def _check_not_in_raw_bids(given: Path, real: Path, *, allow_root: bool) -> None
     if root is None or _in_bids_derivatives(real, root) or (allow_root and real == root):
         return
     where = "is" if real == root else "lies inside"
-    raise InputError(f"{where} the raw BIDS dataset {root}; write outputs to {root / 'derivatives'} or outside "
-                     "the dataset", given)
+    raise InputError(
+        f"{where} the raw BIDS dataset {root}; write outputs to {root / 'derivatives'} or outside the dataset", given
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,8 +250,11 @@ class OutputLock:
         except OSError:
             pid = ""
         who = f"another aslsr process (pid {pid})" if pid.isdigit() else "another aslsr process"
-        return InputError(f"{who} is writing this output (lock {self.path.name}); wait for it to finish, or "
-                          f"remove {self.path} if no such process runs", self.given)
+        return InputError(
+            f"{who} is writing this output (lock {self.path.name}); wait for it to finish, or "
+            f"remove {self.path} if no such process runs",
+            self.given,
+        )
 
     def release(self) -> None:
         if self._fd is None:
@@ -262,8 +284,14 @@ class StagedFolder:
     ``keep_on_failure`` (a training checkpoint); ``on_kept(staging)`` is then called.
     """
 
-    def __init__(self, out_dir: PathLike, *, keep: bool = False, keep_on_failure: Iterable[str] = (),
-                 on_kept: Callable[[Path], None] | None = None):
+    def __init__(
+        self,
+        out_dir: PathLike,
+        *,
+        keep: bool = False,
+        keep_on_failure: Iterable[str] = (),
+        on_kept: Callable[[Path], None] | None = None,
+    ):
         self.out = resolve(out_dir)
         self.path = staging_path(self.out)
         self.keep = keep

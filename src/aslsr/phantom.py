@@ -29,17 +29,25 @@ from .phantom_anatomy import Anatomy, load_anatomy, sigmoid
 
 UNITS = "ml/100g/min"
 ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False)}
-GM_CBF, WM_CBF = 60.0, 20.0            # ml/100g/min
-CBF_FIELD_AMPLITUDE = 0.15             # +-15 % smooth multiplicative CBF variation
-T1_BIAS_AMPLITUDE = 0.05               # +-5 % bias field on the T1
-T1_NOISE_FRACTION = 0.015              # T1 noise sd as a fraction of the WM intensity
-M0_WEIGHTS = (0.87, 0.73, 1.0)         # proton density of GM, WM, CSF (x 1000)
+GM_CBF, WM_CBF = 60.0, 20.0  # ml/100g/min
+CBF_FIELD_AMPLITUDE = 0.15  # +-15 % smooth multiplicative CBF variation
+T1_BIAS_AMPLITUDE = 0.05  # +-5 % bias field on the T1
+T1_NOISE_FRACTION = 0.015  # T1 noise sd as a fraction of the WM intensity
+M0_WEIGHTS = (0.87, 0.73, 1.0)  # proton density of GM, WM, CSF (x 1000)
 M0_NOISE_SD = 10.0
-LESION_FACTOR = 0.4                    # CBF multiplier inside the lesion
+LESION_FACTOR = 0.4  # CBF multiplier inside the lesion
 LESION_RADIUS_MM = (8.0, 10.0)
-MASK_THRESHOLD = 0.3                   # brain mask: voxel-averaged (pGM + pWM) above this
-_STREAMS = {"cbf_field": 1, "lesion": 2, "noise_nr": 3, "noise_hr": 4, "m0_noise": 5,
-            "t1_motion": 6, "t1_bias": 7, "t1_noise": 8}
+MASK_THRESHOLD = 0.3  # brain mask: voxel-averaged (pGM + pWM) above this
+_STREAMS = {
+    "cbf_field": 1,
+    "lesion": 2,
+    "noise_nr": 3,
+    "noise_hr": 4,
+    "m0_noise": 5,
+    "t1_motion": 6,
+    "t1_bias": 7,
+    "t1_noise": 8,
+}
 
 DESCRIPTIONS = {
     "asl_lr": "low-resolution ASL (2x in-plane average of asl_nr), CBF ml/100g/min, LR grid",
@@ -82,9 +90,11 @@ class PhantomConfig:
         object.__setattr__(self, "nr_voxel_size", tuple(float(v) for v in self.nr_voxel_size))
         needed, available = self.memory_bytes(), available_memory()
         if needed > available:
-            raise InputError(f"this phantom (NR grid {self.nr_shape}, T1 voxels {self.t1_voxel_size:g} mm) would need "
-                             f"about {needed / 2**30:.3g} GiB of memory, {available / 2**30:.1f} GiB are available; "
-                             "choose a smaller --nr-shape or larger voxel sizes")
+            raise InputError(
+                f"this phantom (NR grid {self.nr_shape}, T1 voxels {self.t1_voxel_size:g} mm) would need "
+                f"about {needed / 2**30:.3g} GiB of memory, {available / 2**30:.1f} GiB are available; "
+                "choose a smaller --nr-shape or larger voxel sizes"
+            )
 
     def memory_bytes(self) -> float:
         """A generous estimate of the memory (bytes) :func:`simulate` needs for these grids."""
@@ -127,8 +137,14 @@ def make_grids(config: PhantomConfig, anatomy: Anatomy) -> tuple[Grid, Grid, Gri
     return nr, lr, nr.with_voxel_size(1.0)
 
 
-def smooth_field(rng: np.random.Generator, grid: Grid, inside: np.ndarray, amplitude: float,
-                 n_waves: int = 4, wavelength_mm: tuple[float, float] = (90.0, 240.0)) -> np.ndarray:
+def smooth_field(
+    rng: np.random.Generator,
+    grid: Grid,
+    inside: np.ndarray,
+    amplitude: float,
+    n_waves: int = 4,
+    wavelength_mm: tuple[float, float] = (90.0, 240.0),
+) -> np.ndarray:
     """A smooth random field on ``grid``: a sum of 3D cosines in world mm, zero-mean and within
     +-``amplitude`` over ``inside``. Returns float32."""
     field = np.zeros(grid.shape, dtype=np.float32)
@@ -136,10 +152,10 @@ def smooth_field(rng: np.random.Generator, grid: Grid, inside: np.ndarray, ampli
         direction = rng.normal(size=3)
         wave = 2 * np.pi / rng.uniform(*wavelength_mm) * direction / np.linalg.norm(direction)
         phase, weight = rng.uniform(0.0, 2 * np.pi), rng.uniform(0.5, 1.0)
-        steps = wave @ grid.affine[:3, :3]         # phase change per voxel step along i, j, k
+        steps = wave @ grid.affine[:3, :3]  # phase change per voxel step along i, j, k
         factors = [np.exp(1j * s * np.arange(n)) for s, n in zip(steps, grid.shape)]
         start = np.exp(1j * (wave @ grid.affine[:3, 3] + phase))
-        plane = np.outer(weight * start * factors[0], factors[1])   # cos(a + b + c) = Re(e^ia e^ib e^ic)
+        plane = np.outer(weight * start * factors[0], factors[1])  # cos(a + b + c) = Re(e^ia e^ib e^ic)
         field += plane.real.astype(np.float32)[:, :, None] * factors[2].real.astype(np.float32)
         field -= plane.imag.astype(np.float32)[:, :, None] * factors[2].imag.astype(np.float32)
     field -= field[inside].mean()
@@ -155,8 +171,10 @@ def _world(grid: Grid) -> list[np.ndarray]:
     """World x, y, z (mm) of every voxel centre, each as a full array over ``grid``."""
     idx = [np.arange(n, dtype=np.float64) for n in grid.shape]
     a = grid.affine
-    return [a[r, 0] * idx[0][:, None, None] + a[r, 1] * idx[1][None, :, None]
-            + a[r, 2] * idx[2][None, None, :] + a[r, 3] for r in range(3)]
+    return [
+        a[r, 0] * idx[0][:, None, None] + a[r, 1] * idx[1][None, :, None] + a[r, 2] * idx[2][None, None, :] + a[r, 3]
+        for r in range(3)
+    ]
 
 
 def distance_map(grid: Grid, center: np.ndarray) -> np.ndarray:
@@ -165,8 +183,9 @@ def distance_map(grid: Grid, center: np.ndarray) -> np.ndarray:
     return np.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2)
 
 
-def lesion_factor(grid: Grid, center: np.ndarray, radius: float, edge_mm: float = 1.0,
-                  factor_inside: float = LESION_FACTOR) -> np.ndarray:
+def lesion_factor(
+    grid: Grid, center: np.ndarray, radius: float, edge_mm: float = 1.0, factor_inside: float = LESION_FACTOR
+) -> np.ndarray:
     """CBF multiplier on ``grid``: ``factor_inside`` in the sphere, 1 outside, soft (logistic) edge."""
     factor = np.ones(grid.shape, dtype=np.float32)
     reach = radius + 8.0 * edge_mm
@@ -177,7 +196,7 @@ def lesion_factor(grid: Grid, center: np.ndarray, radius: float, edge_mm: float 
         return factor
     box = Grid(tuple(hi - lo), shifted_affine(grid.affine, lo))
     inside = sigmoid((radius - distance_map(box, center)) / edge_mm)
-    factor[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1.0 - (1.0 - factor_inside) * inside
+    factor[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = 1.0 - (1.0 - factor_inside) * inside
     return factor
 
 
@@ -193,7 +212,7 @@ def choose_lesion(rng: np.random.Generator, anatomy: Anatomy, nr: Grid) -> tuple
     mostly tissue (>= 90 % GM+WM, >= 40 % GM), at least 5 mm inside the NR field of view."""
     radius = float(rng.uniform(*LESION_RADIUS_MM))
     side = float(rng.choice([-1.0, 1.0]))
-    grid = anatomy.grid                        # axis-aligned: world axis r varies with index axis r
+    grid = anatomy.grid  # axis-aligned: world axis r varies with index axis r
     corners = nr.fov_corners()
     low, high = corners.min(0) + radius + 5.0, corners.max(0) - radius - 5.0
     allowed = []
@@ -271,8 +290,9 @@ def simulate(out_dir: str | os.PathLike, config: PhantomConfig = PhantomConfig()
     mask_lr = fill_holes(resample_average(tissue_nr, nr.affine, lr) > MASK_THRESHOLD)
     volumes["mask"] = (mask, nr, np.uint8)
     volumes["mask_lr"] = (mask_lr, lr, np.uint8)
-    m0 = (resample_average(proton_density(anatomy), mni.affine, nr)
-          + resample_average(anatomy.scalp, anatomy.scalp_grid.affine, nr))
+    m0 = resample_average(proton_density(anatomy), mni.affine, nr) + resample_average(
+        anatomy.scalp, anatomy.scalp_grid.affine, nr
+    )
     m0 = np.abs(m0 + _noise(_rng(seed, "m0_noise"), nr.shape, M0_NOISE_SD))
     volumes["m0"] = (m0, nr, np.float32)
     volumes["m0_lr"] = (resample_average(m0, nr.affine, lr), lr, np.float32)
@@ -287,13 +307,20 @@ def simulate(out_dir: str | os.PathLike, config: PhantomConfig = PhantomConfig()
     volumes["t1w"] = (t1, t1_grid, np.float32)
 
     case = {
-        "seed": seed, "lesion": bool(config.lesion), "noise_sd_nr": float(config.noise_sd),
-        "noise_sd_hr": float(noise_hr), "hr_average_factor": int(config.hr_average_factor), "units": UNITS,
-        "grids": {name: {"shape": list(g.shape), "voxel_size_mm": g.voxel_size.tolist()}
-                  for name, g in (("nr", nr), ("lr", lr), ("truth_1mm", fine))},
-        "t1_motion": motion, "t1": {"orientation": config.t1_orientation, "voxel_size_mm": config.t1_voxel_size},
-        "lesion_sphere": lesion_info, "config": {k: (list(v) if isinstance(v, tuple) else v)
-                                                 for k, v in asdict(config).items()},
+        "seed": seed,
+        "lesion": bool(config.lesion),
+        "noise_sd_nr": float(config.noise_sd),
+        "noise_sd_hr": float(noise_hr),
+        "hr_average_factor": int(config.hr_average_factor),
+        "units": UNITS,
+        "grids": {
+            name: {"shape": list(g.shape), "voxel_size_mm": g.voxel_size.tolist()}
+            for name, g in (("nr", nr), ("lr", lr), ("truth_1mm", fine))
+        },
+        "t1_motion": motion,
+        "t1": {"orientation": config.t1_orientation, "voxel_size_mm": config.t1_voxel_size},
+        "lesion_sphere": lesion_info,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
     }
     return write_case(out, volumes, case)
 
@@ -304,8 +331,12 @@ def proton_density(anatomy: Anatomy) -> np.ndarray:
     return (1000.0 * (w_gm * anatomy.gm + w_wm * anatomy.wm + w_csf * anatomy.csf)).astype(np.float32)
 
 
-def write_case(out: Path, volumes: dict[str, tuple[np.ndarray, Grid, type]], case: dict,
-               descriptions: dict[str, str] = DESCRIPTIONS) -> dict:
+def write_case(
+    out: Path,
+    volumes: dict[str, tuple[np.ndarray, Grid, type]],
+    case: dict,
+    descriptions: dict[str, str] = DESCRIPTIONS,
+) -> dict:
     """Write ``volumes`` (role -> (data, grid, dtype), in the order of ``descriptions``) as
     ``ROLE.nii.gz`` and ``case.json`` (``case`` plus a "files" entry) into ``out``; lesion files of an
     earlier case that this one lacks are removed. Returns the case with absolute paths."""
@@ -316,15 +347,20 @@ def write_case(out: Path, volumes: dict[str, tuple[np.ndarray, Grid, type]], cas
         save_volume(out / f"{role}.nii.gz", data.astype(dtype), grid, dtype=dtype)
         files[role] = {"path": f"{role}.nii.gz", "description": descriptions[role]}
     for stale in out.glob("lesion*.nii.gz"):
-        if stale.name[:-len(".nii.gz")] not in volumes:
+        if stale.name[: -len(".nii.gz")] not in volumes:
             stale.unlink()
     case = {**case, "files": files}
     save_json(out / "case.json", case)
     return _resolve(case, out)
 
 
-def simulate_t1(config: PhantomConfig, anatomy: Anatomy, *, bias_amplitude: float = T1_BIAS_AMPLITUDE,
-                noise_fraction: float = T1_NOISE_FRACTION) -> tuple[np.ndarray, Grid, dict]:
+def simulate_t1(
+    config: PhantomConfig,
+    anatomy: Anatomy,
+    *,
+    bias_amplitude: float = T1_BIAS_AMPLITUDE,
+    noise_fraction: float = T1_NOISE_FRACTION,
+) -> tuple[np.ndarray, Grid, dict]:
     """The T1w image, its grid (motion and orientation in the affine) and the motion record.
     Bias: smooth multiplicative field within +-``bias_amplitude``; noise sd ``noise_fraction`` x WM.
 
@@ -347,9 +383,13 @@ def simulate_t1(config: PhantomConfig, anatomy: Anatomy, *, bias_amplitude: floa
     matrix = rigid_matrix(rotation, translation, center=center)
     moved = Grid(grid.shape, matrix @ grid.affine)
     t1, moved = reorient(t1, moved, flips=ORIENTATIONS[config.t1_orientation])
-    motion = {"rotation_deg": rotation.tolist(), "translation_mm": translation.tolist(),
-              "center_mm": center.tolist(), "matrix": matrix.tolist(),
-              "description": "matrix maps ASL / ground-truth world mm to T1 world mm"}
+    motion = {
+        "rotation_deg": rotation.tolist(),
+        "translation_mm": translation.tolist(),
+        "center_mm": center.tolist(),
+        "matrix": matrix.tolist(),
+        "description": "matrix maps ASL / ground-truth world mm to T1 world mm",
+    }
     return t1.astype(np.float32), moved, motion
 
 

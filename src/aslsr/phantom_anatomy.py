@@ -21,8 +21,8 @@ from .errors import InputError
 from .grids import Grid, resample_average
 
 TEMPLATE_LOADERS = {"t1": "load_mni152_template", "gm": "load_mni152_gm_template", "wm": "load_mni152_wm_template"}
-T1_TEMPLATE_SCALE = 255.0              # nilearn rescales the templates to [0, 1]; the T1 keeps 0-255 units
-M0_SCALP = 450.0                       # scalp M0 signal (arbitrary units, as the proton density x 1000)
+T1_TEMPLATE_SCALE = 255.0  # nilearn rescales the templates to [0, 1]; the T1 keeps 0-255 units
+M0_SCALP = 450.0  # scalp M0 signal (arbitrary units, as the proton density x 1000)
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,14 @@ class Anatomy:
     """Seed-independent anatomy on the MNI grid (1 mm unless asked; arrays read-only, axes i=R, j=A, k=S)."""
 
     grid: Grid
-    t1: np.ndarray        # template T1 intensity (0-255)
-    gm: np.ndarray        # grey-matter probability
-    wm: np.ndarray        # white-matter probability
-    csf: np.ndarray       # CSF fraction inside the brain
-    brain: np.ndarray     # bool brain mask (closed, holes filled)
-    scalp_grid: Grid      # 2 mm grid for the synthetic scalp
-    scalp: np.ndarray     # scalp M0 signal on scalp_grid
-    center: np.ndarray    # centre (world mm) of the brain mask's bounding box
+    t1: np.ndarray  # template T1 intensity (0-255)
+    gm: np.ndarray  # grey-matter probability
+    wm: np.ndarray  # white-matter probability
+    csf: np.ndarray  # CSF fraction inside the brain
+    brain: np.ndarray  # bool brain mask (closed, holes filled)
+    scalp_grid: Grid  # 2 mm grid for the synthetic scalp
+    scalp: np.ndarray  # scalp M0 signal on scalp_grid
+    center: np.ndarray  # centre (world mm) of the brain mask's bounding box
 
 
 def load_templates(resolution_mm: int = 1) -> dict[str, nib.Nifti1Image]:
@@ -50,9 +50,10 @@ def load_templates(resolution_mm: int = 1) -> dict[str, nib.Nifti1Image]:
     if int(resolution_mm) != resolution_mm or resolution_mm < 1:
         raise InputError(f"the template resolution must be a positive integer (mm), got {resolution_mm}")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # nilearn's resampling FutureWarnings
-        return {name: getattr(datasets, loader)(resolution=int(resolution_mm))
-                for name, loader in TEMPLATE_LOADERS.items()}
+        warnings.simplefilter("ignore")  # nilearn's resampling FutureWarnings
+        return {
+            name: getattr(datasets, loader)(resolution=int(resolution_mm)) for name, loader in TEMPLATE_LOADERS.items()
+        }
 
 
 @functools.lru_cache(maxsize=2)
@@ -72,7 +73,7 @@ def derive_anatomy(grid: Grid, t1: np.ndarray, gm: np.ndarray, wm: np.ndarray) -
     gm, wm = gm.astype(np.float32, copy=False), wm.astype(np.float32, copy=False)
     tissue = (gm + wm) > 0.5
     pad = 4
-    iterations = max(1, int(round(3.0 / float(grid.voxel_size[0]))))   # ~3 mm closing at any resolution
+    iterations = max(1, int(round(3.0 / float(grid.voxel_size[0]))))  # ~3 mm closing at any resolution
     closed = ndimage.binary_closing(np.pad(tissue, pad), iterations=iterations)[pad:-pad, pad:-pad, pad:-pad]
     brain = ndimage.binary_fill_holes(closed)
     csf = np.clip(brain - gm - wm, 0.0, 1.0).astype(np.float32)

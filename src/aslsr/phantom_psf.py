@@ -42,10 +42,10 @@ class PSF:
     """An acquisition model. Widths are in voxels of the acquired grid."""
 
     kind: str = "box"
-    window: float = 0.3                 # kspace: Tukey taper fraction of each half-axis of k-space
-    fwhm_voxels: float = 1.2            # gaussian: in-plane FWHM
+    window: float = 0.3  # kspace: Tukey taper fraction of each half-axis of k-space
+    fwhm_voxels: float = 1.2  # gaussian: in-plane FWHM
     slice_thickness_voxels: float = 1.0  # gaussian: width of the rectangular slice profile
-    slice_edge_voxels: float = 0.3      # gaussian: FWHM of the Gaussian edges of the slice profile
+    slice_edge_voxels: float = 0.3  # gaussian: FWHM of the Gaussian edges of the slice profile
     slice_axis: int = 2
 
     def __post_init__(self) -> None:
@@ -79,8 +79,9 @@ def fine_grid(nr: Grid, subdivision: int, psf: PSF, margin: int = 0) -> Grid:
     centred on (grown) NR voxel ``i`` (so the acquired samples fall on fine voxel centres).
     """
     if int(subdivision) != subdivision or subdivision < 1 or int(margin) != margin or margin < 0:
-        raise InputError(f"the fine subdivision must be a positive integer and the margin >= 0, "
-                         f"got {subdivision} and {margin}")
+        raise InputError(
+            f"the fine subdivision must be a positive integer and the margin >= 0, got {subdivision} and {margin}"
+        )
     grown = np.array(nr.affine)
     grown[:3, 3] = nr.index_to_world(-float(margin) * np.ones(3))
     nr = Grid(tuple(np.array(nr.shape) + 2 * int(margin)), grown)
@@ -102,14 +103,24 @@ def _nesting(fine: Grid, target: Grid, psf: PSF) -> tuple[np.ndarray, np.ndarray
         raise ValueError("the fine and target grids are not parallel")
     first = fine.world_to_index(target.affine[:3, 3]) - ((steps - 1) / 2.0 if psf.kind == "box" else 0.0)
     start = np.round(first / steps).astype(int)
-    if (not np.allclose(first, start * steps, atol=1e-4) or np.any(start < 0)
-            or np.any(start + np.array(target.shape) > np.array(fine.shape) // steps)):
+    if (
+        not np.allclose(first, start * steps, atol=1e-4)
+        or np.any(start < 0)
+        or np.any(start + np.array(target.shape) > np.array(fine.shape) // steps)
+    ):
         raise ValueError(f"{target} does not sit on the samples of {fine}")
     return steps, start
 
 
-def acquire(fine_data: np.ndarray, fine: Grid, target: Grid, psf: PSF, *, noise_sd: float = 0.0,
-            rng: np.random.Generator | None = None) -> np.ndarray:
+def acquire(
+    fine_data: np.ndarray,
+    fine: Grid,
+    target: Grid,
+    psf: PSF,
+    *,
+    noise_sd: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Acquire ``fine_data`` (on ``fine``) onto ``target`` with ``psf``, plus Gaussian noise.
 
     ``noise_sd`` is the standard deviation of white noise on the acquired voxels before any k-space
@@ -120,7 +131,7 @@ def acquire(fine_data: np.ndarray, fine: Grid, target: Grid, psf: PSF, *, noise_
     if data.shape != fine.shape:
         raise ValueError(f"data shape {data.shape} differs from the fine grid {fine.shape}")
     steps, start = _nesting(fine, target, psf)
-    full = tuple(np.array(fine.shape) // steps)         # every sample over the fine field of view
+    full = tuple(np.array(fine.shape) // steps)  # every sample over the fine field of view
     noise = None
     if noise_sd > 0:
         if rng is None:
@@ -145,7 +156,7 @@ def slice_profile(steps: int, thickness_voxels: float, edge_voxels: float) -> np
     width, sigma = thickness_voxels * steps, edge_voxels * steps * FWHM_TO_SIGMA
     half = int(np.ceil(width / 2.0 + 4.0 * sigma + 1.0))
     x = np.arange(-half, half + 1, dtype=np.float64)
-    fine_x = (x[:, None] + np.linspace(-0.5, 0.5, 33)[None, :])          # integrate over each fine voxel
+    fine_x = x[:, None] + np.linspace(-0.5, 0.5, 33)[None, :]  # integrate over each fine voxel
     rect = (np.abs(fine_x) <= width / 2.0).astype(np.float64).mean(axis=1)
     if sigma > 0:
         rect = ndimage.gaussian_filter1d(rect, sigma, mode="constant")
@@ -183,7 +194,7 @@ def _kspace(data: np.ndarray, shape: tuple[int, int, int], window: float, noise:
     """Truncate the spectrum of ``data`` to ``shape``, add ``noise``'s spectrum, window, transform back."""
     spectrum = np.fft.fftn(data)
     for axis, n in enumerate(shape):
-        keep = np.rint(np.fft.fftfreq(n) * n)        # kept frequencies (fine-grid index units), FFT order
+        keep = np.rint(np.fft.fftfreq(n) * n)  # kept frequencies (fine-grid index units), FFT order
         index = np.mod(keep.astype(int), data.shape[axis])
         spectrum = np.take(spectrum, index, axis=axis)
     spectrum *= np.prod(shape) / np.prod(data.shape)  # the same amplitude on the coarser matrix

@@ -41,10 +41,25 @@ from .phantom_psf import PSF, acquire, acquisition_grid, fine_grid
 #: Bumped whenever the same spec and seed would simulate different data (the panel reuses cases only
 #: when both agree).
 PHANTOM_VERSION = 2
-ASL_ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False),
-                    "LPI": (True, True, True)}
-_STREAMS = {"global_field": 100, "warp": 101, "tissue_field": 102, "gm_field": 103, "lesions": 104, "vessels": 105,
-            "noise_lr": 106, "noise_nr": 107, "noise_hr": 108, "m0_lr": 109, "m0_nr": 110}
+ASL_ORIENTATIONS = {
+    "RAS": (False, False, False),
+    "LAS": (True, False, False),
+    "LPS": (True, True, False),
+    "LPI": (True, True, True),
+}
+_STREAMS = {
+    "global_field": 100,
+    "warp": 101,
+    "tissue_field": 102,
+    "gm_field": 103,
+    "lesions": 104,
+    "vessels": 105,
+    "noise_lr": 106,
+    "noise_nr": 107,
+    "noise_hr": 108,
+    "m0_lr": 109,
+    "m0_nr": 110,
+}
 DESCRIPTIONS = {
     "asl_lr": "LR ASL: the truth acquired with the variant's PSF on the LR grid + noise, ml/100g/min",
     "asl_lr_clean": "the same LR acquisition without noise",
@@ -53,8 +68,10 @@ DESCRIPTIONS = {
     "ref_hr": "high-SNR reference: ref_clean + noise with hr_average_factor x the averages, NR grid",
     "ref_clean": "noise-free reference: the truth averaged over each NR voxel (score SR against this)",
     "truth_1mm": "ground-truth CBF on a grid of the template resolution over the NR field of view",
-    "m0": "M0 acquired with the variant's PSF on the NR grid + noise", "m0_lr": "M0 acquired on the LR grid",
-    "mask": "brain mask (uint8) on the NR grid", "mask_lr": "brain mask (uint8) on the LR grid",
+    "m0": "M0 acquired with the variant's PSF on the NR grid + noise",
+    "m0_lr": "M0 acquired on the LR grid",
+    "mask": "brain mask (uint8) on the NR grid",
+    "mask_lr": "brain mask (uint8) on the LR grid",
     "t1w": "T1-weighted image (warped anatomy, bias, noise), moved by the rigid transform in t1_motion",
     "t1w_aligned": "the same T1w without the rigid motion (its affine in the ASL's world)",
 }
@@ -67,9 +84,9 @@ class PhantomSpec:
 
     name: str = "custom"
     description: str = ""
-    half: str = ""                       # "tune" | "report" | "" (not in the panel)
+    half: str = ""  # "tune" | "report" | "" (not in the panel)
     seed: int = 0
-    noise_sd: float = 6.0                # white-noise sd of an NR voxel (LR: scaled by the voxel volumes)
+    noise_sd: float = 6.0  # white-noise sd of an NR voxel (LR: scaled by the voxel volumes)
     hr_average_factor: int = 8
     nr_shape: tuple[int, int, int] = (128, 96, 48)
     nr_voxel_size: tuple[float, float, float] = (1.875, 1.875, 2.5)
@@ -79,10 +96,10 @@ class PhantomSpec:
     tissue_field_mm: float = 12.0
     gm_heterogeneity_sd: float = 0.0
     gm_heterogeneity_mm: float = 4.0
-    lesions: tuple[float, ...] = ()      # CBF factor inside each lesion (< 1 hypo, > 1 hyper)
+    lesions: tuple[float, ...] = ()  # CBF factor inside each lesion (< 1 hypo, > 1 hyper)
     vessel_tubes: int = 0
     vessel_spots: int = 0
-    warp_mm: float = 0.0                 # largest displacement of the anatomy
+    warp_mm: float = 0.0  # largest displacement of the anatomy
     warp_length_mm: float = 15.0
     t1_bias: float = phantom.T1_BIAS_AMPLITUDE
     t1_noise: float = phantom.T1_NOISE_FRACTION
@@ -93,7 +110,7 @@ class PhantomSpec:
     max_translation_mm: float = 5.0
     psf: PSF = field(default_factory=PSF)
     fine_subdivision: int = 2
-    fine_margin: int = 8                 # NR voxels of truth beyond the NR field of view, every side
+    fine_margin: int = 8  # NR voxels of truth beyond the NR field of view, every side
     asl_orientation: str = "RAS"
     asl_rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # oblique ASL grid (about x, y, z)
 
@@ -105,16 +122,28 @@ class PhantomSpec:
         object.__setattr__(self, "lesions", tuple(float(v) for v in self.lesions))
         if int(self.seed) != self.seed or self.seed < 0:
             raise InputError(f"the seed must be a non-negative integer, got {self.seed}")
-        self.phantom_config()                # validates the fields it shares with PhantomConfig
+        self.phantom_config()  # validates the fields it shares with PhantomConfig
         if self.asl_orientation not in ASL_ORIENTATIONS:
-            raise InputError(f"the ASL orientation must be one of {', '.join(ASL_ORIENTATIONS)}, "
-                             f"got {self.asl_orientation!r}")
+            raise InputError(
+                f"the ASL orientation must be one of {', '.join(ASL_ORIENTATIONS)}, got {self.asl_orientation!r}"
+            )
         if self.half not in ("", "tune", "report"):
             raise InputError(f"half must be 'tune', 'report' or empty, got {self.half!r}")
         if any(not f > 0 for f in self.lesions):
             raise InputError(f"lesion CBF factors must be positive, got {self.lesions}")
-        if min(self.tissue_field_sd, self.gm_heterogeneity_sd, self.warp_mm, self.vessel_tubes,
-               self.vessel_spots, self.t1_bias, self.t1_noise) < 0 or not self.t1_gamma > 0:
+        if (
+            min(
+                self.tissue_field_sd,
+                self.gm_heterogeneity_sd,
+                self.warp_mm,
+                self.vessel_tubes,
+                self.vessel_spots,
+                self.t1_bias,
+                self.t1_noise,
+            )
+            < 0
+            or not self.t1_gamma > 0
+        ):
             raise InputError("field sds, warp, vessel counts and T1 bias/noise must be >= 0, t1_gamma > 0")
         if len(self.lr_factor) != 3 or min(self.lr_factor) < 1:
             raise InputError(f"the LR factor needs 3 positive integers, got {self.lr_factor}")
@@ -129,10 +158,16 @@ class PhantomSpec:
     def phantom_config(self) -> phantom.PhantomConfig:
         """The default phantom's config for the fields both share (grids, noise, T1 motion)."""
         return phantom.PhantomConfig(
-            seed=self.stream_seed, noise_sd=self.noise_sd,
-            hr_average_factor=self.hr_average_factor, nr_shape=self.nr_shape, nr_voxel_size=self.nr_voxel_size,
-            max_rotation_deg=self.max_rotation_deg, max_translation_mm=self.max_translation_mm,
-            t1_orientation=self.t1_orientation, t1_voxel_size=self.t1_voxel_size)
+            seed=self.stream_seed,
+            noise_sd=self.noise_sd,
+            hr_average_factor=self.hr_average_factor,
+            nr_shape=self.nr_shape,
+            nr_voxel_size=self.nr_voxel_size,
+            max_rotation_deg=self.max_rotation_deg,
+            max_translation_mm=self.max_translation_mm,
+            t1_orientation=self.t1_orientation,
+            t1_voxel_size=self.t1_voxel_size,
+        )
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -145,39 +180,113 @@ def _variant(name: str, half: str, description: str, **fields) -> PhantomSpec:
 HYPO, HYPER = 0.4, 1.6
 #: The panel: named variants, each in the "tune" half (choose settings on these) or the "report"
 #: half (only report on these). Both halves depart along every axis, with other values.
-VARIANTS: dict[str, PhantomSpec] = {v.name: v for v in (
-    _variant("fields-box", "tune", "smooth CBF field inside tissue and GM heterogeneity; warped anatomy; "
-             "box PSF (the historical acquisition); T1 bias 10 %", tissue_field_sd=0.25,
-             gm_heterogeneity_sd=0.2, warp_mm=5.0, t1_bias=0.10, t1_noise=0.02),
-    _variant("hyper-gauss-las", "tune", "hyper-perfused lesion, vessels; 2D multi-slice Gaussian PSF "
-             "(FWHM 1.2 LR voxels) with a soft slice profile; ASL stored LAS; noise 8",
-             lesions=(HYPER,), vessel_tubes=4, vessel_spots=4, warp_mm=4.0, noise_sd=8.0,
-             psf=PSF(kind="gaussian", fwhm_voxels=1.2, slice_thickness_voxels=1.2, slice_edge_voxels=0.4),
-             asl_orientation="LAS"),
-    _variant("kspace-mild", "tune", "3D k-space truncation with a mild Tukey window (0.25); smooth CBF "
-             "field; noise 4; T1 stored LPS at 1.2 mm with 15 % bias", tissue_field_sd=0.2, warp_mm=5.0,
-             noise_sd=4.0, psf=PSF(kind="kspace", window=0.25), t1_orientation="LPS", t1_voxel_size=1.2,
-             t1_bias=0.15),
-    _variant("oblique-vessels", "tune", "oblique ASL grid (10 deg about x, 6 deg about z), box PSF; vessels "
-             "and GM heterogeneity; noise 10; T1 contrast gamma 1.3", asl_rotation_deg=(10.0, 0.0, 6.0),
-             vessel_tubes=6, vessel_spots=6, gm_heterogeneity_sd=0.25, noise_sd=10.0, warp_mm=3.0,
-             t1_gamma=1.3),
-    _variant("hypo-box", "report", "hypo-perfused lesion (x0.4) in a smooth CBF field inside tissue; box "
-             "PSF; warped anatomy", lesions=(HYPO,), tissue_field_sd=0.25, warp_mm=5.0),
-    _variant("lesions-kspace-lpi", "report", "a hypo- (x0.4) and a hyper-perfused (x1.7) lesion, vessels, "
-             "smooth field; 3D k-space truncation with a Tukey window 0.5; ASL stored LPI; T1 bias 20 %, "
-             "noise 3 %", lesions=(HYPO, 1.7), vessel_tubes=3, vessel_spots=3, tissue_field_sd=0.2,
-             warp_mm=6.0, psf=PSF(kind="kspace", window=0.5), asl_orientation="LPI", t1_bias=0.2, t1_noise=0.03),
-    _variant("oblique-gauss-hyper", "report", "oblique ASL grid (-8, 12, -10 deg); Gaussian PSF (FWHM 1.4 "
-             "LR voxels) with thick slices (1.5 spacings); hyper-perfused lesion (x1.5); GM heterogeneity",
-             asl_rotation_deg=(-8.0, 12.0, -10.0), lesions=(1.5,), gm_heterogeneity_sd=0.2, warp_mm=4.0,
-             psf=PSF(kind="gaussian", fwhm_voxels=1.4, slice_thickness_voxels=1.5, slice_edge_voxels=0.3)),
-    _variant("lowsnr-kspace-las", "report", "low SNR (noise 12); 3D k-space truncation (Tukey 0.3); ASL "
-             "stored LAS; hypo-perfused lesion (x0.5), vessels, smooth field; T1 LAS, motion up to 8 deg/8 mm",
-             noise_sd=12.0, psf=PSF(kind="kspace", window=0.3), asl_orientation="LAS", lesions=(0.5,),
-             vessel_tubes=3, vessel_spots=3, tissue_field_sd=0.2, warp_mm=6.0, t1_orientation="LAS",
-             max_rotation_deg=8.0, max_translation_mm=8.0),
-)}
+VARIANTS: dict[str, PhantomSpec] = {
+    v.name: v
+    for v in (
+        _variant(
+            "fields-box",
+            "tune",
+            "smooth CBF field inside tissue and GM heterogeneity; warped anatomy; "
+            "box PSF (the historical acquisition); T1 bias 10 %",
+            tissue_field_sd=0.25,
+            gm_heterogeneity_sd=0.2,
+            warp_mm=5.0,
+            t1_bias=0.10,
+            t1_noise=0.02,
+        ),
+        _variant(
+            "hyper-gauss-las",
+            "tune",
+            "hyper-perfused lesion, vessels; 2D multi-slice Gaussian PSF "
+            "(FWHM 1.2 LR voxels) with a soft slice profile; ASL stored LAS; noise 8",
+            lesions=(HYPER,),
+            vessel_tubes=4,
+            vessel_spots=4,
+            warp_mm=4.0,
+            noise_sd=8.0,
+            psf=PSF(kind="gaussian", fwhm_voxels=1.2, slice_thickness_voxels=1.2, slice_edge_voxels=0.4),
+            asl_orientation="LAS",
+        ),
+        _variant(
+            "kspace-mild",
+            "tune",
+            "3D k-space truncation with a mild Tukey window (0.25); smooth CBF "
+            "field; noise 4; T1 stored LPS at 1.2 mm with 15 % bias",
+            tissue_field_sd=0.2,
+            warp_mm=5.0,
+            noise_sd=4.0,
+            psf=PSF(kind="kspace", window=0.25),
+            t1_orientation="LPS",
+            t1_voxel_size=1.2,
+            t1_bias=0.15,
+        ),
+        _variant(
+            "oblique-vessels",
+            "tune",
+            "oblique ASL grid (10 deg about x, 6 deg about z), box PSF; vessels "
+            "and GM heterogeneity; noise 10; T1 contrast gamma 1.3",
+            asl_rotation_deg=(10.0, 0.0, 6.0),
+            vessel_tubes=6,
+            vessel_spots=6,
+            gm_heterogeneity_sd=0.25,
+            noise_sd=10.0,
+            warp_mm=3.0,
+            t1_gamma=1.3,
+        ),
+        _variant(
+            "hypo-box",
+            "report",
+            "hypo-perfused lesion (x0.4) in a smooth CBF field inside tissue; box PSF; warped anatomy",
+            lesions=(HYPO,),
+            tissue_field_sd=0.25,
+            warp_mm=5.0,
+        ),
+        _variant(
+            "lesions-kspace-lpi",
+            "report",
+            "a hypo- (x0.4) and a hyper-perfused (x1.7) lesion, vessels, "
+            "smooth field; 3D k-space truncation with a Tukey window 0.5; ASL stored LPI; T1 bias 20 %, "
+            "noise 3 %",
+            lesions=(HYPO, 1.7),
+            vessel_tubes=3,
+            vessel_spots=3,
+            tissue_field_sd=0.2,
+            warp_mm=6.0,
+            psf=PSF(kind="kspace", window=0.5),
+            asl_orientation="LPI",
+            t1_bias=0.2,
+            t1_noise=0.03,
+        ),
+        _variant(
+            "oblique-gauss-hyper",
+            "report",
+            "oblique ASL grid (-8, 12, -10 deg); Gaussian PSF (FWHM 1.4 "
+            "LR voxels) with thick slices (1.5 spacings); hyper-perfused lesion (x1.5); GM heterogeneity",
+            asl_rotation_deg=(-8.0, 12.0, -10.0),
+            lesions=(1.5,),
+            gm_heterogeneity_sd=0.2,
+            warp_mm=4.0,
+            psf=PSF(kind="gaussian", fwhm_voxels=1.4, slice_thickness_voxels=1.5, slice_edge_voxels=0.3),
+        ),
+        _variant(
+            "lowsnr-kspace-las",
+            "report",
+            "low SNR (noise 12); 3D k-space truncation (Tukey 0.3); ASL "
+            "stored LAS; hypo-perfused lesion (x0.5), vessels, smooth field; T1 LAS, motion up to 8 deg/8 mm",
+            noise_sd=12.0,
+            psf=PSF(kind="kspace", window=0.3),
+            asl_orientation="LAS",
+            lesions=(0.5,),
+            vessel_tubes=3,
+            vessel_spots=3,
+            tissue_field_sd=0.2,
+            warp_mm=6.0,
+            t1_orientation="LAS",
+            max_rotation_deg=8.0,
+            max_translation_mm=8.0,
+        ),
+    )
+}
 
 
 def variant(name: str, **overrides) -> PhantomSpec:
@@ -210,17 +319,19 @@ def warp_anatomy(anatomy: Anatomy, spec: PhantomSpec) -> tuple[Anatomy, dict]:
         full = np.zeros(grid.shape, dtype=np.float32)
         full[block] = phantom_fields.warp(array[block], box, u)
         warped.append(full)
-    record = {"max_displacement_mm": float(np.sqrt((u ** 2).sum(axis=0)).max()),
-              "correlation_length_mm": spec.warp_length_mm, "jacobian_min": float(jacobian.min()),
-              "jacobian_max": float(jacobian.max())}
+    record = {
+        "max_displacement_mm": float(np.sqrt((u**2).sum(axis=0)).max()),
+        "correlation_length_mm": spec.warp_length_mm,
+        "jacobian_min": float(jacobian.min()),
+        "jacobian_max": float(jacobian.max()),
+    }
     return derive_anatomy(grid, *warped), record
 
 
 def _cbf(anatomy: Anatomy, spec: PhantomSpec, nr: Grid) -> tuple[np.ndarray, list[dict], list[dict]]:
     """Ground-truth CBF on the template grid, the lesions (centre, radius, factor) and the vessels."""
     grid = anatomy.grid
-    global_field = phantom.smooth_field(_rng(spec, "global_field"), grid, anatomy.brain,
-                                        phantom.CBF_FIELD_AMPLITUDE)
+    global_field = phantom.smooth_field(_rng(spec, "global_field"), grid, anatomy.brain, phantom.CBF_FIELD_AMPLITUDE)
     gm_cbf = phantom.GM_CBF * anatomy.gm
     if spec.gm_heterogeneity_sd > 0:
         gm_field = phantom_fields.random_field(_rng(spec, "gm_field"), grid, spec.gm_heterogeneity_mm)
@@ -231,17 +342,19 @@ def _cbf(anatomy: Anatomy, spec: PhantomSpec, nr: Grid) -> tuple[np.ndarray, lis
         cbf = cbf * np.exp(spec.tissue_field_sd * tissue_field)
     lesions = choose_lesions(_rng(spec, "lesions"), anatomy, nr, spec.lesions, cbf)
     for lesion in lesions:
-        cbf = cbf * phantom.lesion_factor(grid, np.array(lesion["center_mm"]), lesion["radius_mm"],
-                                          factor_inside=lesion["cbf_factor"])
+        cbf = cbf * phantom.lesion_factor(
+            grid, np.array(lesion["center_mm"]), lesion["radius_mm"], factor_inside=lesion["cbf_factor"]
+        )
     records: list[dict] = []
     if spec.vessel_tubes or spec.vessel_spots:
         sulci = (anatomy.csf > 0.3) & (anatomy.gm > 0.1) & anatomy.brain
         seeds = grid.index_to_world(np.argwhere(sulci).astype(np.float64))
         index = nr.world_to_index(seeds)
         seeds = seeds[np.all((index >= 2) & (index <= np.array(nr.shape) - 3), axis=1)]
-        bright, records = phantom_fields.vessels(_rng(spec, "vessels"), grid, seeds, spec.vessel_tubes,
-                                                 spec.vessel_spots)
-        for lesion in lesions:   # vessels stay out of the lesions and their mirror regions
+        bright, records = phantom_fields.vessels(
+            _rng(spec, "vessels"), grid, seeds, spec.vessel_tubes, spec.vessel_spots
+        )
+        for lesion in lesions:  # vessels stay out of the lesions and their mirror regions
             for center in (np.array(lesion["center_mm"]), mirror_point(nr, lesion["center_mm"])):
                 bright[phantom.distance_map(grid, center) <= lesion["radius_mm"] + 4.0] = 0.0
         cbf = cbf + bright * anatomy.brain
@@ -265,8 +378,9 @@ def _sphere_mean(volume: np.ndarray, grid: Grid, center: np.ndarray, radius: flo
     return float(volume[tuple(points.T)].mean())
 
 
-def choose_lesions(rng: np.random.Generator, anatomy: Anatomy, nr: Grid, factors: tuple[float, ...],
-                   cbf: np.ndarray, tries: int = 40) -> list[dict]:
+def choose_lesions(
+    rng: np.random.Generator, anatomy: Anatomy, nr: Grid, factors: tuple[float, ...], cbf: np.ndarray, tries: int = 40
+) -> list[dict]:
     """One sphere per CBF factor (see :func:`aslsr.phantom.choose_lesion`), inside the NR field of view,
     5 mm apart from each other and from each other's mirror regions (:func:`mirror_point`). Of the
     places tried, the one where the lesion-free ``cbf`` (on the anatomy grid) is most alike in the
@@ -280,23 +394,38 @@ def choose_lesions(rng: np.random.Generator, anatomy: Anatomy, nr: Grid, factors
             reach = radius / nr.voxel_size
             inside = bool(np.all((index >= reach) & (index <= np.array(nr.shape) - 1 - reach)))
             mirror = mirror_point(nr, center)
-            apart = all(min(np.linalg.norm(center - np.array(other["center_mm"])),
-                            np.linalg.norm(mirror - np.array(other["center_mm"])),
-                            np.linalg.norm(center - mirror_point(nr, other["center_mm"])))
-                        > radius + other["radius_mm"] + 5.0 for other in lesions)
+            apart = all(
+                min(
+                    np.linalg.norm(center - np.array(other["center_mm"])),
+                    np.linalg.norm(mirror - np.array(other["center_mm"])),
+                    np.linalg.norm(center - mirror_point(nr, other["center_mm"])),
+                )
+                > radius + other["radius_mm"] + 5.0
+                for other in lesions
+            )
             if not (inside and apart):
                 continue
-            asymmetry = abs(np.log(_sphere_mean(cbf, anatomy.grid, center, radius)
-                                   / max(_sphere_mean(cbf, anatomy.grid, mirror, radius), 1e-6)))
+            asymmetry = abs(
+                np.log(
+                    _sphere_mean(cbf, anatomy.grid, center, radius)
+                    / max(_sphere_mean(cbf, anatomy.grid, mirror, radius), 1e-6)
+                )
+            )
             if asymmetry < best_asymmetry:
                 best, best_asymmetry = (center, radius), asymmetry
             if asymmetry < 0.1:
                 break
         if best is None:
             raise InputError(f"found no place for lesion {len(lesions) + 1} in the NR field of view")
-        lesions.append({"center_mm": best[0].tolist(), "radius_mm": best[1], "cbf_factor": factor,
-                        "kind": "hypo-perfused" if factor < 1 else "hyper-perfused",
-                        "mirror_log_asymmetry": float(best_asymmetry)})
+        lesions.append(
+            {
+                "center_mm": best[0].tolist(),
+                "radius_mm": best[1],
+                "cbf_factor": factor,
+                "kind": "hypo-perfused" if factor < 1 else "hyper-perfused",
+                "mirror_log_asymmetry": float(best_asymmetry),
+            }
+        )
     return lesions
 
 
@@ -307,9 +436,12 @@ def make_grids(spec: PhantomSpec, anatomy: Anatomy) -> dict[str, Grid]:
     if any(spec.asl_rotation_deg):
         rotation = rigid_matrix(spec.asl_rotation_deg, (0.0, 0.0, 0.0), center=nr.center)
         nr = Grid(nr.shape, rotation @ nr.affine)
-    return {"nr": nr, "lr": acquisition_grid(nr, spec.lr_factor, spec.psf),
-            "fine": fine_grid(nr, spec.fine_subdivision, spec.psf, margin=spec.fine_margin),
-            "truth": nr.with_voxel_size(float(anatomy.grid.voxel_size[0]))}
+    return {
+        "nr": nr,
+        "lr": acquisition_grid(nr, spec.lr_factor, spec.psf),
+        "fine": fine_grid(nr, spec.fine_subdivision, spec.psf, margin=spec.fine_margin),
+        "truth": nr.with_voxel_size(float(anatomy.grid.voxel_size[0])),
+    }
 
 
 def simulate_variant(out_dir: str | os.PathLike, spec: PhantomSpec) -> dict:
@@ -335,8 +467,9 @@ def simulate_variant(out_dir: str | os.PathLike, spec: PhantomSpec) -> dict:
     volumes["truth_1mm"] = (resample_average(cbf, mni.affine, grids["truth"]), grids["truth"], np.float32)
     noise_lr = spec.noise_sd * np.sqrt(np.prod(nr.voxel_size) / np.prod(lr.voxel_size))
     cbf_fine = resample_average(cbf, mni.affine, fine)
-    pd_fine = (resample_average(phantom.proton_density(anatomy), mni.affine, fine)
-               + resample_average(anatomy.scalp, anatomy.scalp_grid.affine, fine))
+    pd_fine = resample_average(phantom.proton_density(anatomy), mni.affine, fine) + resample_average(
+        anatomy.scalp, anatomy.scalp_grid.affine, fine
+    )
     for role, grid, sd in (("asl_lr", lr, noise_lr), ("asl_nr", nr, spec.noise_sd)):
         volumes[f"{role}_clean"] = (acquire(cbf_fine, fine, grid, psf), grid, np.float32)
         noise_rng = _rng(spec, "noise_lr" if grid is lr else "noise_nr")
@@ -362,8 +495,9 @@ def simulate_variant(out_dir: str | os.PathLike, spec: PhantomSpec) -> dict:
     if spec.t1_gamma != 1.0:
         scale = T1_TEMPLATE_SCALE
         t1_anatomy = replace(anatomy, t1=(scale * (np.clip(anatomy.t1, 0, None) / scale) ** spec.t1_gamma))
-    t1, t1_grid, motion = phantom.simulate_t1(config, t1_anatomy, bias_amplitude=spec.t1_bias,
-                                              noise_fraction=spec.t1_noise)
+    t1, t1_grid, motion = phantom.simulate_t1(
+        config, t1_anatomy, bias_amplitude=spec.t1_bias, noise_fraction=spec.t1_noise
+    )
     volumes["t1w"] = (t1, t1_grid, np.float32)
     aligned = Grid(t1_grid.shape, np.linalg.inv(np.array(motion["matrix"])) @ t1_grid.affine)
     volumes["t1w_aligned"] = (t1, aligned, np.float32)
@@ -372,26 +506,58 @@ def simulate_variant(out_dir: str | os.PathLike, spec: PhantomSpec) -> dict:
     for role, (data, grid, dtype) in list(volumes.items()):
         if role not in ("t1w", "t1w_aligned") and any(flips):
             volumes[role] = (*reorient(data, grid, flips=flips), dtype)
-    descriptions = {**DESCRIPTIONS, **{role: f"{lesion['kind']} lesion ROI (uint8), CBF x{lesion['cbf_factor']:g}, "
-                                             f"{'LR' if role.endswith('_lr') else 'NR'} grid"
-                                       for lesion in lesions for role in lesion["roles"]}}
-    stored = {name: volumes[role][1] for name, role in (("nr", "ref_clean"), ("lr", "asl_lr"),
-                                                          ("truth_1mm", "truth_1mm"))}
-    info = {"phantom_version": PHANTOM_VERSION, "variant": spec.name, "half": spec.half, "description": spec.description, "seed": spec.seed,
-            "units": phantom.UNITS, "spec": spec.to_dict(), "warp": warp_record, "lesions": lesions,
-            "vessels": vessel_records, "noise_sd": {"nr": spec.noise_sd, "lr_before_window": float(noise_lr),
-                                                    "hr": float(noise_hr)},
-            "grids": {name: {"shape": list(g.shape), "voxel_size_mm": g.voxel_size.tolist(),
-                             "axes": "".join(aff2axcodes(g.affine)), "affine": g.affine.tolist()}
-                      for name, g in stored.items()},
-            "t1_motion": motion}
-    case = {"seed": spec.seed, "variant": spec.name, "lesion": bool(lesions),
-            "noise_sd_nr": float(spec.noise_sd), "noise_sd_hr": float(noise_hr),
-            "hr_average_factor": int(spec.hr_average_factor), "units": phantom.UNITS,
-            "grids": {k: {key: v[key] for key in ("shape", "voxel_size_mm")} for k, v in info["grids"].items()},
-            "t1_motion": motion, "t1": {"orientation": spec.t1_orientation, "voxel_size_mm": spec.t1_voxel_size},
-            "lesion_sphere": lesions[0] if lesions else None, "config": spec.to_dict()}
+    descriptions = {
+        **DESCRIPTIONS,
+        **{
+            role: f"{lesion['kind']} lesion ROI (uint8), CBF x{lesion['cbf_factor']:g}, "
+            f"{'LR' if role.endswith('_lr') else 'NR'} grid"
+            for lesion in lesions
+            for role in lesion["roles"]
+        },
+    }
+    stored = {
+        name: volumes[role][1] for name, role in (("nr", "ref_clean"), ("lr", "asl_lr"), ("truth_1mm", "truth_1mm"))
+    }
+    info = {
+        "phantom_version": PHANTOM_VERSION,
+        "variant": spec.name,
+        "half": spec.half,
+        "description": spec.description,
+        "seed": spec.seed,
+        "units": phantom.UNITS,
+        "spec": spec.to_dict(),
+        "warp": warp_record,
+        "lesions": lesions,
+        "vessels": vessel_records,
+        "noise_sd": {"nr": spec.noise_sd, "lr_before_window": float(noise_lr), "hr": float(noise_hr)},
+        "grids": {
+            name: {
+                "shape": list(g.shape),
+                "voxel_size_mm": g.voxel_size.tolist(),
+                "axes": "".join(aff2axcodes(g.affine)),
+                "affine": g.affine.tolist(),
+            }
+            for name, g in stored.items()
+        },
+        "t1_motion": motion,
+    }
+    case = {
+        "seed": spec.seed,
+        "variant": spec.name,
+        "lesion": bool(lesions),
+        "noise_sd_nr": float(spec.noise_sd),
+        "noise_sd_hr": float(noise_hr),
+        "hr_average_factor": int(spec.hr_average_factor),
+        "units": phantom.UNITS,
+        "grids": {k: {key: v[key] for key in ("shape", "voxel_size_mm")} for k, v in info["grids"].items()},
+        "t1_motion": motion,
+        "t1": {"orientation": spec.t1_orientation, "voxel_size_mm": spec.t1_voxel_size},
+        "lesion_sphere": lesions[0] if lesions else None,
+        "config": spec.to_dict(),
+    }
     result = phantom.write_case(out, volumes, case, descriptions)
-    save_json(out / "phantom.json", {**info, "files": {role: Path(entry["path"]).name
-                                                       for role, entry in result["files"].items()}})
+    save_json(
+        out / "phantom.json",
+        {**info, "files": {role: Path(entry["path"]).name for role, entry in result["files"].items()}},
+    )
     return result

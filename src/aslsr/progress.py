@@ -24,8 +24,9 @@ def shows_progress(stream: IO[str] | None = None) -> bool:
     return _in_notebook()
 
 
-def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, file: IO[str] | None = None,
-                 **kwargs: Any) -> tqdm:
+def progress_bar(
+    iterable: Iterable | None = None, *, enabled: bool = True, file: IO[str] | None = None, **kwargs: Any
+) -> tqdm:
     """``tqdm(iterable, **kwargs)``, drawn only when ``enabled`` and :func:`shows_progress` for ``file``.
 
     A disabled bar still iterates and accepts ``set_postfix``/``update``/``close`` (as tqdm does).

@@ -95,7 +95,7 @@ def scale_grids(grid: Grid, factor: np.ndarray, n_scales: int) -> list[Grid]:
     grids = []
     for level in range(n_scales):
         steps = n_scales - 1 - level
-        grids.append(grid if steps == 0 else grid.with_voxel_size(grid.voxel_size * factor ** steps))
+        grids.append(grid if steps == 0 else grid.with_voxel_size(grid.voxel_size * factor**steps))
     return grids
 
 
@@ -106,8 +106,9 @@ def build_pyramid(asl: Volume, t1: Volume, grids: list[Grid], mask: np.ndarray |
         finest = grid == asl.grid
         image = asl.data if finest else resample_average(asl.data, asl.affine, grid)
         prior = resample_average(t1.data, t1.affine, grid)
-        scale_mask = mask if finest or mask is None else resample(
-            mask.astype(np.float32), asl.affine, grid, order=1) > 0.5
+        scale_mask = (
+            mask if finest or mask is None else resample(mask.astype(np.float32), asl.affine, grid, order=1) > 0.5
+        )
         scales.append(Scale(grid, image, prior, scale_mask))
     return scales
 

@@ -26,15 +26,15 @@ import numpy as np
 
 from .errors import InputError
 
-BLOOD_T1_S = 1.65                 # arterial blood T1 at 3 T
-PARTITION_COEFFICIENT = 0.9       # brain/blood water partition coefficient lambda, ml/g
+BLOOD_T1_S = 1.65  # arterial blood T1 at 3 T
+PARTITION_COEFFICIENT = 0.9  # brain/blood water partition coefficient lambda, ml/g
 EFFICIENCY = {"PCASL": 0.85, "CASL": 0.85, "PASL": 0.98}
-TISSUE_T1_S = 1.3                 # grey-matter T1 for the M0 saturation-recovery correction
+TISSUE_T1_S = 1.3  # grey-matter T1 for the M0 saturation-recovery correction
 # M0 at or below this fraction of its 99th percentile is air: CBF there is 0, not deltaM noise divided by
 # M0 noise (which reaches thousands of ml/100g/min and dominates the image the generator learns from).
 BACKGROUND_FRACTION = 0.1
-MAX_DELAY_S = 10.0                # PLD, labelling duration and bolus cut-off above this are milliseconds
-MAX_TIME_S = 30.0                 # any other time above this is milliseconds
+MAX_DELAY_S = 10.0  # PLD, labelling duration and bolus cut-off above this are milliseconds
+MAX_TIME_S = 30.0  # any other time above this is milliseconds
 BACKGROUND_SUPPRESSION_PULSE_EFFICIENCY = 0.95  # labelling efficiency kept by each inversion pulse
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class QuantificationParameters:
     """Sequence parameters, times in seconds. ``labeling_duration_s`` is tau (PCASL/CASL) or TI1 (PASL)."""
 
     labeling_type: str
-    post_labeling_delay_s: float      # PASL: the inversion time TI
+    post_labeling_delay_s: float  # PASL: the inversion time TI
     labeling_duration_s: float | None
     labeling_efficiency: float
     blood_t1_s: float = BLOOD_T1_S
@@ -83,8 +83,7 @@ def _scale(parameters: QuantificationParameters) -> float:
     return numerator / (2.0 * p.labeling_efficiency * p.blood_t1_s * saturation)
 
 
-def _effective_m0(m0: np.ndarray | float,
-                  parameters: QuantificationParameters) -> tuple[np.ndarray, np.ndarray]:
+def _effective_m0(m0: np.ndarray | float, parameters: QuantificationParameters) -> tuple[np.ndarray, np.ndarray]:
     """(M0 corrected for short TR, mask of voxels that are not background)."""
     m0 = np.asarray(m0, dtype=np.float64)
     finite = np.isfinite(m0)
@@ -94,8 +93,7 @@ def _effective_m0(m0: np.ndarray | float,
     return m0 * m0_correction(parameters), finite & (m0 > threshold)
 
 
-def cbf_from_deltam(deltam: np.ndarray, m0: np.ndarray | float,
-                    parameters: QuantificationParameters) -> np.ndarray:
+def cbf_from_deltam(deltam: np.ndarray, m0: np.ndarray | float, parameters: QuantificationParameters) -> np.ndarray:
     """CBF in ml/100g/min (float32) from deltaM = control - label and M0 (same units as deltaM).
 
     Background voxels (M0 at most BACKGROUND_FRACTION of its 99th percentile) and non-finite results give 0.
@@ -108,8 +106,7 @@ def cbf_from_deltam(deltam: np.ndarray, m0: np.ndarray | float,
     return np.where(np.isfinite(cbf), cbf, np.float32(0.0))
 
 
-def deltam_from_cbf(cbf: np.ndarray, m0: np.ndarray | float,
-                    parameters: QuantificationParameters) -> np.ndarray:
+def deltam_from_cbf(cbf: np.ndarray, m0: np.ndarray | float, parameters: QuantificationParameters) -> np.ndarray:
     """deltaM (float32, M0's units) that :func:`cbf_from_deltam` turns back into ``cbf`` (ml/100g/min)."""
     m0_eff, valid = _effective_m0(m0, parameters)
     with np.errstate(all="ignore"):
@@ -117,9 +114,12 @@ def deltam_from_cbf(cbf: np.ndarray, m0: np.ndarray | float,
     return deltam.astype(np.float32)
 
 
-def parameters_from_sidecar(metadata: dict, path: str | os.PathLike | None, *,
-                            volume_types: list[str] | tuple[str, ...] | None = None,
-                            ) -> QuantificationParameters:
+def parameters_from_sidecar(
+    metadata: dict,
+    path: str | os.PathLike | None,
+    *,
+    volume_types: list[str] | tuple[str, ...] | None = None,
+) -> QuantificationParameters:
     """Quantification parameters from a BIDS ASL sidecar; :class:`InputError` naming ``path`` and the field.
 
     Per-volume lists (BIDS) must hold one value for the perfusion volumes (zeros, which BIDS uses for
@@ -133,11 +133,15 @@ def parameters_from_sidecar(metadata: dict, path: str | os.PathLike | None, *,
     pld = _single_time(metadata, "PostLabelingDelay", path, MAX_DELAY_S)
     if labeling_type == "PASL":
         if metadata.get("BolusCutOffFlag") is False:
-            raise InputError("PASL without a bolus cut-off (BolusCutOffFlag false) cannot be quantified "
-                             "with the single-PLD model: it needs BolusCutOffDelayTime (TI1)", path)
+            raise InputError(
+                "PASL without a bolus cut-off (BolusCutOffFlag false) cannot be quantified "
+                "with the single-PLD model: it needs BolusCutOffDelayTime (TI1)",
+                path,
+            )
         cutoff = metadata.get("BolusCutOffDelayTime")
-        duration = _time(cutoff[0] if isinstance(cutoff, list) and cutoff else cutoff,
-                         "BolusCutOffDelayTime", path, MAX_DELAY_S)
+        duration = _time(
+            cutoff[0] if isinstance(cutoff, list) and cutoff else cutoff, "BolusCutOffDelayTime", path, MAX_DELAY_S
+        )
     else:
         duration = _single_time(metadata, "LabelingDuration", path, MAX_DELAY_S)
     efficiency = metadata.get("LabelingEfficiency")
@@ -148,8 +152,15 @@ def parameters_from_sidecar(metadata: dict, path: str | os.PathLike | None, *,
     if not _is_number(efficiency) or not 0 < efficiency <= 1:
         raise InputError(f"LabelingEfficiency must be a number in (0, 1], not {efficiency!r}", path)
     tr, field = _m0_repetition_time(metadata, path, volume_types)
-    return QuantificationParameters(labeling_type, pld, duration, float(efficiency), m0_repetition_time_s=tr,
-                                    m0_repetition_time_field=field, background_suppression_pulses=pulses)
+    return QuantificationParameters(
+        labeling_type,
+        pld,
+        duration,
+        float(efficiency),
+        m0_repetition_time_s=tr,
+        m0_repetition_time_field=field,
+        background_suppression_pulses=pulses,
+    )
 
 
 def _background_suppression_pulses(metadata: dict, path) -> int | None:
@@ -171,8 +182,11 @@ def m0_estimate(metadata: dict, path: str | os.PathLike | None) -> float | None:
         return None
     value = metadata.get("M0Estimate")
     if not _is_number(value) or not value > 0:
-        raise InputError(f"M0Type is Estimate but M0Estimate is {'missing' if value is None else repr(value)}; "
-                         "it must be a positive number", path)
+        raise InputError(
+            f"M0Type is Estimate but M0Estimate is {'missing' if value is None else repr(value)}; "
+            "it must be a positive number",
+            path,
+        )
     return float(value)
 
 
@@ -185,8 +199,9 @@ def separate_m0_repetition_time(metadata: dict, path: str | os.PathLike | None) 
 def _labeling_type(metadata: dict, path) -> str:
     value = metadata.get("ArterialSpinLabelingType", metadata.get("LabelingType"))
     if value is None:
-        raise InputError("no ArterialSpinLabelingType (PCASL, CASL or PASL) in the sidecar; "
-                         "CBF quantification needs it", path)
+        raise InputError(
+            "no ArterialSpinLabelingType (PCASL, CASL or PASL) in the sidecar; CBF quantification needs it", path
+        )
     if not isinstance(value, str) or value.upper() not in EFFICIENCY:
         raise InputError(f"ArterialSpinLabelingType {value!r} is not one of PCASL, CASL, PASL", path)
     return value.upper()
@@ -217,8 +232,9 @@ def _single_time(metadata: dict, field: str, path, limit: float) -> float:
             raise InputError(f"{field} must be a number or a list of numbers of seconds, not {value!r}", path)
         distinct = sorted({float(v) for v in value if v != 0})
         if len(distinct) > 1:
-            raise InputError(f"{field} lists different values {distinct}: multi-PLD data is not supported; "
-                             "single-PLD only", path)
+            raise InputError(
+                f"{field} lists different values {distinct}: multi-PLD data is not supported; single-PLD only", path
+            )
         value = distinct[0] if distinct else 0
     return _time(value, field, path, limit)
 
@@ -236,6 +252,7 @@ def _m0_repetition_time(metadata: dict, path, volume_types) -> tuple[float | Non
     if len(set(times)) > 1:
         raise InputError(f"{field} lists different values {sorted(set(times))}; cannot tell which is the M0's", path)
     if field == "RepetitionTime":
-        logger.warning("%s: no RepetitionTimePreparation; the M0 recovery correction uses RepetitionTime (%g s)",
-                       path, times[0])
+        logger.warning(
+            "%s: no RepetitionTimePreparation; the M0 recovery correction uses RepetitionTime (%g s)", path, times[0]
+        )
     return times[0], field

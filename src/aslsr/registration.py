@@ -74,8 +74,10 @@ class RegistrationResult:
 
     def to_dict(self) -> dict:
         """A JSON-able summary (plain floats and lists; NaN metrics become ``None``)."""
+
         def number(value: float) -> float | None:
             return None if not np.isfinite(value) else round(float(value), 6)
+
         return {
             "matrix_asl_to_t1_ras_mm": [[round(float(v), 6) for v in row] for row in self.matrix],
             "metric": "mattes_mutual_information",
@@ -123,8 +125,14 @@ def sitk_from_matrix(matrix: np.ndarray) -> sitk.AffineTransform:
     return transform
 
 
-def register_rigid(fixed: Volume, moving: Volume, *, seed: int = 0, fixed_mask: np.ndarray | None = None,
-                   max_rotation_deg: float = 30.0) -> RegistrationResult:
+def register_rigid(
+    fixed: Volume,
+    moving: Volume,
+    *,
+    seed: int = 0,
+    fixed_mask: np.ndarray | None = None,
+    max_rotation_deg: float = 30.0,
+) -> RegistrationResult:
     """Rigidly register ``moving`` (the T1) to ``fixed`` (M0, mean control or perfusion image).
 
     ``fixed_mask`` (bool, on the fixed grid) restricts the metric to those voxels (e.g. the brain);
@@ -156,7 +164,7 @@ def register_rigid(fixed: Volume, moving: Volume, *, seed: int = 0, fixed_mask: 
             transform = _optimise(fixed_image, moving_image, mask_image, start_transform, fixed.grid, seed)
             value = _metric(fixed_image, moving_image, mask_image, transform, fixed.grid, seed)
             candidates.append((value, transform))
-        metric_after, best = min(candidates, key=lambda item: (np.nan_to_num(item[0], nan=np.inf)))
+        metric_after, best = min(candidates, key=lambda item: np.nan_to_num(item[0], nan=np.inf))
         identity = sitk.Euler3DTransform()
         identity.SetCenter([float(v) for v in centre])
         metric_before = _metric(fixed_image, moving_image, mask_image, identity, fixed.grid, seed)
@@ -208,7 +216,7 @@ def _downsampled(image: sitk.Image, fixed_voxel_mm: np.ndarray) -> sitk.Image:
     target = PSF_FRACTION * float(np.mean(fixed_voxel_mm))
     done = PSF_FRACTION * float(np.mean(image.GetSpacing()))
     if target > done + 0.1:
-        image = sitk.SmoothingRecursiveGaussian(image, float(np.sqrt(target ** 2 - done ** 2)))
+        image = sitk.SmoothingRecursiveGaussian(image, float(np.sqrt(target**2 - done**2)))
     return image
 
 
@@ -233,7 +241,8 @@ def _starts(fixed: sitk.Image, moving: sitk.Image, centre: np.ndarray) -> list[s
     starts = [identity]
     try:
         moments = sitk.CenteredTransformInitializer(
-            fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS)
+            fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
         moments = sitk.Euler3DTransform(moments)
     except RuntimeError:  # e.g. an all-zero image has no centre of mass
         return starts
@@ -259,7 +268,7 @@ def _shrink_factors(grid: Grid) -> list[int]:
 
 def _itk_seed(seed: int) -> int:
     """A non-zero ITK seed (SimpleITK reads seed 0 as "use the wall clock", which is not repeatable)."""
-    return int(seed) % (2 ** 32 - 1) + 1
+    return int(seed) % (2**32 - 1) + 1
 
 
 def _percentage(n_voxels: float) -> float:
@@ -278,19 +287,24 @@ def _method(fixed_mask: sitk.Image | None, grid: Grid, seed: int) -> sitk.ImageR
     return method
 
 
-def _optimise(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
-              start: sitk.Euler3DTransform, grid: Grid, seed: int) -> sitk.Euler3DTransform:
+def _optimise(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    fixed_mask: sitk.Image | None,
+    start: sitk.Euler3DTransform,
+    grid: Grid,
+    seed: int,
+) -> sitk.Euler3DTransform:
     transform = sitk.Euler3DTransform(start)
     method = _method(fixed_mask, grid, seed)
     factors = _shrink_factors(grid)
-    method.SetMetricSamplingPercentagePerLevel(
-        [_percentage(grid.n_voxels / f ** 3) for f in factors], _itk_seed(seed))
+    method.SetMetricSamplingPercentagePerLevel([_percentage(grid.n_voxels / f**3) for f in factors], _itk_seed(seed))
     method.SetShrinkFactorsPerLevel(factors)
     method.SetSmoothingSigmasPerLevel(list(LEVEL_SIGMA_MM))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=0.01, numberOfIterations=200, relaxationFactor=0.5,
-        gradientMagnitudeTolerance=1e-8)
+        learningRate=2.0, minStep=0.01, numberOfIterations=200, relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8
+    )
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetInitialTransform(transform, inPlace=True)
     try:
@@ -300,8 +314,14 @@ def _optimise(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | No
     return transform
 
 
-def _metric(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None,
-            transform: sitk.Transform, grid: Grid, seed: int) -> float:
+def _metric(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    fixed_mask: sitk.Image | None,
+    transform: sitk.Transform,
+    grid: Grid,
+    seed: int,
+) -> float:
     method = _method(fixed_mask, grid, seed)
     method.SetInitialTransform(transform, inPlace=False)
     try:
@@ -313,20 +333,24 @@ def _metric(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image | None
 def _summary(matrix: np.ndarray, grid: Grid, before: float, after: float, seconds: float) -> RegistrationResult:
     centre = grid.center
     moved = matrix[:3, :3] @ centre + matrix[:3, 3]
-    return RegistrationResult(matrix, before, after, rotation_angle_deg(matrix),
-                              float(np.linalg.norm(moved - centre)), seconds, ())
+    return RegistrationResult(
+        matrix, before, after, rotation_angle_deg(matrix), float(np.linalg.norm(moved - centre)), seconds, ()
+    )
 
 
-def _with_warnings(result: RegistrationResult, fixed: Volume, moving: Volume,
-                   max_rotation_deg: float) -> RegistrationResult:
+def _with_warnings(
+    result: RegistrationResult, fixed: Volume, moving: Volume, max_rotation_deg: float
+) -> RegistrationResult:
     notes: list[str] = []
     before, after = result.metric_before, result.metric_after
     if not np.isfinite(after):
         notes.append("the metric could not be computed (do the images overlap?)")
     else:
         if after > WEAK_METRIC:
-            notes.append(f"weak similarity after registration (Mattes MI {after:.3f} > "
-                         f"{WEAK_METRIC}); the T1 and the ASL image may not share structure")
+            notes.append(
+                f"weak similarity after registration (Mattes MI {after:.3f} > "
+                f"{WEAK_METRIC}); the T1 and the ASL image may not share structure"
+            )
         if np.isfinite(before) and after > before + METRIC_TOLERANCE:
             notes.append(f"the metric got worse ({before:.3f} -> {after:.3f})")
     if result.rotation_deg > max_rotation_deg:
@@ -335,5 +359,6 @@ def _with_warnings(result: RegistrationResult, fixed: Volume, moving: Volume,
     overlap = fixed.grid.overlap_fraction(registered)
     if overlap < MIN_OVERLAP:
         notes.append(f"the registered T1 covers only {100 * overlap:.0f}% of the ASL field of view")
-    return RegistrationResult(result.matrix, before, after, result.rotation_deg, result.translation_mm,
-                              result.seconds, tuple(notes))
+    return RegistrationResult(
+        result.matrix, before, after, result.rotation_deg, result.translation_mm, result.seconds, tuple(notes)
+    )

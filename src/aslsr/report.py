@@ -35,15 +35,19 @@ ASL_CMAP = "inferno"
 EDGE_COLOR = (0.0, 1.0, 1.0)  # cyan: stands out on inferno
 ASL_UNITS = "ASL (input units)"
 DPI = 120
-_LOSS_STYLE = {"mse": "tab:blue", "lowpass": "tab:orange", "gp": "tab:purple",
-               "adv_g": "tab:green", "loss_d": "tab:red"}
+_LOSS_STYLE = {
+    "mse": "tab:blue",
+    "lowpass": "tab:orange",
+    "gp": "tab:purple",
+    "adv_g": "tab:green",
+    "loss_d": "tab:red",
+}
 
 
 def world_axes(grid: Grid) -> tuple[list[int], list[int]]:
     """For world x, y, z: the closest voxel axis (a permutation) and the sign of its direction."""
     cosines = np.abs(grid.directions)  # rows: world axes, columns: voxel axes
-    best = max(itertools.permutations(range(3)),
-               key=lambda perm: sum(cosines[w, perm[w]] for w in range(3)))
+    best = max(itertools.permutations(range(3)), key=lambda perm: sum(cosines[w, perm[w]] for w in range(3)))
     axes = list(best)
     signs = [1 if grid.directions[w, axes[w]] >= 0 else -1 for w in range(3)]
     return axes, signs
@@ -80,8 +84,9 @@ def slice_view(volume: np.ndarray, grid: Grid, view: str, index: int | None = No
     return np.ascontiguousarray(plane), aspect
 
 
-def intensity_window(image: np.ndarray, mask: np.ndarray | None = None,
-                     percentiles: tuple[float, float] = (1.0, 99.5)) -> tuple[float, float]:
+def intensity_window(
+    image: np.ndarray, mask: np.ndarray | None = None, percentiles: tuple[float, float] = (1.0, 99.5)
+) -> tuple[float, float]:
     """Display window: percentiles of the finite voxels of ``image`` inside ``mask`` (all if empty)."""
     image = np.asarray(image, dtype=np.float64)
     values = image[np.asarray(mask, dtype=bool)] if mask is not None else image.ravel()
@@ -97,12 +102,28 @@ def intensity_window(image: np.ndarray, mask: np.ndarray | None = None,
     return low, high
 
 
-def qc_figure(path: str | os.PathLike, *, lr: Volume, linear: np.ndarray, spline: np.ndarray, sr: np.ndarray,
-              t1: np.ndarray, mask: np.ndarray, grid: Grid, history: Sequence[dict],
-              dtv: np.ndarray | None = None) -> Path:
+def qc_figure(
+    path: str | os.PathLike,
+    *,
+    lr: Volume,
+    linear: np.ndarray,
+    spline: np.ndarray,
+    sr: np.ndarray,
+    t1: np.ndarray,
+    mask: np.ndarray,
+    grid: Grid,
+    history: Sequence[dict],
+    dtv: np.ndarray | None = None,
+) -> Path:
     """Write the run's ``qc.png``: 3 views x (LR, linear, spline, [dTV,] SR, T1, SR + T1 edges) and the losses."""
-    arrays = {"linear": linear, "spline": spline, "SR": sr, "T1": t1, "mask": mask,
-              **({"dTV": dtv} if dtv is not None else {})}
+    arrays = {
+        "linear": linear,
+        "spline": spline,
+        "SR": sr,
+        "T1": t1,
+        "mask": mask,
+        **({"dTV": dtv} if dtv is not None else {}),
+    }
     for name, array in arrays.items():
         if np.shape(array) != grid.shape:
             raise ValueError(f"{name} has shape {np.shape(array)}, the target grid is {grid.shape}")
@@ -114,9 +135,15 @@ def qc_figure(path: str | os.PathLike, *, lr: Volume, linear: np.ndarray, spline
     centre = np.array(ndimage.center_of_mass(mask)) if mask.any() else (np.array(grid.shape) - 1) / 2.0
     centre = np.clip(np.round(centre).astype(int), 0, np.array(grid.shape) - 1)
 
-    columns = [("LR (nearest)", lr_nearest), ("linear", linear), ("spline", spline),
-               *([("dTV", dtv)] if dtv is not None else []), ("SR", sr), ("T1 (registered)", t1),
-               ("SR + T1 edges", sr)]
+    columns = [
+        ("LR (nearest)", lr_nearest),
+        ("linear", linear),
+        ("spline", spline),
+        *([("dTV", dtv)] if dtv is not None else []),
+        ("SR", sr),
+        ("T1 (registered)", t1),
+        ("SR + T1 edges", sr),
+    ]
     indices = {view: int(centre[slice_axis(grid, view)]) for view in VIEWS}
     crops = {view: _brain_box(*slice_view(mask, grid, view, indices[view])) for view in VIEWS}
     ratios = [_box_ratio(crops[view], slice_view(mask, grid, view, indices[view])[1]) for view in VIEWS]
@@ -128,22 +155,46 @@ def qc_figure(path: str | os.PathLike, *, lr: Volume, linear: np.ndarray, spline
             axes = figure.add_subplot(layout[row, column])
             plane, aspect = slice_view(volume, grid, view, index)
             if label.startswith("T1"):
-                axes.imshow(plane[crop], cmap="gray", vmin=t1_window[0], vmax=t1_window[1], aspect=aspect,
-                            interpolation="nearest")
+                axes.imshow(
+                    plane[crop],
+                    cmap="gray",
+                    vmin=t1_window[0],
+                    vmax=t1_window[1],
+                    aspect=aspect,
+                    interpolation="nearest",
+                )
             else:
-                image = axes.imshow(plane[crop], cmap=ASL_CMAP, vmin=asl_window[0], vmax=asl_window[1],
-                                    aspect=aspect, interpolation="nearest")
+                image = axes.imshow(
+                    plane[crop],
+                    cmap=ASL_CMAP,
+                    vmin=asl_window[0],
+                    vmax=asl_window[1],
+                    aspect=aspect,
+                    interpolation="nearest",
+                )
             if label.endswith("edges"):
-                _overlay_edges(axes, slice_view(t1, grid, view, index)[0][crop],
-                               slice_view(edge_region, grid, view, index)[0][crop], aspect)
+                _overlay_edges(
+                    axes,
+                    slice_view(t1, grid, view, index)[0][crop],
+                    slice_view(edge_region, grid, view, index)[0][crop],
+                    aspect,
+                )
             _bare(axes)
             if row == 0:
                 axes.set_title(label, fontsize=11)
             if column == 0:
                 axes.set_ylabel(view, fontsize=11)
-                axes.text(0.5, 0.02, _plane_position(grid, view, centre, index), transform=axes.transAxes,
-                          ha="center", va="bottom", fontsize=8, color="white",
-                          path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
+                axes.text(
+                    0.5,
+                    0.02,
+                    _plane_position(grid, view, centre, index),
+                    transform=axes.transAxes,
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color="white",
+                    path_effects=[patheffects.withStroke(linewidth=2, foreground="black")],
+                )
                 _edge_labels(axes, view)
     colorbar_axes = figure.add_subplot(layout[:, -1])
     colorbar = figure.colorbar(image, cax=colorbar_axes)
@@ -153,16 +204,32 @@ def qc_figure(path: str | os.PathLike, *, lr: Volume, linear: np.ndarray, spline
     _plot_losses(figure.add_subplot(loss_layout[0, 0]), figure.add_subplot(loss_layout[0, 1]), history)
     height = figure.get_figheight()
     figure.suptitle(_qc_title(lr.grid, grid), fontsize=12, y=1 - 0.2 / height)
-    figure.text(0.5, 1 - 0.5 / height, "neurological display (subject's right on the right), slices through the "
-                "brain's centre, cropped to the brain; one ASL window for all ASL panels (1st-99.5th "
-                "percentile of linear in the brain mask); cyan: T1 edges", ha="center", fontsize=9, color="0.3")
+    figure.text(
+        0.5,
+        1 - 0.5 / height,
+        "neurological display (subject's right on the right), slices through the "
+        "brain's centre, cropped to the brain; one ASL window for all ASL panels (1st-99.5th "
+        "percentile of linear in the brain mask); cyan: T1 edges",
+        ha="center",
+        fontsize=9,
+        color="0.3",
+    )
     return _save(figure, path)
 
 
-def comparison_figure(path: str | os.PathLike, *, panels: Sequence[tuple[str, np.ndarray]], grid: Grid, view: str,
-                      rows: Sequence[Sequence[str]] | None = None, window: tuple[float, float] | None = None,
-                      slice_index: int | None = None, title: str = "", mask: np.ndarray | None = None,
-                      units: str = ASL_UNITS) -> Path:
+def comparison_figure(
+    path: str | os.PathLike,
+    *,
+    panels: Sequence[tuple[str, np.ndarray]],
+    grid: Grid,
+    view: str,
+    rows: Sequence[Sequence[str]] | None = None,
+    window: tuple[float, float] | None = None,
+    slice_index: int | None = None,
+    title: str = "",
+    mask: np.ndarray | None = None,
+    units: str = ASL_UNITS,
+) -> Path:
     """Write a grid of one ``view`` of several named images on ``grid``, all in the same window.
 
     ``rows`` arranges the panel names (default: one row, in order). ``window`` defaults to the 1st to
@@ -192,8 +259,11 @@ def comparison_figure(path: str | os.PathLike, *, panels: Sequence[tuple[str, np
     if slice_index is None and brain is not None and brain.any():
         slice_index = int(round(ndimage.center_of_mass(brain)[slice_axis(grid, view)]))
     plane, aspect = slice_view(first, grid, view, slice_index)
-    crop = (_brain_box(slice_view(brain, grid, view, slice_index)[0], aspect) if brain is not None
-            else (slice(0, plane.shape[0]), slice(0, plane.shape[1])))
+    crop = (
+        _brain_box(slice_view(brain, grid, view, slice_index)[0], aspect)
+        if brain is not None
+        else (slice(0, plane.shape[0]), slice(0, plane.shape[1]))
+    )
     ratio = _box_ratio(crop, aspect)
 
     n_rows, n_columns = len(layout_rows), max(len(row) for row in layout_rows)
@@ -209,8 +279,9 @@ def comparison_figure(path: str | os.PathLike, *, panels: Sequence[tuple[str, np
             x, y = left + column * (panel_w + gap_w), height - top - (row + 1) * panel_h - row * gap_h
             axes = figure.add_axes((x / width, y / height, panel_w / width, panel_h / height))
             plane, aspect = slice_view(images[name], grid, view, slice_index)
-            image = axes.imshow(plane[crop], cmap=ASL_CMAP, vmin=window[0], vmax=window[1], aspect=aspect,
-                                interpolation="nearest")
+            image = axes.imshow(
+                plane[crop], cmap=ASL_CMAP, vmin=window[0], vmax=window[1], aspect=aspect, interpolation="nearest"
+            )
             _bare(axes)
             axes.set_title(name, fontsize=11)
             if row == 0 and column == 0:
@@ -233,10 +304,24 @@ def _qc_layout(ratios: list[float], n_columns: int, width: float = 15.0):
     height = top + images + gap + losses + bottom
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
-    outer = figure.add_gridspec(2, 1, height_ratios=[images, losses], left=left, right=right, top=1 - top / height,
-                                bottom=bottom / height, hspace=gap / ((images + losses) / 2))
-    layout = outer[0].subgridspec(len(ratios), n_columns + 1, height_ratios=ratios, hspace=hspace, wspace=wspace,
-                                  width_ratios=[1] * n_columns + [colorbar])
+    outer = figure.add_gridspec(
+        2,
+        1,
+        height_ratios=[images, losses],
+        left=left,
+        right=right,
+        top=1 - top / height,
+        bottom=bottom / height,
+        hspace=gap / ((images + losses) / 2),
+    )
+    layout = outer[0].subgridspec(
+        len(ratios),
+        n_columns + 1,
+        height_ratios=ratios,
+        hspace=hspace,
+        wspace=wspace,
+        width_ratios=[1] * n_columns + [colorbar],
+    )
     return figure, outer, layout
 
 
@@ -256,8 +341,14 @@ def _bare(axes: Axes) -> None:
 
 def _edge_labels(axes: Axes, view: str) -> None:
     left, right = _EDGE_LABELS[view]
-    style = {"fontsize": 10, "fontweight": "bold", "color": "white", "va": "center", "transform": axes.transAxes,
-             "path_effects": [patheffects.withStroke(linewidth=2.5, foreground="black")]}
+    style = {
+        "fontsize": 10,
+        "fontweight": "bold",
+        "color": "white",
+        "va": "center",
+        "transform": axes.transAxes,
+        "path_effects": [patheffects.withStroke(linewidth=2.5, foreground="black")],
+    }
     axes.text(0.03, 0.5, left, ha="left", **style)
     axes.text(0.97, 0.5, right, ha="right", **style)
 
@@ -269,8 +360,10 @@ def _brain_box(mask_plane: np.ndarray, aspect: float, margin: float = 6.0) -> tu
         return slice(0, mask_plane.shape[0]), slice(0, mask_plane.shape[1])
     row_margin = max(2, int(round(margin / max(aspect, 1e-3))))
     column_margin = max(2, int(round(margin)))
-    return (slice(max(0, rows.min() - row_margin), min(mask_plane.shape[0], rows.max() + row_margin + 1)),
-            slice(max(0, columns.min() - column_margin), min(mask_plane.shape[1], columns.max() + column_margin + 1)))
+    return (
+        slice(max(0, rows.min() - row_margin), min(mask_plane.shape[0], rows.max() + row_margin + 1)),
+        slice(max(0, columns.min() - column_margin), min(mask_plane.shape[1], columns.max() + column_margin + 1)),
+    )
 
 
 def _box_ratio(box: tuple[slice, slice], aspect: float) -> float:
@@ -312,8 +405,16 @@ def _plot_losses(recon_axes: Axes, adv_axes: Axes, history: Sequence[dict]) -> N
         axes.tick_params(labelsize=8)
     if not history:
         for axes in (recon_axes, adv_axes):
-            axes.text(0.5, 0.5, "no training history", ha="center", va="center", transform=axes.transAxes,
-                      fontsize=11, color="0.4")
+            axes.text(
+                0.5,
+                0.5,
+                "no training history",
+                ha="center",
+                va="center",
+                transform=axes.transAxes,
+                fontsize=11,
+                color="0.4",
+            )
             axes.set_xticks([])
             axes.set_yticks([])
         return
@@ -371,8 +472,9 @@ def _qc_title(lr_grid: Grid, target: Grid) -> str:
     def describe(grid: Grid) -> str:
         shape = "x".join(str(n) for n in grid.shape)
         voxel = " x ".join(f"{v:.3g}" for v in grid.voxel_size)
-        code = "".join(("LR", "PA", "IS")[a][int(c[a] > 0)]
-                       for c in grid.directions.T for a in [int(np.argmax(np.abs(c)))])
+        code = "".join(
+            ("LR", "PA", "IS")[a][int(c[a] > 0)] for c in grid.directions.T for a in [int(np.argmax(np.abs(c)))]
+        )
         return f"{shape} voxels of {voxel} mm ({code})"
 
     return f"aslsr QC  |  LR input {describe(lr_grid)}  ->  target {describe(target)}"

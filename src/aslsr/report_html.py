@@ -4,6 +4,7 @@ The page has no external CSS, JavaScript or network access; figures are embedded
 data URIs. Every value taken from the report is escaped, and the output depends only on the input
 (no generation date), so the same run gives the same bytes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -83,41 +84,76 @@ def _summary(report: dict) -> str:
     agreement = report.get("lr_agreement") or {}
     types = asl.get("volume_types")
     types_text = ", ".join(f"{k}: {v}" for k, v in types.items()) if isinstance(types, dict) else types
-    rows = [("ASL input", _e((report.get("inputs") or {}).get("asl"))),
-            ("ASL kind", _e(asl.get("kind"))), ("Volume types", _e(types_text)),
-            ("Pairs averaged", _e(asl.get("pairs_averaged"))), ("M0 source", _e(asl.get("m0_source"))),
-            ("Units", _e(asl.get("units"))), ("Registration target", _e(asl.get("registration_target")))]
+    rows = [
+        ("ASL input", _e((report.get("inputs") or {}).get("asl"))),
+        ("ASL kind", _e(asl.get("kind"))),
+        ("Volume types", _e(types_text)),
+        ("Pairs averaged", _e(asl.get("pairs_averaged"))),
+        ("M0 source", _e(asl.get("m0_source"))),
+        ("Units", _e(asl.get("units"))),
+        ("Registration target", _e(asl.get("registration_target"))),
+    ]
     if asl.get("quantification"):
-        rows.append(("CBF quantification", "<br>".join(f"{_e(k)}: {_num(v, 4)}"
-                                                       for k, v in _flatten(asl["quantification"]))))
-    rows += [("Grids", f"{_grid(grids.get('asl'))} &rarr; {_grid(grids.get('target'))}"),
-             ("Scale factor", _vec(report.get("scale_factor"))),
-             ("Device", f"{_e(report.get('device'))} ({_e(report.get('device_name'))}), "
-                        f"{_e(report.get('threads'))} threads"),
-             ("Seed", _e(report.get("seed"))), ("Mask source", _e(report.get("mask_source")))]
+        rows.append(
+            ("CBF quantification", "<br>".join(f"{_e(k)}: {_num(v, 4)}" for k, v in _flatten(asl["quantification"])))
+        )
+    rows += [
+        ("Grids", f"{_grid(grids.get('asl'))} &rarr; {_grid(grids.get('target'))}"),
+        ("Scale factor", _vec(report.get("scale_factor"))),
+        (
+            "Device",
+            f"{_e(report.get('device'))} ({_e(report.get('device_name'))}), {_e(report.get('threads'))} threads",
+        ),
+        ("Seed", _e(report.get("seed"))),
+        ("Mask source", _e(report.get("mask_source"))),
+    ]
     numbers = [v for v in timings.values() if isinstance(v, (int, float))]
     stages = ", ".join(f"{_e(k.removesuffix('_s'))} {_num(timings[k])}" for k in TIMING_KEYS if k in timings)
     extra = ", ".join(f"{_e(k)} {_num(v)}" for k, v in timings.items() if k not in TIMING_KEYS)
-    rows.append(("Time (s)", f"total {_num(float(sum(numbers)))}" + (f": {stages}" if stages else "")
-                 + (f"; {extra}" if extra else "")))
-    rows.append(("Peak memory (MB)", _num(report.get("peak_memory_mb"), 6)
-                 + (f"; GPU {_num(report['peak_gpu_memory_mb'], 6)}" if "peak_gpu_memory_mb" in report else "")))
+    rows.append(
+        (
+            "Time (s)",
+            f"total {_num(float(sum(numbers)))}" + (f": {stages}" if stages else "") + (f"; {extra}" if extra else ""),
+        )
+    )
+    rows.append(
+        (
+            "Peak memory (MB)",
+            _num(report.get("peak_memory_mb"), 6)
+            + (f"; GPU {_num(report['peak_gpu_memory_mb'], 6)}" if "peak_gpu_memory_mb" in report else ""),
+        )
+    )
     ratio = agreement.get("ratio_to_spline")
     flag = " <strong>(look closely)</strong>" if isinstance(ratio, (int, float)) and ratio > 2 else ""
-    rows.append(("LR agreement", f"ratio {_num(ratio)}{flag} (SR rms {_num(agreement.get('sr_rms'))}, "
-                 f"spline rms {_num(agreement.get('spline_rms'))})<br><span class='hint'>SR averaged back onto "
-                 "the ASL grid vs the ASL, relative to spline interpolation; above 2 means look closely.</span>"))
+    rows.append(
+        (
+            "LR agreement",
+            f"ratio {_num(ratio)}{flag} (SR rms {_num(agreement.get('sr_rms'))}, "
+            f"spline rms {_num(agreement.get('spline_rms'))})<br><span class='hint'>SR averaged back onto "
+            "the ASL grid vs the ASL, relative to spline interpolation; above 2 means look closely.</span>",
+        )
+    )
     solver = report.get("dtv") or {}
     if solver:
         dtv_only = report.get("method") == "dtv"
-        rows.append(("Method", _e(report.get("method", "gan"))
-                     + (" (sr.nii.gz is the dTV reconstruction; no model.pt)" if dtv_only else "")))
+        rows.append(
+            (
+                "Method",
+                _e(report.get("method", "gan"))
+                + (" (sr.nii.gz is the dTV reconstruction; no model.pt)" if dtv_only else ""),
+            )
+        )
         stop = "converged" if solver.get("converged") else "iteration limit"
-        rows.append(("dTV baseline", f"{_e(solver.get('iterations'))} iterations ({stop}), "
-                     f"{_num(solver.get('seconds'))} s on {_e(solver.get('device'))}; "
-                     f"LR rms {_num(agreement.get('dtv_rms'))}"
-                     "<br><span class='hint'>directional TV guided by the T1 (dtv.nii.gz); settings in the "
-                     "configuration (dtv_*, acquisition*).</span>"))
+        rows.append(
+            (
+                "dTV baseline",
+                f"{_e(solver.get('iterations'))} iterations ({stop}), "
+                f"{_num(solver.get('seconds'))} s on {_e(solver.get('device'))}; "
+                f"LR rms {_num(agreement.get('dtv_rms'))}"
+                "<br><span class='hint'>directional TV guided by the T1 (dtv.nii.gz); settings in the "
+                "configuration (dtv_*, acquisition*).</span>",
+            )
+        )
     return "<h2>Summary</h2>" + _table(rows)
 
 
@@ -134,15 +170,23 @@ def _registration(report: dict) -> str:
     """Whether T1 -> ASL registration ran, and its rotation, translation, metric and time."""
     reg = report.get("registration") or {}
     rows = [("Performed", _e(reg.get("performed")))]
-    labels = [("rotation_deg", "Rotation (deg)"), ("translation_mm", "Translation (mm)"),
-              ("metric_before", "Metric before"), ("metric_after", "Metric after"), ("seconds", "Time (s)")]
+    labels = [
+        ("rotation_deg", "Rotation (deg)"),
+        ("translation_mm", "Translation (mm)"),
+        ("metric_before", "Metric before"),
+        ("metric_after", "Metric after"),
+        ("seconds", "Time (s)"),
+    ]
     rows += [(label, _num(reg[key], 4)) for key, label in labels if key in reg]
     if "metric" in reg:
         rows.append(("Metric", _e(reg["metric"])))
     matrix = reg.get("matrix_asl_to_t1_ras_mm")
     if isinstance(matrix, list) and matrix:
-        cells = "".join("<tr>" + "".join(f"<td class='num'>{_num(v, 4)}</td>" for v in row) + "</tr>"
-                        for row in matrix if isinstance(row, list))
+        cells = "".join(
+            "<tr>" + "".join(f"<td class='num'>{_num(v, 4)}</td>" for v in row) + "</tr>"
+            for row in matrix
+            if isinstance(row, list)
+        )
         rows.append(("Matrix (ASL \u2192 T1, RAS mm)", f"<table>{cells}</table>"))
     if reg.get("warnings"):
         rows.append(("Warnings", "<br>".join(_e(w) for w in reg["warnings"])))
@@ -156,11 +200,15 @@ def _figures(figures: dict[str, str | os.PathLike]) -> str:
         try:
             data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         except OSError:
-            parts.append(f"<p class='note'>figure &ldquo;{_e(caption)}&rdquo; not available "
-                         f"(could not read {_e(Path(path).name)})</p>")
+            parts.append(
+                f"<p class='note'>figure &ldquo;{_e(caption)}&rdquo; not available "
+                f"(could not read {_e(Path(path).name)})</p>"
+            )
             continue
-        parts.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{_e(caption)}\">"
-                     f"<figcaption>{_e(caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>"
+        )
     if len(parts) == 1:
         parts.append("<p>none</p>")
     return "".join(parts)
@@ -170,8 +218,9 @@ def _outputs(outputs: dict[str, str] | None) -> str:
     """Output names linked by their relative paths."""
     if not outputs:
         return ""
-    rows = "".join(f"<tr><th>{_e(name)}</th><td><a href=\"{_e(link)}\">{_e(link)}</a></td></tr>"
-                   for name, link in outputs.items())
+    rows = "".join(
+        f'<tr><th>{_e(name)}</th><td><a href="{_e(link)}">{_e(link)}</a></td></tr>' for name, link in outputs.items()
+    )
     return f"<h2>Outputs</h2><table>{rows}</table>"
 
 
@@ -181,21 +230,37 @@ def _config(report: dict) -> str:
     provenance = [("command", _e(report.get("command")))]
     provenance += [(f"inputs.{k}", _e(v)) for k, v in (report.get("inputs") or {}).items()]
     provenance += [(f"versions.{k}", _e(v)) for k, v in (report.get("versions") or {}).items()]
-    return ("<h2>Configuration</h2><details><summary>resolved configuration</summary>" + _table(rows)
-            + "</details><details><summary>command, inputs and versions</summary>" + _table(provenance)
-            + "</details>")
+    return (
+        "<h2>Configuration</h2><details><summary>resolved configuration</summary>"
+        + _table(rows)
+        + "</details><details><summary>command, inputs and versions</summary>"
+        + _table(provenance)
+        + "</details>"
+    )
 
 
-def subject_report_html(path: str | os.PathLike, *, title: str, report: dict,
-                        figures: dict[str, str | os.PathLike],
-                        outputs: dict[str, str] | None = None) -> Path:
+def subject_report_html(
+    path: str | os.PathLike,
+    *,
+    title: str,
+    report: dict,
+    figures: dict[str, str | os.PathLike],
+    outputs: dict[str, str] | None = None,
+) -> Path:
     """Write one subject's self-contained HTML report to ``path`` (atomically) and return the path."""
     path = Path(path)
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{_e(title)}</h1><p class='sub'>aslsr {_e(report.get('aslsr_version', 'unknown'))}</p>"
-            + _summary(report) + _warnings(report) + _registration(report) + _figures(figures)
-            + _outputs(outputs) + _config(report) + "</body></html>\n")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{_e(title)}</h1><p class='sub'>aslsr {_e(report.get('aslsr_version', 'unknown'))}</p>"
+        + _summary(report)
+        + _warnings(report)
+        + _registration(report)
+        + _figures(figures)
+        + _outputs(outputs)
+        + _config(report)
+        + "</body></html>\n"
+    )
     with atomic_path(path, ".html") as temporary:
         temporary.write_text(page, encoding="utf-8")
     return path

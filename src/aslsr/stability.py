@@ -35,8 +35,9 @@ WATCHED_TERMS = ("data",)
 MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
 
 
-def learning_rate_at(iteration: int, iterations: int, *, base: float, schedule: str, warmup: int = 0,
-                     final_fraction: float = 0.05) -> float:
+def learning_rate_at(
+    iteration: int, iterations: int, *, base: float, schedule: str, warmup: int = 0, final_fraction: float = 0.05
+) -> float:
     """Learning rate of step ``iteration`` (0-based) of ``iterations``.
 
     ``constant``; ``step``: SinGAN's x0.1 after 80 % of the steps; ``cosine``: linear warm-up over
@@ -51,8 +52,9 @@ def learning_rate_at(iteration: int, iterations: int, *, base: float, schedule: 
     return base * ramp * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def holdout_mask(shape: tuple[int, int, int], *, fraction: float, block_voxels: int, seed: int,
-                 brain: np.ndarray | None = None) -> np.ndarray:
+def holdout_mask(
+    shape: tuple[int, int, int], *, fraction: float, block_voxels: int, seed: int, brain: np.ndarray | None = None
+) -> np.ndarray:
     """Boolean (i, j, k) mask of held-out voxels: ``fraction`` of the blocks of ``block_voxels`` per side.
 
     Blocks are drawn among those that touch the brain when a mask is given (else among all).
@@ -71,7 +73,7 @@ def holdout_mask(shape: tuple[int, int, int], *, fraction: float, block_voxels: 
     rng = np.random.default_rng([seed, 7919])  # its own stream: the training stream is unchanged
     chosen = candidates[rng.permutation(len(candidates))[: max(1, round(fraction * len(candidates)))]]
     for a, b, c in chosen * block_voxels:
-        held[a: a + block_voxels, b: b + block_voxels, c: c + block_voxels] = True
+        held[a : a + block_voxels, b : b + block_voxels, c : c + block_voxels] = True
     return held
 
 
@@ -82,8 +84,17 @@ class HeldOutValidator:
     noise at the coarsest scale); ``target`` (1, 1, i, j, k) is x_n; ``held`` the held-out mask.
     """
 
-    def __init__(self, inputs: torch.Tensor, target: torch.Tensor, held: np.ndarray, *, alpha: float, beta: float,
-                 lowpass: losses.GaussianLowPass | None, residual: bool):
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        target: torch.Tensor,
+        held: np.ndarray,
+        *,
+        alpha: float,
+        beta: float,
+        lowpass: losses.GaussianLowPass | None,
+        residual: bool,
+    ):
         self.inputs, self.target = inputs, target
         self.weight = torch.from_numpy(held.astype(np.float32))[None, None]
         self.alpha, self.beta, self.lowpass, self.residual = alpha, beta, lowpass, residual
@@ -119,8 +130,7 @@ class HeldOutValidator:
             generator.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_score": self.best_score, "best_iteration": self.best_iteration,
-                "best_weights": self.best_weights}
+        return {"best_score": self.best_score, "best_iteration": self.best_iteration, "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_score, self.best_iteration = float(state["best_score"]), int(state["best_iteration"])
@@ -147,7 +157,7 @@ class DivergenceGuard:
     @property
     def learning_rate_factor(self) -> float:
         """Multiplier on the scheduled learning rate after the roll-backs so far."""
-        return 0.5 ** self.retries
+        return 0.5**self.retries
 
     def check(self, terms: dict[str, float]) -> str:
         """'' when the loss terms of the current weights are sound, else what is wrong with them."""
@@ -166,8 +176,9 @@ class DivergenceGuard:
         return ""
 
     def weights_finite(self) -> bool:
-        return all(torch.isfinite(p).all() for m in self.modules.values() if isinstance(m, nn.Module)
-                   for p in m.parameters())
+        return all(
+            torch.isfinite(p).all() for m in self.modules.values() if isinstance(m, nn.Module) for p in m.parameters()
+        )
 
     def remember(self) -> None:
         self.snapshot = {name: copy.deepcopy(module.state_dict()) for name, module in self.modules.items()}
@@ -181,8 +192,11 @@ class DivergenceGuard:
         return self.retries > MAX_RETRIES
 
     def state_dict(self) -> dict[str, Any]:
-        return {"recent": {k: list(v) for k, v in self.recent.items()}, "retries": self.retries,
-                "snapshot": self.snapshot}
+        return {
+            "recent": {k: list(v) for k, v in self.recent.items()},
+            "retries": self.retries,
+            "snapshot": self.snapshot,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent = {k: list(v) for k, v in state["recent"].items()}

@@ -29,8 +29,7 @@ from .grids import Grid
 from .io import Volume
 from .networks import Generator, PatchCritic
 from .progress import progress_bar
-from .pyramid import (Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors,
-                      scale_grids)
+from .pyramid import Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors, scale_grids
 
 
 @dataclass
@@ -71,15 +70,24 @@ def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.nd
     factor = np.asarray(config.scale_factor, dtype=np.float64) if config.scale_factor else scale_factors(zoom)
     if np.all(factor <= 1.0):
         factor = np.full(3, 4.0 / 3.0)  # same-grid denoising: fall back to SinGAN's factor
-    n_scales = config.n_scales or count_scales(asl_grid.shape, factor, min_size=config.min_size_voxels,
-                                               max_scales=config.max_scales)
+    n_scales = config.n_scales or count_scales(
+        asl_grid.shape, factor, min_size=config.min_size_voxels, max_scales=config.max_scales
+    )
     if config.single_scale:
         n_scales = 2
     return factor, scale_grids(asl_grid, factor, n_scales)
 
 
-def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np.ndarray | None = None,
-          progress: bool = True, checkpointer: Checkpointer | None = None) -> TrainedModel:
+def train(
+    asl: Volume,
+    t1: Volume,
+    *,
+    config: Config,
+    zoom: np.ndarray,
+    mask: np.ndarray | None = None,
+    progress: bool = True,
+    checkpointer: Checkpointer | None = None,
+) -> TrainedModel:
     """Train the pyramid of generators on one LR ASL volume and its registered T1.
 
     ``asl`` is the LR volume (any units), ``t1`` the registered T1 (world-aligned through its affine),
@@ -91,12 +99,22 @@ def train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np
     device = resolve_device(config.device)
     threads = (config.threads or os.cpu_count() or 1) if device.type == "cpu" else None
     with scoped_torch_state(threads):
-        return _train(asl, t1, config=config, zoom=zoom, mask=mask, progress=progress, checkpointer=checkpointer,
-                      device=device)
+        return _train(
+            asl, t1, config=config, zoom=zoom, mask=mask, progress=progress, checkpointer=checkpointer, device=device
+        )
 
 
-def _train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: np.ndarray | None, progress: bool,
-           checkpointer: Checkpointer | None, device: torch.device) -> TrainedModel:
+def _train(
+    asl: Volume,
+    t1: Volume,
+    *,
+    config: Config,
+    zoom: np.ndarray,
+    mask: np.ndarray | None,
+    progress: bool,
+    checkpointer: Checkpointer | None,
+    device: torch.device,
+) -> TrainedModel:
     rng, noise_generator = seed_everything(config.seed)
     factor, grids = plan_scales(asl.grid, zoom, config)
     raw_scales = build_pyramid(asl, t1, grids, mask)
@@ -118,10 +136,19 @@ def _train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: n
 
     def save(level: int, iteration: int, scale_state: dict[str, Any]) -> None:
         output = None if previous_output is None else torch.from_numpy(previous_output)
-        checkpointer.save(TrainingState(  # type: ignore[union-attr]
-            level=level, iteration=iteration, generator=generator.state_dict(), **capture_rngs(rng, noise_generator),
-            history=model.history, scale_seconds=model.scale_seconds, warnings=model.warnings,
-            previous_output=output, scale=scale_state))
+        checkpointer.save(
+            TrainingState(  # type: ignore[union-attr]
+                level=level,
+                iteration=iteration,
+                generator=generator.state_dict(),
+                **capture_rngs(rng, noise_generator),
+                history=model.history,
+                scale_seconds=model.scale_seconds,
+                warnings=model.warnings,
+                previous_output=output,
+                scale=scale_state,
+            )
+        )
 
     for level in range(first, len(scales)):
         scale = scales[level]
@@ -135,15 +162,27 @@ def _train(asl: Volume, t1: Volume, *, config: Config, zoom: np.ndarray, mask: n
         if level == 1 and not config.single_scale and resume is None:
             generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
         rows, seconds = train_scale(
-            generator, scale, source, level=level, n_scales=len(scales), config=config, device=device, rng=rng,
-            noise_generator=noise_generator, progress=progress, warnings=model.warnings, resume=resume,
-            on_checkpoint=None if checkpointer is None else functools.partial(save, level))
+            generator,
+            scale,
+            source,
+            level=level,
+            n_scales=len(scales),
+            config=config,
+            device=device,
+            rng=rng,
+            noise_generator=noise_generator,
+            progress=progress,
+            warnings=model.warnings,
+            resume=resume,
+            on_checkpoint=None if checkpointer is None else functools.partial(save, level),
+        )
         model.history.extend(rows)
         model.scale_seconds.append(seconds)
         if config.input_source == "generated" and level < len(scales) - 1:
             image = source if source is not None else _noise(scale.asl.shape, noise_generator)
-            previous_output = apply_generator(generator, image, scale.t1, config=config, device=device,
-                                              residual=level > 0)
+            previous_output = apply_generator(
+                generator, image, scale.t1, config=config, device=device, residual=level > 0
+            )
         if checkpointer is not None:
             save(level + 1, 0, {})
     model.generator = generator.eval()
@@ -154,10 +193,22 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
     return torch.randn(shape, generator=generator).numpy()
 
 
-def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *, level: int, n_scales: int,
-                config: Config, device: torch.device, rng: np.random.Generator, noise_generator: torch.Generator,
-                progress: bool, warnings: list[str], resume: TrainingState | None = None,
-                on_checkpoint: Callable[[int, dict[str, Any]], None] | None = None) -> tuple[list[dict], float]:
+def train_scale(
+    generator: Generator,
+    scale: Scale,
+    source: np.ndarray | None,
+    *,
+    level: int,
+    n_scales: int,
+    config: Config,
+    device: torch.device,
+    rng: np.random.Generator,
+    noise_generator: torch.Generator,
+    progress: bool,
+    warnings: list[str],
+    resume: TrainingState | None = None,
+    on_checkpoint: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[list[dict], float]:
     """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale.
 
     The generator ends with the weights of the best held-out validation loss (stability.py).
@@ -174,9 +225,13 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
         optimizer_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=config.adam_betas)
         modules.update(critic=critic, optimizer_d=optimizer_d)
     lowpass = losses.GaussianLowPass(config.lowpass_sigma_voxels)
-    held = stability.holdout_mask(scale.asl.shape, fraction=config.validation_fraction,
-                                  block_voxels=config.validation_block_voxels, seed=config.seed + level,
-                                  brain=scale.mask)
+    held = stability.holdout_mask(
+        scale.asl.shape,
+        fraction=config.validation_fraction,
+        block_voxels=config.validation_block_voxels,
+        seed=config.seed + level,
+        brain=scale.mask,
+    )
     sampler = PatchSampler(scale, source, config, rng, held_out=held)
     residual = level > 0
     validator = _validator(scale, source, held, config, lowpass, noise_generator, residual)
@@ -187,12 +242,23 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
         start, rows, seconds_before = _restore_scale(resume, modules, guard, validator)
         restore_rngs(resume, rng, noise_generator)
     started = time.perf_counter() - seconds_before
-    bar = progress_bar(range(start, iterations), enabled=progress, initial=start, total=iterations,
-                       desc=f"scale {level} {scale.grid.shape}", leave=True, dynamic_ncols=True)
+    bar = progress_bar(
+        range(start, iterations),
+        enabled=progress,
+        initial=start,
+        total=iterations,
+        desc=f"scale {level} {scale.grid.shape}",
+        leave=True,
+        dynamic_ncols=True,
+    )
     for iteration in bar:
         rate = guard.learning_rate_factor * stability.learning_rate_at(
-            iteration, iterations, base=config.learning_rate, schedule=config.lr_schedule,
-            warmup=config.warmup_iterations)
+            iteration,
+            iterations,
+            base=config.learning_rate,
+            schedule=config.lr_schedule,
+            warmup=config.warmup_iterations,
+        )
         for optimizer in (optimizer_g, optimizer_d):
             for group in optimizer.param_groups if optimizer is not None else ():
                 group["lr"] = rate
@@ -203,8 +269,15 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
         terms: dict[str, float] = {}
         fake = generator(image, t1, residual=residual)
         if config.use_adversarial and iteration % config.critic_every == 0:
-            critic_step(critic, optimizer_d, real, fake.detach(), config, terms,
-                        penalise=(iteration // config.critic_every) % config.gp_every == 0)
+            critic_step(
+                critic,
+                optimizer_d,
+                real,
+                fake.detach(),
+                config,
+                terms,
+                penalise=(iteration // config.critic_every) % config.gp_every == 0,
+            )
         loss = generator_loss(critic, fake, real, lowpass, config, terms, weight=weight)
         problem = guard.check(terms)
         row: dict[str, Any] = {}
@@ -212,8 +285,13 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
             validate = iteration % config.validate_every == 0
             if validate or iteration % config.log_every == 0 or iteration == iterations - 1:
                 guard.remember()  # these weights just gave a sound loss; the step below is not yet checked
-                row = {"scale": level, "iteration": iteration, "seconds": time.perf_counter() - started,
-                       "lr": rate, **terms}
+                row = {
+                    "scale": level,
+                    "iteration": iteration,
+                    "seconds": time.perf_counter() - started,
+                    "lr": rate,
+                    **terms,
+                }
                 if validate:
                     row["validation"] = validator.update(generator, iteration)
                 rows.append(row)
@@ -227,16 +305,28 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
             problem = "" if guard.weights_finite() else "the weights became non-finite after a step"
         if problem:
             stop = guard.roll_back()
-            warnings.append(f"scale {level}, iteration {iteration}: {problem}; " + (
-                "stopped this scale with the best weights so far" if stop else
-                f"went back to the last good weights with {guard.learning_rate_factor:.3g}x the learning rate"))
+            warnings.append(
+                f"scale {level}, iteration {iteration}: {problem}; "
+                + (
+                    "stopped this scale with the best weights so far"
+                    if stop
+                    else f"went back to the last good weights with {guard.learning_rate_factor:.3g}x the learning rate"
+                )
+            )
             if stop:
                 break
             continue
         if on_checkpoint is not None and _checkpoint_due(config, iteration, iterations):
-            on_checkpoint(iteration + 1, {
-                **{name: module.state_dict() for name, module in modules.items()}, "guard": guard.state_dict(),
-                "validator": validator.state_dict(), "rows": rows, "seconds": time.perf_counter() - started})
+            on_checkpoint(
+                iteration + 1,
+                {
+                    **{name: module.state_dict() for name, module in modules.items()},
+                    "guard": guard.state_dict(),
+                    "validator": validator.state_dict(),
+                    "rows": rows,
+                    "seconds": time.perf_counter() - started,
+                },
+            )
     bar.close()
     final = validator.update(generator, iterations)  # the last step is checked like every other
     if config.select_best or not math.isfinite(final):
@@ -246,21 +336,36 @@ def train_scale(generator: Generator, scale: Scale, source: np.ndarray | None, *
     return rows, time.perf_counter() - started
 
 
-def _validator(scale: Scale, source: np.ndarray | None, held: np.ndarray, config: Config,
-               lowpass: losses.GaussianLowPass, noise_generator: torch.Generator,
-               residual: bool) -> stability.HeldOutValidator:
+def _validator(
+    scale: Scale,
+    source: np.ndarray | None,
+    held: np.ndarray,
+    config: Config,
+    lowpass: losses.GaussianLowPass,
+    noise_generator: torch.Generator,
+    residual: bool,
+) -> stability.HeldOutValidator:
     """The held-out validator of one scale: whole-volume [image, T1] -> x_n, scored on ``held`` voxels.
 
     Without held-out voxels (``validation_fraction`` 0) it scores the whole volume.
     """
     target = torch.from_numpy(scale.asl.astype(np.float32))[None, None]
-    image = (torch.from_numpy(source.astype(np.float32))[None, None] if source is not None
-             else torch.randn(target.shape, generator=torch.Generator().manual_seed(config.seed + 1)))
+    image = (
+        torch.from_numpy(source.astype(np.float32))[None, None]
+        if source is not None
+        else torch.randn(target.shape, generator=torch.Generator().manual_seed(config.seed + 1))
+    )
     inputs = torch.cat([image, torch.from_numpy(scale.t1.astype(np.float32))[None, None]], dim=1)
     where = held if held.any() else np.ones_like(held)
-    return stability.HeldOutValidator(inputs, target, where, alpha=config.alpha,
-                                      beta=config.beta if config.use_lowpass else 0.0,
-                                      lowpass=lowpass, residual=residual)
+    return stability.HeldOutValidator(
+        inputs,
+        target,
+        where,
+        alpha=config.alpha,
+        beta=config.beta if config.use_lowpass else 0.0,
+        lowpass=lowpass,
+        residual=residual,
+    )
 
 
 def _checkpoint_due(config: Config, iteration: int, iterations: int) -> bool:
@@ -268,8 +373,12 @@ def _checkpoint_due(config: Config, iteration: int, iterations: int) -> bool:
     return config.checkpoint_every > 0 and done % config.checkpoint_every == 0 and done < iterations
 
 
-def _restore_scale(state: TrainingState, modules: dict[str, Any], guard: stability.DivergenceGuard,
-                   validator: stability.HeldOutValidator) -> tuple[int, list[dict], float]:
+def _restore_scale(
+    state: TrainingState,
+    modules: dict[str, Any],
+    guard: stability.DivergenceGuard,
+    validator: stability.HeldOutValidator,
+) -> tuple[int, list[dict], float]:
     """Load a mid-scale checkpoint's modules, guard and validator; (next iteration, rows, seconds)."""
     saved = state.scale
     for name, module in modules.items():
@@ -279,8 +388,16 @@ def _restore_scale(state: TrainingState, modules: dict[str, Any], guard: stabili
     return state.iteration, list(saved["rows"]), float(saved["seconds"])
 
 
-def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor,
-                config: Config, terms: dict[str, float], *, penalise: bool) -> None:
+def critic_step(
+    critic: PatchCritic,
+    optimizer: torch.optim.Optimizer,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    config: Config,
+    terms: dict[str, float],
+    *,
+    penalise: bool,
+) -> None:
     """One WGAN-GP critic update; the lazy penalty is scaled by ``gp_every`` to keep its weight."""
     loss = losses.critic_wasserstein_loss(critic, real, fake)
     terms["loss_d"] = float(loss.detach())
@@ -293,9 +410,16 @@ def critic_step(critic: PatchCritic, optimizer: torch.optim.Optimizer, real: tor
     optimizer.step()
 
 
-def generator_loss(critic: PatchCritic | None, fake: torch.Tensor, real: torch.Tensor,
-                   lowpass: losses.GaussianLowPass, config: Config, terms: dict[str, float], *,
-                   weight: torch.Tensor | None = None) -> torch.Tensor:
+def generator_loss(
+    critic: PatchCritic | None,
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    lowpass: losses.GaussianLowPass,
+    config: Config,
+    terms: dict[str, float],
+    *,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Eq. 3 for the generator, each term switchable for ablations; ``weight`` 0 leaves voxels out."""
     mse = losses.mse_loss(fake, real, weight)
     total = config.alpha * mse
@@ -321,8 +445,15 @@ class PatchSampler:
     Each batch carries a loss weight: 0 on the ``held_out`` voxels (kept for validation), else 1.
     """
 
-    def __init__(self, scale: Scale, source: np.ndarray | None, config: Config, rng: np.random.Generator, *,
-                 held_out: np.ndarray | None = None):
+    def __init__(
+        self,
+        scale: Scale,
+        source: np.ndarray | None,
+        config: Config,
+        rng: np.random.Generator,
+        *,
+        held_out: np.ndarray | None = None,
+    ):
         self.rng = rng
         # Whole-volume batches repeat the volume: batches of 2+ take PyTorch's fast (oneDNN) CPU path.
         self.batch_size = config.batch_size
@@ -357,4 +488,4 @@ class PatchSampler:
 
     def _crop(self, corner: np.ndarray) -> torch.Tensor:
         (a, b, c), (p, q, r) = corner, self.size
-        return self.volumes[:, a:a + p, b:b + q, c:c + r]
+        return self.volumes[:, a : a + p, b : b + q, c : c + r]

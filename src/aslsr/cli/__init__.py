@@ -25,7 +25,8 @@ COMMANDS = ("run", "generate", "evaluate", "simulate", "reproduce", "demo", "bid
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aslsr", description="Unsupervised multi-scale GAN super-resolution of ASL MRI with a T1 prior.")
+        prog="aslsr", description="Unsupervised multi-scale GAN super-resolution of ASL MRI with a T1 prior."
+    )
     parser.add_argument("--version", action="version", version=f"aslsr {__version__}")
     _add_verbosity_arguments(parser, dest_prefix="global_")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -45,10 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_verbosity_arguments(parser: argparse.ArgumentParser, dest_prefix: str = "") -> None:
     """``-q/--quiet`` and ``-v/--verbose`` (a command that has its own ``--quiet`` keeps it)."""
     if "--quiet" not in parser._option_string_actions:
-        parser.add_argument("-q", "--quiet", dest=f"{dest_prefix}quiet", action="store_true",
-                            help="only warnings and errors; no progress bars")
-    parser.add_argument("-v", "--verbose", dest=f"{dest_prefix}verbose", action="count", default=0,
-                        help="more detail (debug messages)")
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            dest=f"{dest_prefix}quiet",
+            action="store_true",
+            help="only warnings and errors; no progress bars",
+        )
+    parser.add_argument(
+        "-v", "--verbose", dest=f"{dest_prefix}verbose", action="count", default=0, help="more detail (debug messages)"
+    )
 
 
 def verbosity(args: argparse.Namespace) -> tuple[bool, int]:

@@ -20,20 +20,28 @@ from ._common import add_target_arguments, add_training_arguments, config_from_a
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bids", help="super-resolve a BIDS dataset (BIDS App)",
-                                   description=__doc__.split(":", 1)[1].strip())
+    parser = subparsers.add_parser(
+        "bids", help="super-resolve a BIDS dataset (BIDS App)", description=__doc__.split(":", 1)[1].strip()
+    )
     parser.add_argument("bids_dir", type=Path, metavar="BIDS_DIR", help="the BIDS raw dataset")
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="the BIDS-Derivatives folder to write")
     parser.add_argument("analysis_level", choices=["participant"], help="participant: one run per ASL series")
-    parser.add_argument("--participant-label", nargs="+", metavar="LABEL",
-                        help="only these subjects (with or without 'sub-'); default: all")
+    parser.add_argument(
+        "--participant-label",
+        nargs="+",
+        metavar="LABEL",
+        help="only these subjects (with or without 'sub-'); default: all",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N", help="run N subjects at a time on a local Dask cluster")
     where.add_argument("--scheduler", metavar="ADDRESS", help="send subjects to this Dask scheduler (tcp://host:8786)")
     add_target_arguments(parser)
     parser.add_argument("--no-register", action="store_true", help="T1w and ASL are already aligned")
-    parser.add_argument("--quantify", action="store_true",
-                        help="super-resolve CBF in ml/100g/min (single-PLD model, from each ASL sidecar and M0)")
+    parser.add_argument(
+        "--quantify",
+        action="store_true",
+        help="super-resolve CBF in ml/100g/min (single-PLD model, from each ASL sidecar and M0)",
+    )
     parser.add_argument("--nan-to-zero", action="store_true", help="accept NaN/infinite voxels as 0")
     add_training_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="redo subjects whose outputs are complete")
@@ -49,10 +57,19 @@ def main(args: argparse.Namespace) -> int:
     if config.threads is None and args.workers:
         config = replace(config, threads=threads_per_worker(args.workers))
     problems: list[SubjectOutcome] = []
-    subjects = find_subjects(args.bids_dir, args.participant_label, on_problem=lambda label, error: problems.append(
-        SubjectOutcome(f"sub-{label}", "failed", 0.0, str(error))))
-    options = RunOptions(config=config, target=target_from_args(args), register=not args.no_register,
-                         quantify=args.quantify, nan_to_zero=args.nan_to_zero, overwrite=args.overwrite)
+    subjects = find_subjects(
+        args.bids_dir,
+        args.participant_label,
+        on_problem=lambda label, error: problems.append(SubjectOutcome(f"sub-{label}", "failed", 0.0, str(error))),
+    )
+    options = RunOptions(
+        config=config,
+        target=target_from_args(args),
+        register=not args.no_register,
+        quantify=args.quantify,
+        nan_to_zero=args.nan_to_zero,
+        overwrite=args.overwrite,
+    )
     with OutputLock(args.out_dir):
         return _run(args, subjects, problems, options)
 
@@ -62,17 +79,25 @@ def _run(args: argparse.Namespace, subjects: list, problems: list[SubjectOutcome
     write_dataset_description(args.out_dir, version=__version__, source_dir=args.bids_dir)
     write_bids_ignore(args.out_dir)
     jobs = [SubjectJob(inputs=subject, out_dir=args.out_dir, options=options) for subject in subjects]
-    where = (f"on the Dask scheduler {args.scheduler}" if args.scheduler else
-             f"on a local Dask cluster of {args.workers} workers" if args.workers else "one after another")
+    where = (
+        f"on the Dask scheduler {args.scheduler}"
+        if args.scheduler
+        else f"on a local Dask cluster of {args.workers} workers"
+        if args.workers
+        else "one after another"
+    )
     print(f"aslsr bids: {len(jobs)} ASL run(s) of {len({s.subject for s in subjects})} subject(s), {where}")
     for problem in problems:
         _print_outcome(problem)
-    outcomes = problems + run_cohort(jobs, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
-                          on_outcome=_print_outcome)
+    outcomes = problems + run_cohort(
+        jobs, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet, on_outcome=_print_outcome
+    )
     failed = [outcome for outcome in outcomes if outcome.status == "failed"]
     counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
-    print(f"aslsr bids: {counts['done']} done, {counts['skipped']} skipped (complete), {counts['failed']} failed; "
-          f"outputs in {args.out_dir}")
+    print(
+        f"aslsr bids: {counts['done']} done, {counts['skipped']} skipped (complete), {counts['failed']} failed; "
+        f"outputs in {args.out_dir}"
+    )
     return 1 if failed else 0
 
 

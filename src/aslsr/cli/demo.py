@@ -13,18 +13,19 @@ from pathlib import Path
 from .. import metrics
 from ..config import Config, load_config
 from ..errors import InputError
-from ..io import load_mask, load_volume, save_json
-from ..phantom import PhantomConfig, simulate
 from ..inputs import TargetSpec
+from ..io import load_mask, load_volume, save_json
 from ..outputs import OutputLock, check_output, existing_outputs
+from ..phantom import PhantomConfig, simulate
 from ..pipeline import run
 
 REFERENCES = (("ref_hr", "HR (44 min)"), ("ref_clean", "noise-free"), ("asl_nr", "NR (5.5 min)"))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="run everything on the built-in phantom",
-                                   description=__doc__.split(":", 1)[1].strip())
+    parser = subparsers.add_parser(
+        "demo", help="run everything on the built-in phantom", description=__doc__.split(":", 1)[1].strip()
+    )
     parser.add_argument("dir", nargs="?", type=Path, default=Path("aslsr_demo"), help="output folder")
     parser.add_argument("--preset", default="fast", help="settings preset (default: fast)")
     parser.add_argument("--seed", type=int, default=0)
@@ -50,8 +51,15 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
     case = simulate(args.dir / "phantom", PhantomConfig(seed=args.seed, lesion=True))
     files = {role: entry["path"] for role, entry in case["files"].items()}
     print(f"aslsr demo: phantom written to {args.dir / 'phantom'}")
-    result = run(files["asl_lr"], files["t1w"], args.dir / "run", config=config,
-                 target=TargetSpec(like=Path(files["asl_nr"])), m0_path=files["m0_lr"], overwrite=args.overwrite)
+    result = run(
+        files["asl_lr"],
+        files["t1w"],
+        args.dir / "run",
+        config=config,
+        target=TargetSpec(like=Path(files["asl_nr"])),
+        m0_path=files["m0_lr"],
+        overwrite=args.overwrite,
+    )
     table = score_run(result.out_dir, files)
     save_json(args.dir / "results.json", table)
     return 0

@@ -11,16 +11,17 @@ from .. import registration
 from ..config import replace
 from ..errors import InputError
 from ..generate import load_model, super_resolve
-from ..io import save_volume
 from ..inputs import load_inputs
+from ..io import save_volume
 from ..outputs import StagedFile, check_output, run_inputs
 from ..pipeline import register_t1
 from ._common import add_target_arguments, target_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("generate", help="super-resolve with a trained model.pt",
-                                   description=__doc__.split(":", 1)[1].strip())
+    parser = subparsers.add_parser(
+        "generate", help="super-resolve with a trained model.pt", description=__doc__.split(":", 1)[1].strip()
+    )
     parser.add_argument("--model", type=Path, required=True, help="model.pt written by aslsr run")
     parser.add_argument("--asl", type=Path, required=True, help="low-resolution ASL NIfTI")
     parser.add_argument("--t1", type=Path, required=True, help="T1-weighted NIfTI")
@@ -28,8 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_target_arguments(parser)
     parser.add_argument("--m0", type=Path, help="M0 image used as the registration target")
     parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
-    parser.add_argument("--quantify", action="store_true",
-                        help="quantify CBF (ml/100g/min) from a deltaM input first, as the model's run did")
+    parser.add_argument(
+        "--quantify",
+        action="store_true",
+        help="quantify CBF (ml/100g/min) from a deltaM input first, as the model's run did",
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.set_defaults(func=main)
@@ -41,16 +45,22 @@ def main(args: argparse.Namespace) -> int:
         raise InputError("is a folder; give the output image's file name", args.out)
     if not args.out.name.endswith((".nii", ".nii.gz")):
         raise InputError("the output name must end in .nii or .nii.gz", args.out)
-    check_output(args.out, kind="file", overwrite=args.overwrite,
-                 inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like)])
+    check_output(
+        args.out,
+        kind="file",
+        overwrite=args.overwrite,
+        inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like)],
+    )
     model = load_model(args.model)
     model.config = replace(model.config, device=args.device)
     inputs = load_inputs(args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify)
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.config.seed)
     sr = super_resolve(model, inputs.asl, registration.apply_registration(inputs.t1, result), inputs.target)
     if not np.all(np.isfinite(sr)):
-        raise InputError("the model produced NaN or infinite values on these inputs (a damaged model file?); "
-                         "nothing was written", args.model)
+        raise InputError(
+            "the model produced NaN or infinite values on these inputs (a damaged model file?); nothing was written",
+            args.model,
+        )
     with StagedFile(args.out, suffix=".nii.gz" if args.out.name.endswith(".gz") else ".nii") as temporary:
         save_volume(temporary, sr, inputs.target)
     print(f"aslsr generate: wrote {args.out} {inputs.target} ({inputs.units})")

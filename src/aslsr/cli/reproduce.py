@@ -18,14 +18,24 @@ from ..reproduce import reproduce
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``aslsr reproduce`` and its options."""
-    parser = subparsers.add_parser("reproduce", help="the paper's experiments on the built-in phantom",
-                                   description=__doc__.split(":", 1)[1].strip())
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="the paper's experiments on the built-in phantom",
+        description=__doc__.split(":", 1)[1].strip(),
+    )
     parser.add_argument("dir", type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("--preset", choices=list(PRESETS), default="fast",
-                        help="settings preset (default: fast; paper: 2000 iterations per scale, slow on a CPU)")
-    parser.add_argument("--ablations", action="store_true",
-                        help="also re-run experiment 1 without the T1 channel, the low-pass loss, the "
-                             "adversarial loss, and with a single scale")
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="fast",
+        help="settings preset (default: fast; paper: 2000 iterations per scale, slow on a CPU)",
+    )
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also re-run experiment 1 without the T1 channel, the low-pass loss, the "
+        "adversarial loss, and with a single scale",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the phantom and of training (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier reproduce")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
@@ -36,8 +46,14 @@ def main(args: argparse.Namespace) -> int:
     """Run :func:`aslsr.reproduce.reproduce` and print the markdown tables it wrote."""
     check_output(args.dir, kind="folder", overwrite=args.overwrite)
     with OutputLock(args.dir):
-        reproduce(args.dir, preset=args.preset, ablations=args.ablations, seed=args.seed, overwrite=args.overwrite,
-                  progress=not args.quiet)
+        reproduce(
+            args.dir,
+            preset=args.preset,
+            ablations=args.ablations,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
     for name in ("table1.md", "table2.md", "ablations.md"):
         path = args.dir / name
         if path.is_file():
