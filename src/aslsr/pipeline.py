@@ -22,6 +22,7 @@ import torch
 from . import __version__, baselines, masking, registration
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config, resolve_device
+from .errors import TrainingError
 from .generate import save_model, super_resolve
 from .grids import Grid, resample, resample_average
 from .inputs import TargetSpec, load_inputs
@@ -189,7 +190,7 @@ def _write_outputs(
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
     sr = None if model is None else super_resolve(model, asl, t1_registered, target_grid, t1_on_target=t1_on_target)
     if sr is not None and not np.all(np.isfinite(sr)):
-        raise RuntimeError("the super-resolved image has non-finite values; training diverged")
+        raise TrainingError("the super-resolved image has non-finite values; training diverged")
     timings["generation_s"] = time.perf_counter() - clock
     dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config)
     timings["dtv_s"] = dtv_result.seconds

@@ -17,7 +17,7 @@ import logging
 import sys
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, TrainingError
 from ..progress import write_line
 
 COMMANDS = ("run", "generate", "evaluate", "simulate", "reproduce", "demo", "bids")
@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"aslsr {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingError as error:
+        print(f"aslsr {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"aslsr {args.command}: interrupted", file=sys.stderr)
         return 130
