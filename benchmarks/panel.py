@@ -65,6 +65,7 @@ METHODS: dict[str, Method] = {
         Method("aslsr", "run"),  # the default preset
         Method("aslsr-paper", "run", ("--preset", "paper")),  # the paper's settings
         Method("dtv", "run", ("--method", "dtv")),  # anatomically guided directional TV
+        Method("aslsr-refine", "run", ("--preset", "refine")),  # the fast generator refining the dTV solution
     )
 }
 DEFAULT_METHODS = ("linear", "spline", "aslsr", "aslsr-paper", "dtv")

@@ -66,7 +66,10 @@ class Config:
     batch_size: int = 1
     brain_patch_fraction: float = 0.8  # share of patches centred in the brain mask (when known)
     single_scale: bool = False  # ablation: train only the finest generator (from scratch)
-    input_source: str = "real"  # "real": x_{n-1} brought up (matches SR time); "generated": paper Eq. 1
+    # Image fed to G_n (n > 0): "real": x_{n-1} brought up (matches SR time); "generated": G_{n-1}'s output
+    # brought up (paper Eq. 1); "dtv": the dTV reconstruction of x_{n-1} on grid n, and at SR time the dTV
+    # reconstruction of the LR on the target grid (the generator refines the model-based solution).
+    input_source: str = "real"
     upsample_order: int = 1  # interpolation for x_{n-1} -> grid n and for LR -> target (1 linear, 3 spline)
     log_every: int = 10  # iterations between rows of losses.csv
     checkpoint_every: int = 100  # iterations between mid-scale checkpoints (0: only after each scale)
@@ -118,6 +121,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "use_adversarial": False,
         "patch_size": 32,
         "batch_size": 2,
+    },
+    # Candidate (BENCHMARKS.md): the fast preset's generator refining the directional-TV reconstruction.
+    "refine": {
+        "iterations": (600,),
+        "adam_betas": (0.9, 0.999),
+        "single_scale": True,
+        "use_adversarial": False,
+        "patch_size": 32,
+        "batch_size": 2,
+        "input_source": "dtv",
     },
     # Seconds-long runs for tests only.
     "test": {
@@ -212,7 +225,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "batch_size": checks.integer(1, 1024),
     "brain_patch_fraction": checks.number(0.0, 1.0),
     "single_scale": checks.boolean(),
-    "input_source": checks.choice("real", "generated"),
+    "input_source": checks.choice("real", "generated", "dtv"),
     "upsample_order": checks.choice(0, 1, 3),
     "log_every": _count,
     "checkpoint_every": checks.integer(0, 10**7),

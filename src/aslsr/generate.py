@@ -17,6 +17,7 @@ import torch
 from scipy import ndimage
 
 from . import checks
+from .baselines import dtv_baseline
 from .config import Config, replace, resolve_device
 from .errors import InputError
 from .grids import Grid, resample_average
@@ -91,16 +92,22 @@ def super_resolve(
     *,
     device: torch.device | None = None,
     t1_on_target: np.ndarray | None = None,
+    dtv_on_target: np.ndarray | None = None,
 ) -> np.ndarray:
     """The SR image on ``target`` (same units as ``asl``): G_N(asl brought up, t1 on target).
 
-    ``t1_on_target``: the registered T1 already averaged onto ``target``, when the caller has it.
+    ``t1_on_target``: the registered T1 already averaged onto ``target``, when the caller has it;
+    ``dtv_on_target``: the dTV reconstruction there, the generator's input when it was trained to refine
+    it (``input_source = "dtv"``; computed when not given).
     """
     config = model.config
     device = device or resolve_device(config.device)
     normalizer = model.normalizer
-    upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)
     prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
+    if config.input_source == "dtv":
+        upsampled = dtv_on_target if dtv_on_target is not None else dtv_baseline(asl, prior, target, config).image
+    else:
+        upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)
     output = apply_generator(
         model.generator,
         normalizer.asl_to_net(upsampled),

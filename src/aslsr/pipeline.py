@@ -188,12 +188,17 @@ def _write_outputs(
     """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
-    sr = None if model is None else super_resolve(model, asl, t1_registered, target_grid, t1_on_target=t1_on_target)
+    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config)
+    timings["dtv_s"] = dtv_result.seconds
+    clock = time.perf_counter()
+    sr = None
+    if model is not None:
+        sr = super_resolve(
+            model, asl, t1_registered, target_grid, t1_on_target=t1_on_target, dtv_on_target=dtv_result.image
+        )
     if sr is not None and not np.all(np.isfinite(sr)):
         raise TrainingError("the super-resolved image has non-finite values; training diverged")
     timings["generation_s"] = time.perf_counter() - clock
-    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config)
-    timings["dtv_s"] = dtv_result.seconds
     sr = dtv_result.image if sr is None else sr
     interpolated = {**baselines.all_baselines(asl, target_grid), "dtv": dtv_result.image}
     warnings = model.warnings if model is not None else []

@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from . import losses, stability
+from . import baselines, losses, stability
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
-from .config import Config, resolve_device
+from .config import Config, replace, resolve_device
 from .generate import apply_generator
 from .grids import Grid
 from .io import Volume
@@ -157,6 +157,8 @@ def _train(
             source = None
         elif config.input_source == "generated" and previous_output is not None:
             source = bring_up(previous_output, grids[level - 1], scale.grid, config.upsample_order)
+        elif config.input_source == "dtv":
+            source = normalizer.asl_to_net(dtv_step(raw_scales[level - 1], raw_scales[level], config))
         else:
             source = bring_up(scales[level - 1].asl, grids[level - 1], scale.grid, config.upsample_order)
         if level == 1 and not config.single_scale and resume is None:
@@ -187,6 +189,13 @@ def _train(
             save(level + 1, 0, {})
     model.generator = generator.eval()
     return model
+
+
+def dtv_step(coarse: Scale, fine: Scale, config: Config) -> np.ndarray:
+    """dTV reconstruction of x_{n-1} (input units) on grid n with the T1 a_n; the pyramid's own operator
+    (box average, as :func:`pyramid.build_pyramid` made x_{n-1}) is the acquisition model of this step."""
+    box = replace(config, acquisition="box", device="cpu" if config.device == "auto" else config.device)
+    return baselines.dtv_baseline(Volume(coarse.asl, coarse.grid), fine.t1, fine.grid, box).image
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
