@@ -253,3 +253,19 @@ def test_run_sidecar_python_cannot_read(tiny_case, tmp_path, capsys, content, fr
     sidecar = Path(str(asl).replace(".nii.gz", ".json"))
     sidecar.write_text(content)
     _run_error(capsys, tiny_case, tmp_path, str(sidecar), "not readable JSON", fragment, asl=str(asl))
+
+
+@pytest.mark.parametrize(
+    "option, fragment",
+    [
+        (["--warp", "inf"], "warp_mm must be a finite number"),
+        (["--lesions", "inf"], "lesions must be a list"),
+        (["--psf", "gaussian", "--psf-fwhm", "inf"], "PSF widths and window must be finite"),
+        (["--tissue-field", "-1"], "tissue_field_sd must be a finite number"),
+    ],
+    ids=["warp-inf", "lesion-inf", "psf-inf", "field-negative"],
+)
+def test_simulate_bad_variant_options(tmp_path, capsys, option, fragment):
+    out = tmp_path / "phantom"
+    _one_line_error(capsys, ["simulate", str(out), "--variant", "hypo-box", *option], fragment)
+    _assert_nothing_written(out)

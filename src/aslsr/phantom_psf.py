@@ -51,6 +51,8 @@ class PSF:
     def __post_init__(self) -> None:
         if self.kind not in PSF_KINDS:
             raise InputError(f"the PSF must be one of {', '.join(PSF_KINDS)}, got {self.kind!r}")
+        if not all(np.isfinite([self.window, self.fwhm_voxels, self.slice_thickness_voxels, self.slice_edge_voxels])):
+            raise InputError("the PSF widths and window must be finite numbers")
         if not 0.0 <= self.window <= 1.0:
             raise InputError(f"the k-space window fraction must be within 0-1, got {self.window}")
         if not (self.fwhm_voxels > 0 and self.slice_thickness_voxels > 0 and self.slice_edge_voxels >= 0):

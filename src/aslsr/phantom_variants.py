@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from nibabel.orientations import aff2axcodes
 
-from . import phantom, phantom_fields
+from . import checks, phantom, phantom_fields
 from .errors import InputError
 from .grids import Grid, reorient, resample_average, rigid_matrix
 from .io import save_json
@@ -77,6 +77,28 @@ DESCRIPTIONS = {
 }
 
 
+#: Type and range of each option only variants have (the shared ones are PhantomConfig's checks).
+VARIANT_CHECKS: dict[str, checks.Check] = {
+    "tissue_field_sd": checks.number(0.0, 5.0),
+    "tissue_field_mm": checks.number(0.0, 500.0, above=True),
+    "gm_heterogeneity_sd": checks.number(0.0, 5.0),
+    "gm_heterogeneity_mm": checks.number(0.0, 500.0, above=True),
+    "lesions": checks.sequence(checks.number(0.0, 100.0, above=True), min_length=0, max_length=20),
+    "vessel_tubes": checks.integer(0, 1000),
+    "vessel_spots": checks.integer(0, 10000),
+    "warp_mm": checks.number(0.0, 50.0),
+    "warp_length_mm": checks.number(0.0, 500.0, above=True),
+    "t1_bias": checks.number(0.0, 10.0),
+    "t1_noise": checks.number(0.0, 10.0),
+    "t1_gamma": checks.number(0.0, 10.0, above=True),
+    "template_resolution_mm": checks.integer(1, 10),
+    "lr_factor": checks.sequence(checks.integer(1, 16), length=3),
+    "fine_subdivision": checks.integer(1, 8),
+    "fine_margin": checks.integer(0, 64),
+    "asl_rotation_deg": checks.sequence(checks.number(-180.0, 180.0), length=3),
+}
+
+
 @dataclass(frozen=True)
 class PhantomSpec:
     """One phantom variant. Lengths in mm, CBF in ml/100g/min, angles in degrees, fields as the
@@ -115,6 +137,9 @@ class PhantomSpec:
     asl_rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # oblique ASL grid (about x, y, z)
 
     def __post_init__(self) -> None:
+        found = checks.problems({name: getattr(self, name) for name in VARIANT_CHECKS}, VARIANT_CHECKS)
+        if found:
+            raise InputError("bad phantom variant options: " + "; ".join(found))
         for name in ("nr_shape", "lr_factor"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         for name in ("nr_voxel_size", "asl_rotation_deg"):
