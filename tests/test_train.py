@@ -128,8 +128,8 @@ def test_each_scale_returns_its_best_validated_weights(inputs):
 
 def test_held_out_blocks_are_left_out_of_the_training_loss(inputs):
     from aslsr.pyramid import build_pyramid
+    from aslsr.sampling import PatchSampler
     from aslsr.stability import holdout_mask
-    from aslsr.train import PatchSampler
 
     asl, t1, _ = inputs
     scale = build_pyramid(asl, t1, [asl.grid])[0]

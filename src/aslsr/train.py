@@ -30,6 +30,7 @@ from .io import Volume
 from .networks import Generator, PatchCritic
 from .progress import progress_bar
 from .pyramid import Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors, scale_grids
+from .sampling import PatchSampler
 
 
 @dataclass
@@ -243,7 +244,7 @@ def train_scale(
     )
     sampler = PatchSampler(scale, source, config, rng, held_out=held)
     residual = level > 0
-    validator = _validator(scale, source, held, config, lowpass, noise_generator, residual)
+    validator = _validator(scale, source, held, config, lowpass, residual)
     guard = stability.DivergenceGuard(modules, config.learning_rate)
     rows: list[dict] = []
     start, seconds_before = 0, 0.0
@@ -351,7 +352,6 @@ def _validator(
     held: np.ndarray,
     config: Config,
     lowpass: losses.GaussianLowPass,
-    noise_generator: torch.Generator,
     residual: bool,
 ) -> stability.HeldOutValidator:
     """The held-out validator of one scale: whole-volume [image, T1] -> x_n, scored on ``held`` voxels.
@@ -444,57 +444,3 @@ def generator_loss(
         terms["adv_g"] = float(adversarial.detach())
     terms["loss_g"] = float(total.detach())
     return total
-
-
-class PatchSampler:
-    """Random training sub-volumes (or the whole volume) of input image, T1 and target x_n.
-
-    Patch sides are at most ``config.patch_size`` voxels (whole axis when shorter). A share
-    ``brain_patch_fraction`` of the patches is centred on a random brain voxel when a mask is known.
-    Each batch carries a loss weight: 0 on the ``held_out`` voxels (kept for validation), else 1.
-    """
-
-    def __init__(
-        self,
-        scale: Scale,
-        source: np.ndarray | None,
-        config: Config,
-        rng: np.random.Generator,
-        *,
-        held_out: np.ndarray | None = None,
-    ):
-        self.rng = rng
-        # Whole-volume batches repeat the volume: batches of 2+ take PyTorch's fast (oneDNN) CPU path.
-        self.batch_size = config.batch_size
-        shape = np.array(scale.asl.shape)
-        self.size = np.minimum(shape, config.patch_size) if config.patch_size else shape
-        self.whole = bool(np.all(self.size == shape))
-        kept = np.ones(scale.asl.shape, np.float32) if held_out is None else (~held_out).astype(np.float32)
-        stack = [scale.asl, scale.t1, kept] + ([source] if source is not None else [])
-        self.volumes = torch.from_numpy(np.stack(stack).astype(np.float32))
-        self.has_source = source is not None
-        self.brain = np.argwhere(scale.mask) if scale.mask is not None else None
-        self.brain_fraction = config.brain_patch_fraction
-
-    def _corner(self) -> np.ndarray:
-        shape = np.array(self.volumes.shape[1:])
-        if self.brain is not None and len(self.brain) and self.rng.random() < self.brain_fraction:
-            centre = self.brain[self.rng.integers(len(self.brain))]
-            corner = centre - self.size // 2
-        else:
-            corner = self.rng.integers(0, shape - self.size + 1)
-        return np.clip(corner, 0, shape - self.size)
-
-    def batch(self) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(input image or None, T1, target, loss weight), each (batch, 1, i, j, k)."""
-        if self.whole:
-            crops = self.volumes[None].expand(self.batch_size, *self.volumes.shape)
-        else:
-            crops = torch.stack([self._crop(self._corner()) for _ in range(self.batch_size)])
-        target, t1, weight = crops[:, 0:1], crops[:, 1:2], crops[:, 2:3]
-        image = crops[:, 3:4] if self.has_source else None
-        return image, t1, target, weight
-
-    def _crop(self, corner: np.ndarray) -> torch.Tensor:
-        (a, b, c), (p, q, r) = corner, self.size
-        return self.volumes[:, a : a + p, b : b + q, c : c + r]
