@@ -122,9 +122,8 @@ def score(case: Path, out: Path) -> dict[str, float]:
 
     reference = load_volume(case / "ref_clean.nii.gz")
     mask = load_mask(case / "mask.nii.gz", reference.grid)
-    predictions = {
-        key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data for key in ("linear", "spline", "sr")
-    }
+    keys = [key for key in ("linear", "spline", "dtv", "sr") if (out / f"{key}.nii.gz").exists()]
+    predictions = {key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data for key in keys}
     scores = metrics.evaluate(reference.data, predictions, mask=mask)
     return {f"{key}_{m}": round(scores[key][f"{m}_brain"], 4) for key in predictions for m in ("psnr", "ssim")}
 
