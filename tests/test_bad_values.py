@@ -21,7 +21,7 @@ from test_bad_inputs import _assert_nothing_written, _one_line_error, _run_error
 from aslsr import checks
 from aslsr.config import FIELD_CHECKS, Config, preset, replace
 from aslsr.errors import InputError
-from aslsr.generate import MODEL_FORMAT, MODEL_VERSION, _plain
+from aslsr.model import MODEL_FORMAT, MODEL_VERSION, _plain
 from aslsr.networks import Generator
 from aslsr.phantom import PhantomConfig
 

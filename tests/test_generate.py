@@ -6,9 +6,10 @@ import torch
 
 from aslsr.config import preset
 from aslsr.errors import InputError
-from aslsr.generate import apply_generator, enforce_consistency, load_model, save_model, super_resolve
+from aslsr.generate import enforce_consistency, super_resolve
 from aslsr.grids import resample_average
 from aslsr.io import load_volume
+from aslsr.model import Model, apply_generator
 from aslsr.networks import Generator
 from aslsr.pyramid import zoom_between
 from aslsr.train import train
@@ -23,15 +24,17 @@ def trained(tiny_case):
 
 def test_save_load_round_trip_gives_the_same_sr(trained, tmp_path):
     model, asl, nr, t1 = trained
-    path = save_model(model, tmp_path / "model.pt", metadata={"note": "test"})
-    loaded = load_model(path)
+    path = model.save(tmp_path / "model.pt", metadata={"note": "test"})
+    loaded = Model.load(path)
     assert loaded.config == model.config
     assert loaded.metadata == {"note": "test"}
+    assert isinstance(loaded, type(model)) and loaded.grids == model.grids and len(loaded.grids) == 2
+    np.testing.assert_array_equal(loaded.factor, model.factor)
     np.testing.assert_array_equal(super_resolve(model, asl, t1, nr.grid), super_resolve(loaded, asl, t1, nr.grid))
 
 
 def test_model_file_loads_with_weights_only(trained, tmp_path):
-    path = save_model(trained[0], tmp_path / "model.pt")
+    path = trained[0].save(tmp_path / "model.pt")
     payload = torch.load(path, weights_only=True)
     assert payload["format"] == "aslsr-model"
 
@@ -46,7 +49,7 @@ def test_crafted_model_file_is_refused(tmp_path, capsys):
     with open(path, "wb") as handle:
         pickle.dump({"format": "aslsr-model", "payload": _Exploit()}, handle)
     with pytest.raises(InputError, match="evil.pt"):
-        load_model(path)
+        Model.load(path)
     assert "this must never run" not in capsys.readouterr().out
 
 
@@ -55,7 +58,7 @@ def test_damaged_model_files_are_refused(tmp_path, content):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
     with pytest.raises(InputError):
-        load_model(path)
+        Model.load(path)
 
 
 def test_tiling_blends_back_to_the_whole_volume():

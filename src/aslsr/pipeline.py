@@ -23,16 +23,17 @@ from . import __version__, baselines, masking, registration
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config, resolve_device
 from .errors import TrainingError
-from .generate import save_model, super_resolve
+from .generate import super_resolve
 from .grids import Grid, resample, resample_average
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask, save_json, save_volume
 from .machine import cpu_name, peak_memory_mb
+from .model import Model
 from .outputs import StagedFolder, check_run_folder, listed_outputs, run_inputs
 from .pyramid import zoom_between
 from .report import qc_figure
 from .report_html import subject_report_html
-from .train import TrainedModel, train
+from .train import train
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 class RunResult:
     out_dir: Path
     report: dict[str, Any]
-    model: TrainedModel | None  # None for --method dtv (no training)
+    model: Model | None  # None for --method dtv (no training)
     sr: np.ndarray
     target: Grid
     baselines: dict[str, np.ndarray] = field(default_factory=dict)
@@ -175,7 +176,7 @@ def _write_outputs(
     t1_registered: Volume,
     mask: np.ndarray,
     target_grid: Grid,
-    model: TrainedModel | None,
+    model: Model | None,
     config: Config,
     registration_result: registration.RegistrationResult,
     register: bool,
@@ -220,7 +221,7 @@ def _write_outputs(
     if register:
         registration.save_itk_transform(registration_result, staging / "t1_to_asl.tfm")
     if model is not None:
-        save_model(model, staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
+        model.save(staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
     history = model.history if model is not None else []
     write_losses_csv(staging / "losses.csv", history)
     report = build_report(
@@ -311,7 +312,7 @@ def derive_mask(m0: Volume | None, t1_registered: Volume, grid: Grid) -> np.ndar
 def build_report(
     *,
     config: Config,
-    model: TrainedModel | None,
+    model: Model | None,
     inputs: dict,
     asl: Volume,
     target: Grid,

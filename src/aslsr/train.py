@@ -15,7 +15,6 @@ import functools
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -24,27 +23,13 @@ import torch
 from . import baselines, losses, stability
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
 from .config import Config, replace, resolve_device
-from .generate import apply_generator
 from .grids import Grid
 from .io import Volume
+from .model import Model, apply_generator
 from .networks import Generator, PatchCritic
 from .progress import progress_bar
 from .pyramid import Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors, scale_grids
 from .sampling import PatchSampler
-
-
-@dataclass
-class TrainedModel:
-    """What super-resolution needs: the finest generator, the normalisation and how it was trained."""
-
-    generator: Generator
-    normalizer: Normalizer
-    config: Config
-    factor: np.ndarray  # per voxel axis, between consecutive scales
-    grids: list[Grid]  # x_0 .. x_N
-    history: list[dict] = field(default_factory=list)  # one row per logged iteration
-    scale_seconds: list[float] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -88,7 +73,7 @@ def train(
     mask: np.ndarray | None = None,
     progress: bool = True,
     checkpointer: Checkpointer | None = None,
-) -> TrainedModel:
+) -> Model:
     """Train the pyramid of generators on one LR ASL volume and its registered T1.
 
     ``asl`` is the LR volume (any units), ``t1`` the registered T1 (world-aligned through its affine),
@@ -115,13 +100,13 @@ def _train(
     progress: bool,
     checkpointer: Checkpointer | None,
     device: torch.device,
-) -> TrainedModel:
+) -> Model:
     rng, noise_generator = seed_everything(config.seed)
     factor, grids = plan_scales(asl.grid, zoom, config)
     raw_scales = build_pyramid(asl, t1, grids, mask)
     normalizer = Normalizer.fit(raw_scales[-1].asl, raw_scales[-1].t1)
     scales = [normalizer.apply(scale) for scale in raw_scales]
-    model = TrainedModel(None, normalizer, config, factor, grids)  # type: ignore[arg-type]
+    model = Model(None, normalizer, config, factor, grids)  # type: ignore[arg-type]
 
     generator = Generator(channels=config.generator_channels, use_t1=config.use_t1, residual=config.residual)
     first = 1 if config.single_scale else 0

@@ -10,9 +10,10 @@ import numpy as np
 from .. import registration
 from ..config import replace
 from ..errors import InputError
-from ..generate import load_model, super_resolve
+from ..generate import super_resolve
 from ..inputs import load_inputs
 from ..io import save_volume
+from ..model import Model
 from ..outputs import StagedFile, check_output, run_inputs
 from ..pipeline import register_t1
 from ._common import add_target_arguments, target_from_args
@@ -51,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like)],
     )
-    model = load_model(args.model)
+    model = Model.load(args.model)
     model.config = replace(model.config, device=args.device)
     inputs = load_inputs(args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify)
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.config.seed)
