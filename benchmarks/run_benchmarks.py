@@ -99,8 +99,8 @@ def measure(aslsr_args: list[str], log_path: Path) -> dict[str, Any]:
 
 def benchmark_preset(name: str, files: dict[str, str], work: Path, paper_iterations: int, seed: int) -> dict:
     """Experiment 1 (LR -> NR grid, registration, --m0) with one preset; the paper preset extrapolated."""
-    from aslsr.cli.demo import score_run
     from aslsr.config import preset
+    from aslsr.scoring import format_scores, score_run
 
     out = work / f"run_{name}"
     args = [
@@ -166,6 +166,7 @@ def benchmark_preset(name: str, files: dict[str, str], work: Path, paper_iterati
         result["wall_s_extrapolated"] = process["wall_s"] - timings["training_s"] + training
     print(f"benchmark: scoring the {name} run", flush=True)
     result["quality"] = score_run(out, files, predictions=PREDICTIONS)
+    print(format_scores(result["quality"]), end="", flush=True)
     return result
 
 

@@ -258,7 +258,7 @@ def test_missing_arguments_is_a_usage_error(capsys: pytest.CaptureFixture) -> No
 
 
 def test_stem() -> None:
-    from aslsr.cli.evaluate import stem
+    from aslsr.scoring import stem
 
     assert stem("/a/b/sr.nii.gz") == "sr" and stem("linear.nii") == "linear" and stem("X.NII.GZ") == "X"
     assert stem("dir.v1/spline.nii.gz") == "spline"

@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import metrics
 from ..config import Config, load_config
 from ..errors import InputError
 from ..inputs import TargetSpec
-from ..io import load_mask, load_volume, save_json
+from ..io import save_json
 from ..outputs import OutputLock, check_output, existing_outputs
 from ..phantom import PhantomConfig, simulate
 from ..pipeline import run
-
-REFERENCES = (("ref_hr", "HR (44 min)"), ("ref_clean", "noise-free"), ("asl_nr", "NR (5.5 min)"))
+from ..scoring import format_scores, score_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -61,20 +59,6 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         overwrite=args.overwrite,
     )
     table = score_run(result.out_dir, files)
+    print(format_scores(table), end="")
     save_json(args.dir / "results.json", table)
     return 0
-
-
-def score_run(run_dir: Path, files: dict[str, str], predictions=("nearest", "linear", "spline", "sr")) -> dict:
-    """Evaluate a run's outputs against the phantom's references; print one table per reference."""
-    mask = load_mask(files["mask"], load_volume(files["asl_nr"]).grid)
-    lesion = load_mask(files["lesion"], load_volume(files["asl_nr"]).grid) if "lesion" in files else None
-    preds = {name: load_volume(run_dir / f"{name}.nii.gz", allow_constant=True).data for name in predictions}
-    scores = {}
-    for role, label in REFERENCES:
-        reference = load_volume(files[role]).data
-        results = metrics.evaluate(reference, preds, mask=mask, lesion=lesion)
-        scores[role] = results
-        print(f"\nagainst {label} ({role}):")
-        print(metrics.format_table(results, role))
-    return scores
