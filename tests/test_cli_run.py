@@ -1,6 +1,7 @@
 """`aslsr run` and `aslsr generate` end to end on the tiny phantom (real NIfTI, registration, training)."""
 
 import json
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -64,6 +65,7 @@ def test_report_holds_config_timings_and_registration(run_dir):
     report = json.loads((run_dir / "report.json").read_text())
     assert report["config"]["iterations"] == [3, 4]
     assert report["seed"] == 0 and report["device"] == "cpu"
+    assert report["command"] == " ".join(sys.argv)  # the command line passes its own; main() ran in this process
     assert report["registration"]["performed"] is True
     assert len(report["registration"]["matrix_asl_to_t1_ras_mm"]) == 4
     assert report["timings"]["training_s"] > 0 and report["peak_memory_mb"] > 0

@@ -55,6 +55,7 @@ class RunOptions:
     quantify: bool = False
     nan_to_zero: bool = False
     overwrite: bool = False  # redo subjects that are already complete
+    command: str | None = None  # the command line, recorded in each report.json (not part of job_key)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def _run_subject(job: SubjectJob, *, progress: bool) -> None:
         overwrite=not resume,
         resume=resume,
         progress=progress,
+        command=options.command,
     )
 
 

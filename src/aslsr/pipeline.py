@@ -67,6 +67,7 @@ def run(
     progress: bool = True,
     nan_to_zero: bool = False,
     quantify: bool = False,
+    command: str | None = None,
 ) -> RunResult:
     """Train on one subject's LR ASL with its T1 and write the outputs listed in the README into ``out_dir``.
 
@@ -75,6 +76,8 @@ def run(
     deltaM input into CBF (ml/100g/min) with its BIDS sidecar before training. Training state is
     checkpointed in the hidden staging folder; ``resume=True`` continues an interrupted run from it.
     Progress and warnings go to the ``aslsr.pipeline`` logger (and warnings into ``report.json``).
+    ``command``: the command line that asked for the run, recorded in ``report.json`` (the command line
+    passes its own; None from a library call).
     """
     out_dir = Path(out_dir)
     check_run_folder(
@@ -163,6 +166,7 @@ def run(
             description={**inputs.description, "units": inputs.units, "registration_target": inputs.fixed_source},
             resumed=resumed,
             inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path), "mask": _str(mask_path)},
+            command=command,
         )
         checkpointer.remove()
         staged.publish(owned=listed_outputs(out_dir))
@@ -185,6 +189,7 @@ def _write_outputs(
     inputs: dict,
     description: dict,
     resumed: bool,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
     clock = time.perf_counter()
@@ -235,6 +240,7 @@ def _write_outputs(
         mask_source=mask_source,
         timings=timings,
         warnings=warnings,
+        command=command,
     )
     report["lr_agreement"] = agreement
     report["dtv"] = dtv_result.summary()
@@ -321,10 +327,12 @@ def build_report(
     mask_source: str,
     timings: dict[str, float],
     warnings: Sequence[str] = (),
+    command: str | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` payload: resolved config, versions, seed, device, grids, timings, warnings.
 
-    ``model`` is None for ``--method dtv``: no scales, no ``model.pt``.
+    ``model`` is None for ``--method dtv``: no scales, no ``model.pt``. ``command``: the command line
+    recorded as provenance (None when the run was a library call).
     """
     device = resolve_device(config.device)
     grids = model.grids if model is not None else []
@@ -339,7 +347,7 @@ def build_report(
             "numpy": np.__version__,
             "platform": platform.platform(),
         },
-        "command": " ".join(sys.argv),
+        "command": command,
         "inputs": inputs,
         "config": config.to_dict(),
         "seed": config.seed,

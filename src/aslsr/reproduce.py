@@ -107,12 +107,14 @@ def reproduce(
     phantom: PhantomConfig | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Run the paper's experiments on a simulated subject; write tables, figures and ``summary.json``.
 
     ``phantom`` replaces the default ``PhantomConfig(seed=seed, lesion=True)`` (a lesion is always
     simulated: the tables report its contrast). A non-empty ``out_dir`` is refused unless
-    ``overwrite``, which removes only the outputs listed in :data:`OUTPUTS`. Returns the summary.
+    ``overwrite``, which removes only the outputs listed in :data:`OUTPUTS`. ``command``: the command
+    line recorded in each run's ``report.json``. Returns the summary.
     """
     out = Path(out_dir)
     _prepare(out, overwrite)
@@ -126,7 +128,7 @@ def reproduce(
     mask = load_mask(files["mask"], nr_grid)
     lesion = load_mask(files["lesion"], nr_grid)
     references = {key: load_volume(files[role]).data for key, role, _ in REFERENCES}
-    run_options = dict(config=config, overwrite=overwrite, progress=progress)
+    run_options = dict(config=config, overwrite=overwrite, progress=progress, command=command)
     caption = (
         f"Preset `{preset}`, seed {seed}, digital phantom (NR grid {'x'.join(map(str, nr_grid.shape))}). "
         "PSNR (dB) and SSIM as defined in docs/metrics.md (data range of the whole reference; brain = "

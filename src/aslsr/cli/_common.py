@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from ..config import PRESETS, Config, load_config
 from ..errors import InputError
 from ..inputs import TargetSpec
+
+
+def command_line() -> str:
+    """This process's command line, as a run records it in ``report.json``."""
+    return " ".join(sys.argv)
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:

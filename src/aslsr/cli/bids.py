@@ -16,7 +16,7 @@ from ..cohort import RunOptions, SubjectJob, SubjectOutcome, run_cohort, threads
 from ..config import replace
 from ..errors import InputError
 from ..outputs import OutputLock, check_output
-from ._common import add_target_arguments, add_training_arguments, config_from_args, target_from_args
+from ._common import add_target_arguments, add_training_arguments, command_line, config_from_args, target_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +69,7 @@ def main(args: argparse.Namespace) -> int:
         quantify=args.quantify,
         nan_to_zero=args.nan_to_zero,
         overwrite=args.overwrite,
+        command=command_line(),
     )
     with OutputLock(args.out_dir):
         return _run(args, subjects, problems, options)

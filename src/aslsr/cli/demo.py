@@ -18,6 +18,7 @@ from ..outputs import OutputLock, check_output, existing_outputs
 from ..phantom import PhantomConfig, simulate
 from ..pipeline import run
 from ..scoring import format_scores, score_run
+from ._common import command_line
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +58,7 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         target=TargetSpec(like=Path(files["asl_nr"])),
         m0_path=files["m0_lr"],
         overwrite=args.overwrite,
+        command=command_line(),
     )
     table = score_run(result.out_dir, files)
     print(format_scores(table), end="")

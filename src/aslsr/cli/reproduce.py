@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import PRESETS
 from ..outputs import OutputLock, check_output
 from ..reproduce import reproduce
+from ._common import command_line
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +54,7 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            command=command_line(),
         )
     for name in ("table1.md", "table2.md", "ablations.md"):
         path = args.dir / name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..outputs import check_run_folder, run_inputs
 from ..pipeline import CHECKPOINT_NAME, run
-from ._common import add_target_arguments, add_training_arguments, config_from_args, target_from_args
+from ._common import add_target_arguments, add_training_arguments, command_line, config_from_args, target_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +73,7 @@ def main(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         nan_to_zero=args.nan_to_zero,
         quantify=args.quantify,
+        command=command_line(),
     )
     timings = result.report["timings"]
     work = f"dTV {timings['dtv_s']:.0f} s" if result.model is None else f"training {timings['training_s']:.0f} s"
