@@ -3,36 +3,29 @@
 Everything is written into a hidden staging folder beside ``out_dir`` and moved into place only
 when the run succeeded, so a failed or interrupted run leaves no partial outputs, and existing
 outputs are replaced only with ``overwrite=True``. Inputs are never modified (see :mod:`aslsr.outputs`).
+What a run writes is in :mod:`aslsr.run_outputs`, its ``report.json`` in :mod:`aslsr.run_report`.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
-from . import __version__, baselines, masking, registration
+from . import masking, registration
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config, resolve_device
-from .errors import TrainingError
-from .generate import super_resolve
-from .grids import Grid, resample, resample_average
+from .grids import Grid, resample_average
 from .inputs import TargetSpec, load_inputs
-from .io import Volume, load_mask, save_json, save_volume
-from .machine import cpu_name, peak_memory_mb
+from .io import Volume, load_mask
 from .model import Model
 from .outputs import StagedFolder, check_run_folder, listed_outputs, run_inputs
 from .pyramid import zoom_between
-from .report import qc_figure
-from .report_html import subject_report_html
+from .run_outputs import write_outputs
 from .train import train
 
 logger = logging.getLogger(__name__)
@@ -151,7 +144,7 @@ def run(
             logger.info("%s: --method dtv: no training; sr.nii.gz is the directional-TV reconstruction", out_dir.name)
         timings["training_s"] = time.perf_counter() - clock
 
-        report = _write_outputs(
+        report = write_outputs(
             staging,
             asl=asl,
             t1_registered=t1_registered,
@@ -173,129 +166,6 @@ def run(
     return RunResult(out_dir, report["report"], model, report["sr"], target_grid, report["baselines"])
 
 
-def _write_outputs(
-    staging: Path,
-    *,
-    asl: Volume,
-    t1_registered: Volume,
-    mask: np.ndarray,
-    target_grid: Grid,
-    model: Model | None,
-    config: Config,
-    registration_result: registration.RegistrationResult,
-    register: bool,
-    mask_source: str,
-    timings: dict[str, float],
-    inputs: dict,
-    description: dict,
-    resumed: bool,
-    command: str | None = None,
-) -> dict[str, Any]:
-    """Super-resolve, compute the baselines and write every output of a run into ``staging``."""
-    clock = time.perf_counter()
-    t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
-    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config)
-    timings["dtv_s"] = dtv_result.seconds
-    clock = time.perf_counter()
-    sr = None
-    if model is not None:
-        sr = super_resolve(
-            model, asl, t1_registered, target_grid, t1_on_target=t1_on_target, dtv_on_target=dtv_result.image
-        )
-    if sr is not None and not np.all(np.isfinite(sr)):
-        raise TrainingError("the super-resolved image has non-finite values; training diverged")
-    timings["generation_s"] = time.perf_counter() - clock
-    sr = dtv_result.image if sr is None else sr
-    interpolated = {**baselines.all_baselines(asl, target_grid), "dtv": dtv_result.image}
-    warnings = model.warnings if model is not None else []
-    agreement = lr_agreement(asl, mask, target_grid, sr, interpolated["spline"], dtv=dtv_result.image)
-    if agreement["ratio_to_spline"] > AGREEMENT_WARNING_RATIO:
-        warnings.append(
-            f"the SR averaged back onto the ASL grid departs from the ASL {agreement['ratio_to_spline']:.1f}x "
-            "as much as spline interpolation does; look at qc.png before trusting it"
-        )
-        logger.warning("%s", warnings[-1])
-
-    clock = time.perf_counter()
-    save_volume(staging / "sr.nii.gz", sr, target_grid)
-    for name, image in interpolated.items():
-        save_volume(staging / f"{name}.nii.gz", image, target_grid)
-    save_volume(staging / "t1_registered.nii.gz", t1_on_target, target_grid)
-    mask_on_target = resample(mask.astype(np.float32), asl.affine, target_grid, order=1) > 0.5
-    save_volume(staging / "mask.nii.gz", mask_on_target.astype(np.uint8), target_grid, dtype=np.uint8)
-    if register:
-        registration.save_itk_transform(registration_result, staging / "t1_to_asl.tfm")
-    if model is not None:
-        model.save(staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
-    history = model.history if model is not None else []
-    write_losses_csv(staging / "losses.csv", history)
-    report = build_report(
-        config=config,
-        model=model,
-        inputs=inputs,
-        asl=asl,
-        target=target_grid,
-        registration_result=registration_result,
-        registered=register,
-        mask_source=mask_source,
-        timings=timings,
-        warnings=warnings,
-        command=command,
-    )
-    report["lr_agreement"] = agreement
-    report["dtv"] = dtv_result.summary()
-    report["asl"] = description
-    report["resumed_from_checkpoint"] = resumed
-    qc_figure(
-        staging / "qc.png",
-        lr=asl,
-        linear=interpolated["linear"],
-        spline=interpolated["spline"],
-        sr=sr,
-        t1=t1_on_target,
-        mask=mask_on_target,
-        grid=target_grid,
-        history=history,
-        dtv=dtv_result.image if model is not None else None,
-    )
-    timings["writing_s"] = time.perf_counter() - clock
-    report["peak_memory_mb"] = peak_memory_mb()
-    if torch.cuda.is_available() and report["device"].startswith("cuda"):
-        report["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    save_json(staging / "report.json", report)
-    subject_report_html(
-        staging / "report.html",
-        title=f"aslsr: {Path(inputs['asl']).name}",
-        report=report,
-        figures={"QC": staging / "qc.png"},
-        outputs={name: name for name in report["outputs"]},
-    )
-    return {"report": report, "sr": sr, "baselines": interpolated}
-
-
-#: Warn when the SR disagrees with the LR (at LR resolution) this many times more than spline does.
-AGREEMENT_WARNING_RATIO = 2.0
-
-
-def lr_agreement(
-    asl: Volume, mask: np.ndarray, grid: Grid, sr: np.ndarray, spline: np.ndarray, dtv: np.ndarray | None = None
-) -> dict[str, float]:
-    """How far the SR, averaged back onto the ASL grid, is from the ASL, in the brain (a QC number).
-
-    RMS in ASL units for the SR and for spline interpolation (and dTV when given), and the SR's ratio
-    to spline's. A generator that paints structure the data do not support (rings, offsets) raises
-    the ratio well above 1.
-    """
-
-    def rms(image: np.ndarray) -> float:
-        back = resample_average(image, grid.affine, asl.grid)
-        return float(np.sqrt(np.mean((back[mask] - asl.data[mask]) ** 2)))
-
-    sr_rms, spline_rms = rms(sr), rms(spline)
-    result = {"sr_rms": sr_rms, "spline_rms": spline_rms, "ratio_to_spline": sr_rms / max(spline_rms, 1e-12)}
-    return result if dtv is None else {**result, "dtv_rms": rms(dtv)}
-
-
 def register_t1(fixed: Volume, t1: Volume, *, register: bool, seed: int) -> registration.RegistrationResult:
     """Rigid T1 -> ASL registration to ``fixed`` (M0, mean control or the ASL, on the ASL's grid), or identity."""
     if not register:
@@ -313,105 +183,6 @@ def derive_mask(m0: Volume | None, t1_registered: Volume, grid: Grid) -> np.ndar
         return masking.brain_mask_from_image(Volume(on_grid, grid))
     t1_on_grid = resample_average(t1_registered.data, t1_registered.affine, grid)
     return masking.brain_mask_from_t1(t1_on_grid, grid.voxel_size)
-
-
-def build_report(
-    *,
-    config: Config,
-    model: Model | None,
-    inputs: dict,
-    asl: Volume,
-    target: Grid,
-    registration_result: registration.RegistrationResult,
-    registered: bool,
-    mask_source: str,
-    timings: dict[str, float],
-    warnings: Sequence[str] = (),
-    command: str | None = None,
-) -> dict[str, Any]:
-    """The ``report.json`` payload: resolved config, versions, seed, device, grids, timings, warnings.
-
-    ``model`` is None for ``--method dtv``: no scales, no ``model.pt``. ``command``: the command line
-    recorded as provenance (None when the run was a library call).
-    """
-    device = resolve_device(config.device)
-    grids = model.grids if model is not None else []
-    iterations = {}
-    for row in model.history if model is not None else []:
-        iterations[row["scale"]] = max(iterations.get(row["scale"], 0), row["iteration"] + 1)
-    return {
-        "aslsr_version": __version__,
-        "versions": {
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-        },
-        "command": command,
-        "inputs": inputs,
-        "config": config.to_dict(),
-        "seed": config.seed,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "threads": torch.get_num_threads(),
-        "method": config.method,
-        "model": "model.pt" if model is not None else None,
-        "grids": {"asl": _grid_dict(asl.grid), "target": _grid_dict(target), "scales": [_grid_dict(g) for g in grids]},
-        "scale_factor": [float(f) for f in model.factor] if model is not None else [],
-        "scales": [
-            {
-                "scale": i,
-                "seconds": s,
-                "iterations": iterations.get(i, 0),
-                "seconds_per_iteration": s / max(1, iterations.get(i, 0)),
-            }
-            for i, s in zip(range(len(grids) - len(model.scale_seconds), len(grids)), model.scale_seconds)
-        ]
-        if model is not None
-        else [],
-        "registration": {"performed": registered, **registration_result.to_dict()},
-        "mask_source": mask_source,
-        "timings": timings,
-        "warnings": list(warnings) + list(registration_result.warnings),
-        "outputs": ["sr.nii.gz"]
-        + [f"{name}.nii.gz" for name in baselines.BASELINES]
-        + ["t1_registered.nii.gz", "mask.nii.gz"]
-        + (["model.pt"] if model is not None else [])
-        + ["report.json", "report.html", "losses.csv", "qc.png"]
-        + (["t1_to_asl.tfm"] if registered else []),
-    }
-
-
-def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
-    """Every logged training step: scale, iteration, seconds and each loss term (blank when unused)."""
-    columns = [
-        "scale",
-        "iteration",
-        "seconds",
-        "lr",
-        "loss_g",
-        "mse",
-        "lowpass",
-        "adv_g",
-        "loss_d",
-        "gp",
-        "grad_norm",
-        "validation",
-        "best_iteration",
-    ]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def _grid_dict(grid: Grid) -> dict[str, Any]:
-    return {
-        "shape": list(grid.shape),
-        "voxel_size_mm": [round(float(v), 5) for v in grid.voxel_size],
-        "affine": np.round(grid.affine, 6).tolist(),
-    }
 
 
 def _str(path: str | Path | None) -> str | None:
