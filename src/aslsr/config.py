@@ -61,6 +61,7 @@ class Config:
     validation_block_voxels: int = 4  # side of a held-out block, voxels of the scale being trained
     validate_every: int = 25  # iterations between validations
     select_best: bool = True  # a scale ends with its best-validated weights (else the last sound ones)
+    ema_decay: float = 0.0  # >0: also validate an exponential moving average of the generator's weights (per step)
     iterations: tuple[int, ...] = (2000,)  # per scale, coarse to fine; the last entry repeats
     patch_size: int | None = None  # voxels per side of training sub-volumes; None = whole volume
     batch_size: int = 1
@@ -220,6 +221,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "validation_block_voxels": checks.integer(1, 64),
     "validate_every": _count,
     "select_best": checks.boolean(),
+    "ema_decay": checks.number(0.0, 0.9999),
     "iterations": checks.sequence(checks.integer(0, 10**7), min_length=1, max_length=MAX_SCALES),
     "patch_size": checks.optional(checks.integer(8, 1024)),
     "batch_size": checks.integer(1, 1024),
