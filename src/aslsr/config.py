@@ -113,8 +113,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # step with gradient penalty on every iteration.
     "paper": {"input_source": "generated", "consistency": "off"},
     # Sized for a 2-core CPU, from the measurements in BENCHMARKS.md: all iterations go to the
-    # finest generator (trained from an identity start on x_{N-1} brought up -> x_N), on patches,
-    # with MSE + low-pass loss; the adversarial term and the coarse scales did not earn their cost.
+    # finest generator, trained from an identity start to refine the directional-TV reconstruction of
+    # x_{N-1} on grid N into x_N (at SR time it refines the dTV reconstruction of the LR on the target
+    # grid), on patches, with MSE + low-pass loss; the adversarial term and the coarse scales did not earn
+    # their cost. ``input_source = "real"`` gives the earlier default (x_{N-1} brought up, no dTV).
     "fast": {
         "iterations": (600,),
         "adam_betas": (0.9, 0.999),  # GAN's beta1 0.5 let one outlier patch move every weight ~16x lr (BENCHMARKS.md)
@@ -122,16 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "use_adversarial": False,
         "patch_size": 32,
         "batch_size": 2,
-    },
-    # Candidate (BENCHMARKS.md): the fast preset's generator refining the directional-TV reconstruction.
-    "refine": {
-        "iterations": (600,),
-        "adam_betas": (0.9, 0.999),
-        "single_scale": True,
-        "use_adversarial": False,
-        "patch_size": 32,
-        "batch_size": 2,
-        "input_source": "dtv",
+        "input_source": "dtv",  # beat input_source "real" on all 8 panel variants x 3 seeds (BENCHMARKS.md)
     },
     # Seconds-long runs for tests only.
     "test": {
