@@ -65,7 +65,8 @@ METHODS: dict[str, Method] = {
         Method("aslsr", "run"),  # the default preset
         Method("aslsr-paper", "run", ("--preset", "paper")),  # the paper's settings
         Method("dtv", "run", ("--method", "dtv")),  # anatomically guided directional TV
-        Method("aslsr-refine", "run", ("--preset", "refine")),  # the fast generator refining the dTV solution
+        # the default before 2026-11-26: the generator refines x_{N-1} brought up instead of the dTV solution
+        Method("aslsr-real", "run", ("--config", str(REPO / "benchmarks/stability_configs/real_input.toml"))),
     )
 }
 DEFAULT_METHODS = ("linear", "spline", "aslsr", "aslsr-paper", "dtv")

@@ -126,6 +126,42 @@ def test_each_scale_returns_its_best_validated_weights(inputs):
     assert best < 12 and len(set(scores.values())) > 1  # the weights changed, and the best ones were kept
 
 
+def test_the_weight_average_is_validated_beside_the_live_weights(inputs):
+    asl, t1, zoom = inputs
+    config = preset(
+        "test",
+        iterations=(12,),
+        single_scale=True,
+        use_adversarial=False,
+        validate_every=1,
+        learning_rate=3e-2,  # overshoots, so the best weights are not the last ones
+        ema_decay=0.5,
+    )
+    model = train(asl, t1, config=config, zoom=zoom, progress=False)
+    rows = [row for row in model.history if "validation" in row]
+    assert len(rows) >= 12 and all("validation_ema" in row for row in rows)
+    scores = {(row["iteration"], "last"): row["validation"] for row in rows}
+    scores.update({(row["iteration"], "ema"): row["validation_ema"] for row in rows})
+    best = min(scores, key=scores.get)
+    assert (model.history[-1]["best_iteration"], model.history[-1]["best_weights"]) == best
+    assert scores[(12 - 1, "ema")] != scores[(12 - 1, "last")]  # the average is not the live weights
+
+
+def test_weight_average_is_an_exponential_moving_average():
+    from aslsr.stability import weight_average
+
+    layer = torch.nn.Linear(2, 1)
+    assert weight_average(layer, 0.0) is None
+    average = weight_average(layer, 0.75)
+    values = []
+    for value in (1.0, 5.0, 9.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update_parameters(layer)
+        values.append(float(average.module.weight[0, 0].detach()))
+    assert values == pytest.approx([1.0, 0.75 * 1.0 + 0.25 * 5.0, 0.75 * 2.0 + 0.25 * 9.0])
+
+
 def test_held_out_blocks_are_left_out_of_the_training_loss(inputs):
     from aslsr.pyramid import build_pyramid
     from aslsr.sampling import PatchSampler
@@ -160,6 +196,49 @@ def test_training_leaves_torch_global_state_as_it_found_it(inputs):
     train(asl, t1, config=preset("test", single_scale=True, threads=1), zoom=zoom, progress=False)
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_spike_that_the_last_good_weights_share_is_a_hard_batch_not_a_divergence():
+    from aslsr.networks import Generator
+    from aslsr.stability import SPIKE_MIN_STEPS, DivergenceGuard
+
+    generator = Generator(channels=(4, 8, 8))
+    guard = DivergenceGuard({"generator": generator}, 1e-3)
+    for _ in range(SPIKE_MIN_STEPS):
+        assert guard.check({"data": 1.0}) == ""
+    guard.remember()
+    calls = []
+
+    def shared() -> dict[str, float]:
+        calls.append(1)
+        return {"data": 60.0}
+
+    assert guard.check({"data": 100.0}, remembered_terms=shared) == "" and guard.hard_batches == 1
+    assert "jumped to 100x" in guard.check({"data": 100.0}, remembered_terms=lambda: {"data": 1.2})
+    assert guard.check({"data": 1.5}, remembered_terms=shared) == "" and len(calls) == 1  # only asked on a spike
+    with torch.no_grad():
+        next(generator.parameters()).add_(1.0)
+    probe = guard.remembered("generator")  # the remembered weights, in a copy; the live module is untouched
+    assert probe is not generator and not torch.equal(next(probe.parameters()), next(generator.parameters()))
+
+
+def test_a_hard_batch_in_training_is_not_rolled_back_but_a_blown_up_step_is(inputs, monkeypatch):
+    """Every 10th batch's target is 100x brighter (a batch no weights can fit): no roll-back, counted."""
+    from aslsr.sampling import PatchSampler
+
+    batch = PatchSampler.batch
+    calls = []
+
+    def hard_every_tenth(self):
+        image, t1, real, weight = batch(self)
+        calls.append(1)
+        return image, t1, real * (100.0 if len(calls) % 10 == 0 else 1.0), weight
+
+    monkeypatch.setattr(PatchSampler, "batch", hard_every_tenth)
+    asl, t1, zoom = inputs
+    config = preset("test", iterations=(60,), single_scale=True, use_adversarial=False, log_every=1)
+    model = train(asl, t1, config=config, zoom=zoom, progress=False)
+    assert model.warnings == [] and model.history[-1]["hard_batches"] >= 3
 
 
 def test_the_divergence_guard_rolls_back_generator_and_critic_together():

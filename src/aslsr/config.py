@@ -61,6 +61,7 @@ class Config:
     validation_block_voxels: int = 4  # side of a held-out block, voxels of the scale being trained
     validate_every: int = 25  # iterations between validations
     select_best: bool = True  # a scale ends with its best-validated weights (else the last sound ones)
+    ema_decay: float = 0.0  # >0: also validate an exponential moving average of the generator's weights (per step)
     iterations: tuple[int, ...] = (2000,)  # per scale, coarse to fine; the last entry repeats
     patch_size: int | None = None  # voxels per side of training sub-volumes; None = whole volume
     batch_size: int = 1
@@ -112,8 +113,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # step with gradient penalty on every iteration.
     "paper": {"input_source": "generated", "consistency": "off"},
     # Sized for a 2-core CPU, from the measurements in BENCHMARKS.md: all iterations go to the
-    # finest generator (trained from an identity start on x_{N-1} brought up -> x_N), on patches,
-    # with MSE + low-pass loss; the adversarial term and the coarse scales did not earn their cost.
+    # finest generator, trained from an identity start to refine the directional-TV reconstruction of
+    # x_{N-1} on grid N into x_N (at SR time it refines the dTV reconstruction of the LR on the target
+    # grid), on patches, with MSE + low-pass loss; the adversarial term and the coarse scales did not earn
+    # their cost. ``input_source = "real"`` gives the earlier default (x_{N-1} brought up, no dTV).
     "fast": {
         "iterations": (600,),
         "adam_betas": (0.9, 0.999),  # GAN's beta1 0.5 let one outlier patch move every weight ~16x lr (BENCHMARKS.md)
@@ -121,16 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "use_adversarial": False,
         "patch_size": 32,
         "batch_size": 2,
-    },
-    # Candidate (BENCHMARKS.md): the fast preset's generator refining the directional-TV reconstruction.
-    "refine": {
-        "iterations": (600,),
-        "adam_betas": (0.9, 0.999),
-        "single_scale": True,
-        "use_adversarial": False,
-        "patch_size": 32,
-        "batch_size": 2,
-        "input_source": "dtv",
+        "input_source": "dtv",  # beat input_source "real" on all 8 panel variants x 3 seeds (BENCHMARKS.md)
     },
     # Seconds-long runs for tests only.
     "test": {
@@ -220,6 +214,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "validation_block_voxels": checks.integer(1, 64),
     "validate_every": _count,
     "select_best": checks.boolean(),
+    "ema_decay": checks.number(0.0, 0.9999),
     "iterations": checks.sequence(checks.integer(0, 10**7), min_length=1, max_length=MAX_SCALES),
     "patch_size": checks.optional(checks.integer(8, 1024)),
     "batch_size": checks.integer(1, 1024),

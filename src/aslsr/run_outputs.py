@@ -170,7 +170,10 @@ def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
         "gp",
         "grad_norm",
         "validation",
+        "validation_ema",
         "best_iteration",
+        "best_weights",
+        "hard_batches",
     ]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

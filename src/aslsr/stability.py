@@ -7,16 +7,16 @@ best-weight selection, and the divergence guard (the last resort).
   validation signal that needs no reference image. The weights with the best validation loss are
   the ones a scale returns, not the last ones.
 - Guard: a non-finite loss term or weight, or a data loss (alpha * MSE + beta * low-pass) many times
-  its recent median,
-  sends the generator, the critic and both optimisers back to the last weights known to be good,
-  with half the learning rate.
+  its recent median that the last good weights did not also give on the same batch (a hard batch is
+  not a divergence), sends the generator, the critic and both optimisers back to the last weights
+  known to be good, with half the learning rate.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ SPIKE_MIN_STEPS = 20
 #: the loss (the low-pass term is ~1 % of it) is patch-to-patch noise, not a divergence. The adversarial
 #: terms change sign and scale by design and are only checked for being finite.
 WATCHED_TERMS = ("data",)
+#: A spike is the step's fault only when the last good weights gave the same batch a data loss at least this
+#: many times smaller; otherwise the batch is hard (a lesion or vessel the input cannot show), not the weights.
+SAME_BATCH_FACTOR = 2.0
 MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
 
 
@@ -100,6 +103,7 @@ class HeldOutValidator:
         self.alpha, self.beta, self.lowpass, self.residual = alpha, beta, lowpass, residual
         self.best_score = math.inf
         self.best_iteration = -1
+        self.best_label = ""
         self.best_weights: dict[str, torch.Tensor] | None = None
 
     def score(self, generator: nn.Module) -> float:
@@ -117,11 +121,11 @@ class HeldOutValidator:
         value = float(value)
         return value if math.isfinite(value) else math.inf
 
-    def update(self, generator: nn.Module, iteration: int) -> float:
-        """Score the current weights and keep them when they are the best so far."""
+    def update(self, generator: nn.Module, iteration: int, *, label: str = "last") -> float:
+        """Score the current weights and keep them when they are the best so far (``label``: which weights)."""
         value = self.score(generator)
         if value < self.best_score:
-            self.best_score, self.best_iteration = value, iteration
+            self.best_score, self.best_iteration, self.best_label = value, iteration, label
             self.best_weights = {k: v.detach().clone() for k, v in generator.state_dict().items()}
         return value
 
@@ -130,11 +134,29 @@ class HeldOutValidator:
             generator.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best_score": self.best_score, "best_iteration": self.best_iteration, "best_weights": self.best_weights}
+        return {
+            "best_score": self.best_score,
+            "best_iteration": self.best_iteration,
+            "best_label": self.best_label,
+            "best_weights": self.best_weights,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_score, self.best_iteration = float(state["best_score"]), int(state["best_iteration"])
+        self.best_label = str(state.get("best_label", "last"))
         self.best_weights = state["best_weights"]
+
+
+def weight_average(generator: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``generator``'s weights (``decay`` per step), or None when ``decay`` is 0.
+
+    The average smooths the step-to-step noise of Adam on random patches; the held-out validation decides
+    whether it or the live weights are kept.
+    """
+    if decay <= 0:
+        return None
+    average = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+    return torch.optim.swa_utils.AveragedModel(generator, multi_avg_fn=average, use_buffers=True)
 
 
 class DivergenceGuard:
@@ -152,15 +174,21 @@ class DivergenceGuard:
         self.base_learning_rate = base_learning_rate
         self.recent: dict[str, list[float]] = {term: [] for term in WATCHED_TERMS}
         self.retries = 0
+        self.hard_batches = 0  # spikes that the remembered weights shared on the same batch (not roll-backs)
         self.snapshot: dict[str, Any] | None = None
+        self._probes: dict[str, nn.Module] = {}
 
     @property
     def learning_rate_factor(self) -> float:
         """Multiplier on the scheduled learning rate after the roll-backs so far."""
         return 0.5**self.retries
 
-    def check(self, terms: dict[str, float]) -> str:
-        """'' when the loss terms of the current weights are sound, else what is wrong with them."""
+    def check(self, terms: dict[str, float], *, remembered_terms: Callable[[], dict[str, float]] | None = None) -> str:
+        """'' when the loss terms of the current weights are sound, else what is wrong with them.
+
+        ``remembered_terms``: the same batch's loss terms under the remembered (last good) weights, called
+        only on a spike; a spike those weights share is a hard batch, not a divergence.
+        """
         for name, value in terms.items():
             if not math.isfinite(value):
                 return f"the {name} term became non-finite"
@@ -168,12 +196,31 @@ class DivergenceGuard:
             history = self.recent[name]
             if name in terms and len(history) >= SPIKE_MIN_STEPS:
                 median = float(np.median(history))
-                if terms[name] > SPIKE_FACTOR * median:
+                if terms[name] > SPIKE_FACTOR * median and not self._hard_batch(name, terms, remembered_terms):
                     return f"the {name} term jumped to {terms[name] / median:.0f}x its recent median"
         for name in WATCHED_TERMS:
             if name in terms:
                 self.recent[name] = (self.recent[name] + [terms[name]])[-SPIKE_WINDOW:]
         return ""
+
+    def _hard_batch(
+        self, name: str, terms: dict[str, float], remembered_terms: Callable[[], dict[str, float]] | None
+    ) -> bool:
+        if remembered_terms is None or self.snapshot is None:
+            return False
+        before = remembered_terms().get(name, 0.0)
+        hard = math.isfinite(before) and terms[name] <= SAME_BATCH_FACTOR * before
+        if hard:
+            self.hard_batches += 1
+        return hard
+
+    def remembered(self, name: str) -> nn.Module:
+        """A copy of module ``name`` holding the remembered (last good) weights, for re-evaluating a batch."""
+        if name not in self._probes:
+            self._probes[name] = copy.deepcopy(self.modules[name])
+        probe = self._probes[name]
+        probe.load_state_dict(self.snapshot[name])
+        return probe
 
     def weights_finite(self) -> bool:
         return all(

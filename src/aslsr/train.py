@@ -219,6 +219,9 @@ def train_scale(
         critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers).to(device)
         optimizer_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=config.adam_betas)
         modules.update(critic=critic, optimizer_d=optimizer_d)
+    ema = stability.weight_average(generator, config.ema_decay)
+    if ema is not None:
+        modules["ema"] = ema  # rolled back and checkpointed with the generator
     lowpass = losses.GaussianLowPass(config.lowpass_sigma_voxels)
     held = stability.holdout_mask(
         scale.asl.shape,
@@ -274,7 +277,12 @@ def train_scale(
                 penalise=(iteration // config.critic_every) % config.gp_every == 0,
             )
         loss = generator_loss(critic, fake, real, lowpass, config, terms, weight=weight)
-        problem = guard.check(terms)
+        problem = guard.check(
+            terms,
+            remembered_terms=lambda: _data_terms(
+                guard.remembered("generator"), (image, t1, real, weight), lowpass, config, residual
+            ),
+        )
         row: dict[str, Any] = {}
         if not problem:
             validate = iteration % config.validate_every == 0
@@ -289,6 +297,8 @@ def train_scale(
                 }
                 if validate:
                     row["validation"] = validator.update(generator, iteration)
+                    if ema is not None:
+                        row["validation_ema"] = validator.update(ema.module, iteration, label="ema")
                 rows.append(row)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g")})
             optimizer_g.zero_grad(set_to_none=True)
@@ -298,6 +308,8 @@ def train_scale(
                 row["grad_norm"] = float(norm)  # before clipping; recorded on logged rows
             optimizer_g.step()
             problem = "" if guard.weights_finite() else "the weights became non-finite after a step"
+            if ema is not None and not problem:
+                ema.update_parameters(generator)
         if problem:
             stop = guard.roll_back()
             warnings.append(
@@ -324,10 +336,14 @@ def train_scale(
             )
     bar.close()
     final = validator.update(generator, iterations)  # the last step is checked like every other
+    if ema is not None:
+        final = min(final, validator.update(ema.module, iterations, label="ema"))
     if config.select_best or not math.isfinite(final):
         validator.restore_best(generator)
     if rows:
         rows[-1]["best_iteration"] = validator.best_iteration
+        rows[-1]["best_weights"] = validator.best_label
+        rows[-1]["hard_batches"] = guard.hard_batches  # spikes the last good weights shared: not roll-backs
     return rows, time.perf_counter() - started
 
 
@@ -402,6 +418,21 @@ def critic_step(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
+
+
+def _data_terms(
+    generator: Generator,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    lowpass: losses.GaussianLowPass,
+    config: Config,
+    residual: bool,
+) -> dict[str, float]:
+    """The data loss terms of ``generator`` on one batch (image, t1, real, weight), without gradients."""
+    image, t1, real, weight = batch
+    terms: dict[str, float] = {}
+    with torch.no_grad():
+        generator_loss(None, generator(image, t1, residual=residual), real, lowpass, config, terms, weight=weight)
+    return terms
 
 
 def generator_loss(
