@@ -31,12 +31,13 @@ from scipy import ndimage
 from . import __version__, metrics
 from . import config as configs
 from .errors import InputError
+from .figure_comparison import comparison_figure
+from .figure_slices import intensity_window, slice_axis
 from .grids import Grid, resample, resample_average
 from .inputs import TargetSpec
 from .io import load_mask, load_volume, save_json
 from .phantom import PhantomConfig, simulate
 from .pipeline import RunResult, run
-from .report import comparison_figure, intensity_window, slice_axis
 
 logger = logging.getLogger(__name__)
 
