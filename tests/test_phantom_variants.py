@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_simulate_options
 from nibabel.orientations import aff2axcodes
 
 from aslsr import cli, metrics, phantom_fields
@@ -24,20 +25,7 @@ from aslsr.phantom_variant_simulation import simulate_variant
 from aslsr.phantom_variants import VARIANTS, variant
 
 COARSE = dict(nr_shape=(32, 24, 12), nr_voxel_size=(7.5, 7.5, 10.0), t1_voxel_size=3.0, template_resolution_mm=3)
-CLI_COARSE = [
-    "--nr-shape",
-    "32",
-    "24",
-    "12",
-    "--nr-voxel-size",
-    "7.5",
-    "7.5",
-    "10",
-    "--t1-voxel-size",
-    "3",
-    "--template-resolution",
-    "3",
-]
+CLI_COARSE = tiny_simulate_options(t1_voxel_size=3, template_resolution=3)
 
 
 @pytest.fixture(scope="module")
