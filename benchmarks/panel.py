@@ -115,7 +115,7 @@ def case_spec(name: str, seed: int, tiny: bool):
 
 def simulate_case(name: str, seed: int, folder: str, tiny: bool) -> dict[str, Any]:
     """Simulate one case (or reuse it when ``folder`` holds the same variant); returns timing."""
-    from aslsr.phantom_variants import PHANTOM_VERSION, simulate_variant
+    from aslsr.phantom_variant_simulation import PHANTOM_VERSION, simulate_variant
 
     spec = case_spec(name, seed, tiny)
     info = Path(folder) / "phantom.json"

@@ -2,7 +2,7 @@
 Python cannot take (complex voxels, tiny images, sidecars nested too deep or with huge numbers).
 
 Every case is one line on stderr, exit code 2, the file and the field named, nothing written and
-the inputs untouched (see ``_one_line_error`` in test_bad_inputs.py).
+the inputs untouched (see ``one_line_error`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from test_bad_inputs import _assert_nothing_written, _one_line_error, _run_error
+from conftest import assert_nothing_written, one_line_error, run_error
 
 from aslsr import checks
 from aslsr.config import FIELD_CHECKS, Config, preset, replace
@@ -80,11 +80,11 @@ def test_every_config_field_has_a_check_that_refuses_a_string():
 def test_run_bad_config_value_names_file_and_field(tiny_case, tmp_path, capsys, text, fragment):
     config = tmp_path / "settings.toml"
     config.write_text('preset = "test"\n' + text)
-    _run_error(capsys, tiny_case, tmp_path, str(config), fragment, extra=["--config", str(config)])
+    run_error(capsys, tiny_case, tmp_path, str(config), fragment, extra=["--config", str(config)])
 
 
 def test_run_negative_seed_on_the_command_line(tiny_case, tmp_path, capsys):
-    _run_error(capsys, tiny_case, tmp_path, "seed must be an integer from 0", extra=["--seed", "-3"])
+    run_error(capsys, tiny_case, tmp_path, "seed must be an integer from 0", extra=["--seed", "-3"])
 
 
 def test_a_new_field_needs_one_line():
@@ -160,7 +160,7 @@ def test_generate_refuses_a_crafted_model_file(model_payload, tiny_case, tmp_pat
     model = tmp_path / "model.pt"
     torch.save(_spoil(model_payload, how), model)
     out = tmp_path / "sr.nii.gz"
-    _one_line_error(
+    one_line_error(
         capsys,
         [
             "generate",
@@ -211,8 +211,8 @@ def test_generate_refuses_a_crafted_model_file(model_payload, tiny_case, tmp_pat
 )
 def test_simulate_bad_options(tmp_path, capsys, option, fragment):
     out = tmp_path / "phantom"
-    _one_line_error(capsys, ["simulate", str(out), *option], fragment)
-    _assert_nothing_written(out)
+    one_line_error(capsys, ["simulate", str(out), *option], fragment)
+    assert_nothing_written(out)
 
 
 def test_phantom_config_refuses_what_the_cli_refuses():
@@ -230,14 +230,14 @@ def test_run_complex_valued_asl(tiny_case, tmp_path, capsys):
     data = image.get_fdata(dtype=np.float32)
     path = tmp_path / "complex.nii.gz"
     nib.save(nib.Nifti1Image((data + 1j * data).astype(np.complex64), image.affine), str(path))
-    _run_error(capsys, tiny_case, tmp_path, str(path), "complex-valued (datatype complex64)", asl=str(path))
+    run_error(capsys, tiny_case, tmp_path, str(path), "complex-valued (datatype complex64)", asl=str(path))
 
 
 def test_run_asl_too_small_to_super_resolve(tiny_case, tmp_path, capsys):
     image = nib.load(tiny_case["asl_lr"])
     path = tmp_path / "tiny.nii.gz"
     nib.save(nib.Nifti1Image(np.arange(8, dtype=np.float32).reshape(2, 2, 2), image.affine), str(path))
-    _run_error(
+    run_error(
         capsys, tiny_case, tmp_path, str(path), "shape (2, 2, 2)", "at least 4 voxels along every axis", asl=str(path)
     )
 
@@ -252,7 +252,7 @@ def test_run_sidecar_python_cannot_read(tiny_case, tmp_path, capsys, content, fr
     shutil.copyfile(tiny_case["asl_lr"], asl)
     sidecar = Path(str(asl).replace(".nii.gz", ".json"))
     sidecar.write_text(content)
-    _run_error(capsys, tiny_case, tmp_path, str(sidecar), "not readable JSON", fragment, asl=str(asl))
+    run_error(capsys, tiny_case, tmp_path, str(sidecar), "not readable JSON", fragment, asl=str(asl))
 
 
 @pytest.mark.parametrize(
@@ -267,5 +267,5 @@ def test_run_sidecar_python_cannot_read(tiny_case, tmp_path, capsys, content, fr
 )
 def test_simulate_bad_variant_options(tmp_path, capsys, option, fragment):
     out = tmp_path / "phantom"
-    _one_line_error(capsys, ["simulate", str(out), "--variant", "hypo-box", *option], fragment)
-    _assert_nothing_written(out)
+    one_line_error(capsys, ["simulate", str(out), "--variant", "hypo-box", *option], fragment)
+    assert_nothing_written(out)

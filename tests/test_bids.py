@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, tiny_simulate_options
 
 from aslsr.bids import (
     SubjectInputs,
@@ -157,7 +157,7 @@ def _simulate_command(argv: list[str]) -> int:
 
 def test_cli_simulate_bids(tmp_path, capsys):
     out = tmp_path / "raw"
-    size = ["--nr-shape", "32", "24", "12", "--nr-voxel-size", "7.5", "7.5", "10", "--t1-voxel-size", "2"]
+    size = tiny_simulate_options()
     assert _simulate_command([str(out), "--bids", "--subjects", "1", "--seed", "9", *size]) == 0
     assert "BIDS dataset of 1 subject " in capsys.readouterr().out
     assert [run.name for run in find_subjects(out)] == ["sub-01"]

@@ -6,6 +6,7 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import tiny_run_args
 
 from aslsr.cli import main
 from aslsr.io import load_volume
@@ -28,24 +29,7 @@ OUTPUTS = (
 @pytest.fixture(scope="module")
 def run_dir(tiny_case, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
-    code = main(
-        [
-            "run",
-            "--asl",
-            tiny_case["asl_lr"],
-            "--t1",
-            tiny_case["t1w"],
-            "--m0",
-            tiny_case["m0_lr"],
-            "--out",
-            str(out),
-            "--like",
-            tiny_case["asl_nr"],
-            "--preset",
-            "test",
-            "--quiet",
-        ]
-    )
+    code = main(tiny_run_args(tiny_case, out, full=True))
     assert code == 0
     return out
 
@@ -88,20 +72,7 @@ def test_registration_recovers_the_phantom_motion(run_dir, tiny_case):
 
 def test_run_refuses_a_non_empty_output_folder(run_dir, tiny_case, capsys):
     before = sorted(p.name for p in run_dir.iterdir())
-    code = main(
-        [
-            "run",
-            "--asl",
-            tiny_case["asl_lr"],
-            "--t1",
-            tiny_case["t1w"],
-            "--out",
-            str(run_dir),
-            "--preset",
-            "test",
-            "--quiet",
-        ]
-    )
+    code = main(tiny_run_args(tiny_case, run_dir))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--overwrite" in err[0]
     assert sorted(p.name for p in run_dir.iterdir()) == before
@@ -109,20 +80,7 @@ def test_run_refuses_a_non_empty_output_folder(run_dir, tiny_case, capsys):
 
 def test_run_with_a_missing_input_leaves_nothing(tiny_case, tmp_path, capsys):
     out = tmp_path / "never"
-    code = main(
-        [
-            "run",
-            "--asl",
-            str(tmp_path / "missing.nii.gz"),
-            "--t1",
-            tiny_case["t1w"],
-            "--out",
-            str(out),
-            "--preset",
-            "test",
-            "--quiet",
-        ]
-    )
+    code = main(tiny_run_args(tiny_case, out, asl=str(tmp_path / "missing.nii.gz")))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing.nii.gz" in err[0]
     assert not out.exists() and not list(tmp_path.glob(".*"))

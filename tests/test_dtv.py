@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_run_args
 from skimage.restoration import denoise_tv_chambolle
 
 from aslsr import dtv, metrics
@@ -126,26 +127,7 @@ def test_cuda_agrees_with_the_cpu():
 
 def test_run_method_dtv_end_to_end(tiny_case, tmp_path):
     out = tmp_path / "out"
-    code = main(
-        [
-            "run",
-            "--asl",
-            tiny_case["asl_lr"],
-            "--t1",
-            tiny_case["t1w"],
-            "--m0",
-            tiny_case["m0_lr"],
-            "--out",
-            str(out),
-            "--like",
-            tiny_case["asl_nr"],
-            "--preset",
-            "test",
-            "--method",
-            "dtv",
-            "--quiet",
-        ]
-    )
+    code = main(tiny_run_args(tiny_case, out, "--method", "dtv", full=True))
     assert code == 0
     reference = load_volume(tiny_case["asl_nr"]).grid
     sr = load_volume(out / "sr.nii.gz")

@@ -1,6 +1,6 @@
 """Loading a run's inputs: BIDS 4D ASL series, CBF quantification, registration target, bad series.
 
-Bad-input cases follow the rules of test_bad_inputs.py (one line, exit 2, nothing written) and are
+Bad-input cases follow the rules of test_bad_images.py (one line, exit 2, nothing written) and are
 rows of the table in docs/bad_inputs.md.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from test_bad_inputs import _run_error
+from conftest import run_error
 
 from aslsr.inputs import CBF_UNITS, TargetSpec, load_inputs
 from aslsr.quantify import QuantificationParameters, cbf_from_deltam, deltam_from_cbf
@@ -117,7 +117,7 @@ def test_m0_estimate_is_used_without_an_m0_image(tiny_case, tmp_path):
 def test_run_4d_asl_without_aslcontext(tiny_case, tmp_path, capsys):
     asl = write_series(tiny_case, tmp_path / "in", ["control", "label"])
     Path(asl).with_name("sub-01_aslcontext.tsv").unlink()
-    _run_error(capsys, tiny_case, tmp_path, asl, "a 4D ASL series needs sub-01_aslcontext.tsv beside it", asl=asl)
+    run_error(capsys, tiny_case, tmp_path, asl, "a 4D ASL series needs sub-01_aslcontext.tsv beside it", asl=asl)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_run_4d_asl_without_aslcontext(tiny_case, tmp_path, capsys):
 )
 def test_run_bad_aslcontext(tiny_case, tmp_path, capsys, rows, fragment):
     asl = write_series(tiny_case, tmp_path / "in", ["control", "label"], context_rows=rows)
-    _run_error(capsys, tiny_case, tmp_path, str(Path(asl).with_name("sub-01_aslcontext.tsv")), fragment, asl=asl)
+    run_error(capsys, tiny_case, tmp_path, str(Path(asl).with_name("sub-01_aslcontext.tsv")), fragment, asl=asl)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +147,7 @@ def test_run_bad_aslcontext(tiny_case, tmp_path, capsys, rows, fragment):
 )
 def test_run_quantify_bad_sidecar(tiny_case, tmp_path, capsys, sidecar, fragment):
     asl = write_series(tiny_case, tmp_path / "in", ["m0scan", "control", "label"], sidecar=sidecar)
-    _run_error(
+    run_error(
         capsys,
         tiny_case,
         tmp_path,
@@ -160,4 +160,4 @@ def test_run_quantify_bad_sidecar(tiny_case, tmp_path, capsys, sidecar, fragment
 
 def test_run_quantify_without_any_m0(tiny_case, tmp_path, capsys):
     asl = write_series(tiny_case, tmp_path / "in", ["control", "label"], sidecar=PCASL)
-    _run_error(capsys, tiny_case, tmp_path, asl, "--quantify needs an M0", asl=asl, extra=["--quantify"])
+    run_error(capsys, tiny_case, tmp_path, asl, "--quantify needs an M0", asl=asl, extra=["--quantify"])

@@ -165,10 +165,6 @@ def test_2d_image(tmp_path: Path) -> None:
     _assert_error(_write(tmp_path / "flat.nii.gz", _random((6, 6))), "2D")
 
 
-def test_2d_image_is_rejected(tmp_path: Path) -> None:
-    _assert_error(_write(tmp_path / "flat.nii.gz", _random((6, 6))))
-
-
 def test_5d_image(tmp_path: Path) -> None:
     _assert_error(_write(tmp_path / "five.nii.gz", _random((4, 4, 4, 1, 2))), "5D")
 

@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import fingerprint, generate_args, one_line_error, tiny_run_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bad_inputs import _fingerprint, _generate, _one_line_error, _run
 
 from aslsr import outputs
 from aslsr.cli import main
@@ -53,23 +53,7 @@ def _inputs(subject: Path) -> dict[str, str]:
 
 
 def _quick(subject: Path, out: Path | str, *extra: str) -> list[str]:
-    files = _inputs(subject)
-    return [
-        "run",
-        "--asl",
-        files["asl_lr"],
-        "--t1",
-        files["t1w"],
-        "--out",
-        str(out),
-        "--preset",
-        "test",
-        "--quiet",
-        "--no-register",
-        "--zoom",
-        "2",
-        *extra,
-    ]
+    return tiny_run_args(_inputs(subject), out, "--no-register", "--zoom", "2", *extra)
 
 
 def _bids_dataset(root: Path) -> Path:
@@ -86,9 +70,9 @@ def _bids_dataset(root: Path) -> Path:
 def test_run_output_is_an_existing_file(tiny_case, tmp_path, capsys):
     out = tmp_path / "out"
     out.write_text("keep me\n")
-    before = _fingerprint([out])
-    _one_line_error(capsys, _run(tiny_case, out), str(out), "exists and is not a folder")
-    assert _fingerprint([out]) == before
+    before = fingerprint([out])
+    one_line_error(capsys, tiny_run_args(tiny_case, out), str(out), "exists and is not a folder")
+    assert fingerprint([out]) == before
     assert not list(tmp_path.glob(".out*"))
 
 
@@ -96,7 +80,7 @@ def test_run_output_below_a_file(tiny_case, tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder\n")
     out = blocker / "out"
-    _one_line_error(capsys, _run(tiny_case, out), str(out), f"{blocker} is not a folder")
+    one_line_error(capsys, tiny_run_args(tiny_case, out), str(out), f"{blocker} is not a folder")
     assert blocker.read_text() == "a file, not a folder\n"
     assert not list(tmp_path.glob(".*"))
 
@@ -105,7 +89,7 @@ def test_run_bad_input_before_a_valid_one_never_creates_the_output(tiny_case, tm
     """A bad M0 after a valid ASL/T1: the folder is not made (nested, missing parents included)."""
     out = tmp_path / "a" / "b" / "out"
     bad = str(tmp_path / "m0.nii.gz")
-    _one_line_error(capsys, _run(tiny_case, out, extra=["--m0", bad]), bad)
+    one_line_error(capsys, tiny_run_args(tiny_case, out, "--m0", bad), bad)
     assert not (tmp_path / "a").exists()
 
 
@@ -113,7 +97,7 @@ def test_generate_output_is_a_folder(tiny_case, tmp_path, capsys):
     out = tmp_path / "sr.nii.gz"
     out.mkdir()
     run = {"out": tmp_path / "run"}  # the output is checked before the model is read
-    _one_line_error(capsys, _generate(run, tiny_case, out, extra=["--overwrite"]), str(out), "is a folder")
+    one_line_error(capsys, generate_args(run, tiny_case, out, extra=["--overwrite"]), str(out), "is a folder")
     assert out.is_dir() and not any(out.iterdir())
 
 
@@ -122,23 +106,23 @@ def test_generate_output_is_a_folder(tiny_case, tmp_path, capsys):
 
 
 def test_run_into_the_folder_that_holds_its_inputs_is_refused_even_with_overwrite(subject, capsys):
-    before = _fingerprint(subject.iterdir())
-    line = _one_line_error(capsys, _quick(subject, subject, "--overwrite"), str(subject), "holds the input")
+    before = fingerprint(subject.iterdir())
+    line = one_line_error(capsys, _quick(subject, subject, "--overwrite"), str(subject), "holds the input")
     assert "asl_lr.nii.gz" in line
-    assert _fingerprint(subject.iterdir()) == before
+    assert fingerprint(subject.iterdir()) == before
 
 
 def test_run_into_a_parent_or_the_current_folder_holding_inputs_is_refused(subject, monkeypatch, capsys):
-    before = _fingerprint(subject.iterdir())
-    _one_line_error(capsys, _quick(subject, subject.parent, "--overwrite"), "holds the input")
+    before = fingerprint(subject.iterdir())
+    one_line_error(capsys, _quick(subject, subject.parent, "--overwrite"), "holds the input")
     monkeypatch.chdir(subject)
-    _one_line_error(capsys, _quick(subject, ".", "--overwrite"), "holds the input")
-    assert _fingerprint(subject.iterdir()) == before
+    one_line_error(capsys, _quick(subject, ".", "--overwrite"), "holds the input")
+    assert fingerprint(subject.iterdir()) == before
 
 
 def test_output_that_is_an_input_file_or_below_an_input_folder_is_refused(subject, capsys):
     asl = _inputs(subject)["asl_lr"]
-    _one_line_error(capsys, _quick(subject, asl, "--overwrite"), "exists and is not a folder")
+    one_line_error(capsys, _quick(subject, asl, "--overwrite"), "exists and is not a folder")
     with pytest.raises(InputError, match="lies inside the input folder"):
         outputs.check_output(subject / "x" / "out", kind="folder", inputs=[subject])
 
@@ -148,7 +132,7 @@ def test_generate_onto_its_own_asl_is_refused_even_with_overwrite(subject, tmp_p
     model = tmp_path / "model.pt"
     model.write_bytes(b"checked later")
     for target in (files["asl_lr"], files["t1w"]):
-        _one_line_error(
+        one_line_error(
             capsys,
             [
                 "generate",
@@ -170,7 +154,7 @@ def test_a_symlink_to_an_input_is_the_input(subject, tmp_path, capsys):
     link = tmp_path / "link.nii.gz"
     link.symlink_to(_inputs(subject)["ref_hr"])
     files = _inputs(subject)
-    _one_line_error(
+    one_line_error(
         capsys,
         ["evaluate", "--ref", files["ref_clean"], "--json", str(link), "--overwrite", files["ref_hr"]],
         "is the input",
@@ -183,10 +167,10 @@ def test_evaluate_json_needs_overwrite_and_never_replaces_an_input(subject, tmp_
     existing = tmp_path / "results.json"
     existing.write_text("{}\n")
     command = ["evaluate", "--ref", files["ref_clean"], files["ref_hr"]]
-    _one_line_error(capsys, [*command[:3], "--json", str(existing), *command[3:]], "exists (use --overwrite")
+    one_line_error(capsys, [*command[:3], "--json", str(existing), *command[3:]], "exists (use --overwrite")
     assert existing.read_text() == "{}\n"
-    _one_line_error(capsys, [*command[:3], "--json", files["ref_clean"], "--overwrite", *command[3:]], "is the input")
-    _one_line_error(capsys, [*command[:3], "--json", str(tmp_path), *command[3:]], "is a folder")
+    one_line_error(capsys, [*command[:3], "--json", files["ref_clean"], "--overwrite", *command[3:]], "is the input")
+    one_line_error(capsys, [*command[:3], "--json", str(tmp_path), *command[3:]], "is a folder")
     assert main([*command[:3], "--json", str(existing), "--overwrite", *command[3:]]) == 0
     assert "ref_hr" in json.loads(existing.read_text())["results"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -198,21 +182,21 @@ def test_evaluate_json_needs_overwrite_and_never_replaces_an_input(subject, tmp_
 
 def test_bids_output_into_the_raw_dataset_is_refused(tmp_path, capsys):
     raw = _bids_dataset(tmp_path / "raw")
-    before = _fingerprint(raw.rglob("*"))
+    before = fingerprint(raw.rglob("*"))
     for out, fragment in (
         (raw, "is the input"),
         (raw / "sub-01" / "x", "lies inside the input folder"),
         (tmp_path, "holds the input"),
     ):
-        _one_line_error(capsys, ["bids", str(raw), str(out), "participant", "--preset", "test"], fragment)
-    assert _fingerprint(raw.rglob("*")) == before
+        one_line_error(capsys, ["bids", str(raw), str(out), "participant", "--preset", "test"], fragment)
+    assert fingerprint(raw.rglob("*")) == before
     assert sorted(p.name for p in raw.iterdir()) == ["dataset_description.json", "sub-01"]
 
 
 def test_outputs_inside_a_raw_dataset_only_in_its_derivatives(subject, tmp_path, capsys):
     raw = _bids_dataset(tmp_path / "raw")
-    _one_line_error(capsys, _quick(subject, raw / "sub-01" / "sr"), "lies inside the raw BIDS dataset")
-    _one_line_error(capsys, ["simulate", str(raw / "phantom")], "lies inside the raw BIDS dataset")
+    one_line_error(capsys, _quick(subject, raw / "sub-01" / "sr"), "lies inside the raw BIDS dataset")
+    one_line_error(capsys, ["simulate", str(raw / "phantom")], "lies inside the raw BIDS dataset")
     assert outputs.check_output(raw / "derivatives" / "aslsr", kind="folder", inputs=[raw]) == outputs.resolve(
         raw / "derivatives" / "aslsr"
     )
@@ -250,12 +234,12 @@ def test_run_into_the_current_empty_folder_publishes_there(subject, tmp_path, mo
 def test_a_second_process_on_the_same_output_is_refused(subject, tmp_path, capsys):
     out = tmp_path / "out"
     with outputs.OutputLock(out):
-        _one_line_error(capsys, _quick(subject, out), "another aslsr process", f"pid {os.getpid()}")
+        one_line_error(capsys, _quick(subject, out), "another aslsr process", f"pid {os.getpid()}")
         assert not out.exists()
         json_out = tmp_path / "r.json"
         with outputs.OutputLock(json_out):
             files = _inputs(subject)
-            _one_line_error(
+            one_line_error(
                 capsys,
                 ["evaluate", "--ref", files["ref_clean"], "--json", str(json_out), files["ref_hr"]],
                 "another aslsr process",
@@ -266,13 +250,13 @@ def test_a_second_process_on_the_same_output_is_refused(subject, tmp_path, capsy
 def test_unwritable_output_places_are_one_line(subject, tmp_path, capsys):
     """Checked by creating a file there (os.access says yes to root)."""
     files = _inputs(subject)
-    _one_line_error(capsys, _quick(subject, "/proc/aslsr-test/out"), "cannot write in /proc")
-    _one_line_error(
+    one_line_error(capsys, _quick(subject, "/proc/aslsr-test/out"), "cannot write in /proc")
+    one_line_error(
         capsys,
         ["evaluate", "--ref", files["ref_clean"], "--json", "/proc/aslsr.json", files["ref_hr"]],
         "cannot write in /proc",
     )
-    _one_line_error(capsys, ["simulate", "/proc/aslsr-phantom"], "cannot write in /proc")
+    one_line_error(capsys, ["simulate", "/proc/aslsr-phantom"], "cannot write in /proc")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,7 +303,7 @@ def test_random_command_lines_never_change_an_input(
     monkeypatch.chdir(subject)
     files = {name: str(subject / f"{name}.nii.gz") for name in ("asl_lr", "t1w", "asl_nr", "ref_hr")}
     argv = {
-        "run": _run({"asl_lr": files["asl_lr"], "t1w": files["t1w"]}, out, extra=["--no-register", "--zoom", "2"]),
+        "run": tiny_run_args(files, out, "--no-register", "--zoom", "2"),
         "generate": [
             "generate",
             "--model",

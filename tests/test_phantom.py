@@ -13,6 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import tiny_simulate_options
 
 from aslsr import cli, phantom
 from aslsr.errors import InputError
@@ -231,16 +232,7 @@ def test_cli_full_size(tmp_path, capsys):
     assert "not empty" in err and "--overwrite" in err and len(err.splitlines()) == 1
 
     small = [
-        "--nr-shape",
-        "32",
-        "24",
-        "12",
-        "--nr-voxel-size",
-        "7.5",
-        "7.5",
-        "10",
-        "--t1-voxel-size",
-        "2",
+        *tiny_simulate_options(),
         "--t1-orientation",
         "LAS",
         "--overwrite",

@@ -1,4 +1,5 @@
-"""Tests of the phantom variants (``aslsr.phantom_variants``), their PSFs and fields, and
+"""Tests of the phantom variants (``aslsr.phantom_spec``, ``aslsr.phantom_variants``,
+``aslsr.phantom_variant_simulation``), their PSFs and fields, and
 ``aslsr simulate --variant``. Every variant runs on a coarse version: 3 mm templates, NR 32 x 24 x 12
 at 7.5 x 7.5 x 10 mm (the default field of view), T1 at 3 mm."""
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_simulate_options
 from nibabel.orientations import aff2axcodes
 
 from aslsr import cli, metrics, phantom_fields
@@ -18,23 +20,12 @@ from aslsr.grids import Grid, rigid_matrix
 from aslsr.io import load_volume
 from aslsr.phantom_anatomy import load_anatomy
 from aslsr.phantom_psf import PSF, acquire, acquisition_grid, fine_grid, slice_profile, tukey_window
-from aslsr.phantom_variants import VARIANTS, PhantomSpec, simulate_variant, variant
+from aslsr.phantom_spec import PhantomSpec
+from aslsr.phantom_variant_simulation import simulate_variant
+from aslsr.phantom_variants import VARIANTS, variant
 
 COARSE = dict(nr_shape=(32, 24, 12), nr_voxel_size=(7.5, 7.5, 10.0), t1_voxel_size=3.0, template_resolution_mm=3)
-CLI_COARSE = [
-    "--nr-shape",
-    "32",
-    "24",
-    "12",
-    "--nr-voxel-size",
-    "7.5",
-    "7.5",
-    "10",
-    "--t1-voxel-size",
-    "3",
-    "--template-resolution",
-    "3",
-]
+CLI_COARSE = tiny_simulate_options(t1_voxel_size=3, template_resolution=3)
 
 
 @pytest.fixture(scope="module")

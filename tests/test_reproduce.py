@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY
 from matplotlib.image import imread
 
 from aslsr import __version__, metrics
@@ -20,8 +21,6 @@ from aslsr.reproduce import ABLATIONS, reproduce
 
 pytestmark = pytest.mark.slow
 
-#: The tiny phantom of conftest.py (NR 32x24x12 at 7.5x7.5x10 mm, 2 mm T1): seconds per run.
-TINY = {"nr_shape": (32, 24, 12), "nr_voxel_size": (7.5, 7.5, 10.0), "t1_voxel_size": 2.0}
 METHODS = ["nearest", "linear", "spline", "dTV", "proposed"]
 FILES = (
     "table1.md",

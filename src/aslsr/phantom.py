@@ -3,7 +3,8 @@
 The anatomy comes from the MNI152 2009 (symmetric) templates bundled with nilearn (grey matter,
 white matter and a skull-stripped T1 at 1 mm, RAS; see :mod:`aslsr.phantom_anatomy`); nothing is
 downloaded. All arrays are in NIfTI voxel order (i, j, k); every grid's affine maps voxels to world
-RAS mm. CBF is in ml/100g/min. Variants that depart from this model: :mod:`aslsr.phantom_variants`.
+RAS mm. CBF is in ml/100g/min. Variants that depart from this model: :mod:`aslsr.phantom_spec`,
+:mod:`aslsr.phantom_variants` and :mod:`aslsr.phantom_variant_simulation`.
 
 Acquisition model: every acquired voxel is the average of the 1 mm truth over the voxel's extent
 (partial-volume box average, never point sampling), plus white Gaussian noise whose standard

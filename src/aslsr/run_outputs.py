@@ -1,7 +1,7 @@
 """What a run writes into its staging folder: SR, baselines, registered T1, mask, model, losses, reports.
 
 Images are written on the target grid (axes i, j, k of the target, ASL intensities in the input's
-units); ``report.json`` comes from :mod:`aslsr.run_report`, the QC figure from :mod:`aslsr.report`.
+units); ``report.json`` comes from :mod:`aslsr.run_report`, the QC figure from :mod:`aslsr.figure_qc`.
 Messages go to the ``aslsr.pipeline`` logger, as the rest of the run's do.
 """
 
@@ -18,11 +18,11 @@ import numpy as np
 from . import __version__, baselines, registration
 from .config import Config
 from .errors import TrainingError
+from .figure_qc import qc_figure
 from .generate import super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, save_json, save_volume
 from .model import Model
-from .report import qc_figure
 from .report_html import subject_report_html
 from .run_report import build_report, peak_memory
 

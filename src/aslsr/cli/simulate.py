@@ -12,7 +12,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..outputs import OutputLock, check_output
 from ..phantom_psf import PSF_KINDS
-from ..phantom_variants import ASL_ORIENTATIONS, VARIANTS, PhantomSpec
+from ..phantom_spec import ASL_ORIENTATIONS, PhantomSpec
+from ..phantom_variants import VARIANTS
 
 #: The most phantom subjects ``--bids`` writes in one call.
 MAX_SUBJECTS = 1000
@@ -102,8 +103,9 @@ def _add_variant_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "phantom variants",
         "A named variant, or any of these options (applied on top of the variant, or of a "
-        "plain variant with today's CBF model), simulates with aslsr.phantom_variants: CBF the T1 does not "
-        "explain, a warped anatomy, another PSF or voxel layout. Writes phantom.json and a lesion ROI per lesion.",
+        "plain variant with today's CBF model), simulates with aslsr.phantom_variant_simulation: CBF the T1 "
+        "does not explain, a warped anatomy, another PSF or voxel layout. Writes phantom.json and a lesion ROI "
+        "per lesion.",
     )
     listing = "; ".join(f"{name} ({spec.half}): {spec.description}" for name, spec in VARIANTS.items())
     listing = listing.replace("%", "%%")  # argparse formats help strings with %
@@ -174,7 +176,7 @@ def _variant_spec(args: argparse.Namespace, options: dict) -> PhantomSpec | None
 
 def run_simulate(args: argparse.Namespace) -> int:
     from ..phantom import PhantomConfig, simulate
-    from ..phantom_variants import simulate_variant
+    from ..phantom_variant_simulation import simulate_variant
 
     out = Path(args.dir)
     real = check_output(out, kind="folder", overwrite=args.overwrite, allow_raw_bids_root=args.bids)

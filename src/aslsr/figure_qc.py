@@ -1,15 +1,10 @@
-"""Quality-control and comparison figures (PNG, matplotlib Agg, no pyplot global state).
+"""The run's QC figure (``qc.png``): three views of every output beside the T1, and the loss curves.
 
-Every slice is shown in world orientation, whatever the voxel order of the grid (RAS, LAS, LPS,
-permuted or oblique): :func:`slice_view` picks the voxel axis closest to each world axis and flips
-it so that the display is *neurological*: the subject's right (+x) on the right of the panel,
-anterior (+y) up in axial views, superior (+z) up in coronal and sagittal views, anterior on the
-right in sagittal views. Voxel aspect ratios are kept.
+Slices are shown as :mod:`aslsr.figure_slices` describes (world orientation, neurological display).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,19 +17,25 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 from scipy import ndimage
 
+from .figure_slices import (
+    ASL_CMAP,
+    ASL_UNITS,
+    VIEWS,
+    bare_axes,
+    box_ratio,
+    brain_box,
+    edge_labels,
+    intensity_window,
+    save_png,
+    slice_axis,
+    slice_view,
+    view_axes,
+)
 from .grids import Grid, resample
-from .io import Volume, atomic_path
+from .io import Volume
 
-VIEWS = ("axial", "coronal", "sagittal")
-# world axes (0 = x/R, 1 = y/A, 2 = z/S) of each view: (slice normal, horizontal, vertical)
-_VIEW_AXES = {"axial": (2, 0, 1), "coronal": (1, 0, 2), "sagittal": (0, 1, 2)}
-# labels at the (left, right) edges of each view
-_EDGE_LABELS = {"axial": ("L", "R"), "coronal": ("L", "R"), "sagittal": ("P", "A")}
 _WORLD_NAMES = "xyz"
-ASL_CMAP = "inferno"
 EDGE_COLOR = (0.0, 1.0, 1.0)  # cyan: stands out on inferno
-ASL_UNITS = "ASL (input units)"
-DPI = 120
 _LOSS_STYLE = {
     "mse": "tab:blue",
     "lowpass": "tab:orange",
@@ -42,64 +43,6 @@ _LOSS_STYLE = {
     "adv_g": "tab:green",
     "loss_d": "tab:red",
 }
-
-
-def world_axes(grid: Grid) -> tuple[list[int], list[int]]:
-    """For world x, y, z: the closest voxel axis (a permutation) and the sign of its direction."""
-    cosines = np.abs(grid.directions)  # rows: world axes, columns: voxel axes
-    best = max(itertools.permutations(range(3)), key=lambda perm: sum(cosines[w, perm[w]] for w in range(3)))
-    axes = list(best)
-    signs = [1 if grid.directions[w, axes[w]] >= 0 else -1 for w in range(3)]
-    return axes, signs
-
-
-def slice_axis(grid: Grid, view: str) -> int:
-    """The voxel axis along which ``view`` ("axial", "coronal", "sagittal") slices ``grid``."""
-    return world_axes(grid)[0][_view(view)[0]]
-
-
-def slice_view(volume: np.ndarray, grid: Grid, view: str, index: int | None = None) -> tuple[np.ndarray, float]:
-    """One 2D slice of ``volume`` (on ``grid``) in world display orientation, and its imshow aspect.
-
-    ``index`` is the voxel index along :func:`slice_axis` (default: the middle). The returned array
-    is meant for ``imshow(..., origin="upper", aspect=aspect)``: row 0 is the top of the display.
-    """
-    volume = np.asarray(volume)
-    if volume.shape != grid.shape:
-        raise ValueError(f"volume shape {volume.shape} does not match grid {grid.shape}")
-    normal_w, horizontal_w, vertical_w = _view(view)
-    axes, signs = world_axes(grid)
-    normal, horizontal, vertical = axes[normal_w], axes[horizontal_w], axes[vertical_w]
-    index = grid.shape[normal] // 2 if index is None else int(index)
-    if not 0 <= index < grid.shape[normal]:
-        raise ValueError(f"slice index {index} is outside 0..{grid.shape[normal] - 1} for the {view} view")
-    plane = np.take(volume, index, axis=normal)  # remaining voxel axes in increasing order
-    if horizontal < vertical:
-        plane = plane.T  # now (vertical, horizontal)
-    if signs[horizontal_w] < 0:
-        plane = plane[:, ::-1]
-    if signs[vertical_w] > 0:
-        plane = plane[::-1, :]  # world "up" at row 0
-    aspect = float(grid.voxel_size[vertical] / grid.voxel_size[horizontal])
-    return np.ascontiguousarray(plane), aspect
-
-
-def intensity_window(
-    image: np.ndarray, mask: np.ndarray | None = None, percentiles: tuple[float, float] = (1.0, 99.5)
-) -> tuple[float, float]:
-    """Display window: percentiles of the finite voxels of ``image`` inside ``mask`` (all if empty)."""
-    image = np.asarray(image, dtype=np.float64)
-    values = image[np.asarray(mask, dtype=bool)] if mask is not None else image.ravel()
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        values = image[np.isfinite(image)]
-    if values.size == 0:
-        return 0.0, 1.0
-    low, high = (float(v) for v in np.percentile(values, percentiles))
-    if high <= low:
-        spread = max(abs(low) * 0.01, 1e-6)
-        low, high = low - spread, high + spread
-    return low, high
 
 
 def qc_figure(
@@ -145,8 +88,8 @@ def qc_figure(
         ("SR + T1 edges", sr),
     ]
     indices = {view: int(centre[slice_axis(grid, view)]) for view in VIEWS}
-    crops = {view: _brain_box(*slice_view(mask, grid, view, indices[view])) for view in VIEWS}
-    ratios = [_box_ratio(crops[view], slice_view(mask, grid, view, indices[view])[1]) for view in VIEWS]
+    crops = {view: brain_box(*slice_view(mask, grid, view, indices[view])) for view in VIEWS}
+    ratios = [box_ratio(crops[view], slice_view(mask, grid, view, indices[view])[1]) for view in VIEWS]
     figure, outer, layout = _qc_layout(ratios, len(columns))
     image = None
     for row, view in enumerate(VIEWS):
@@ -179,7 +122,7 @@ def qc_figure(
                     slice_view(edge_region, grid, view, index)[0][crop],
                     aspect,
                 )
-            _bare(axes)
+            bare_axes(axes)
             if row == 0:
                 axes.set_title(label, fontsize=11)
             if column == 0:
@@ -195,7 +138,7 @@ def qc_figure(
                     color="white",
                     path_effects=[patheffects.withStroke(linewidth=2, foreground="black")],
                 )
-                _edge_labels(axes, view)
+                edge_labels(axes, view)
     colorbar_axes = figure.add_subplot(layout[:, -1])
     colorbar = figure.colorbar(image, cax=colorbar_axes)
     colorbar.set_label(f"{ASL_UNITS}; window {asl_window[0]:.3g} to {asl_window[1]:.3g}", fontsize=10)
@@ -214,84 +157,7 @@ def qc_figure(
         fontsize=9,
         color="0.3",
     )
-    return _save(figure, path)
-
-
-def comparison_figure(
-    path: str | os.PathLike,
-    *,
-    panels: Sequence[tuple[str, np.ndarray]],
-    grid: Grid,
-    view: str,
-    rows: Sequence[Sequence[str]] | None = None,
-    window: tuple[float, float] | None = None,
-    slice_index: int | None = None,
-    title: str = "",
-    mask: np.ndarray | None = None,
-    units: str = ASL_UNITS,
-) -> Path:
-    """Write a grid of one ``view`` of several named images on ``grid``, all in the same window.
-
-    ``rows`` arranges the panel names (default: one row, in order). ``window`` defaults to the 1st to
-    99.5th percentile of the first panel inside ``mask``, or without a mask to 0 (or the 1st
-    percentile, if higher) to the 99.5th percentile of the whole first panel. With ``mask`` the
-    panels are cropped to the brain. ``slice_index`` (along :func:`slice_axis`) defaults to the
-    mask's centre of mass, else the middle slice.
-    """
-    _view(view)
-    images = dict(panels)
-    if not images:
-        raise ValueError("comparison_figure needs at least one panel")
-    for name, array in [*images.items(), *([("mask", mask)] if mask is not None else [])]:
-        if np.shape(array) != grid.shape:
-            raise ValueError(f"panel {name!r} has shape {np.shape(array)}, the grid is {grid.shape}")
-    layout_rows = [list(row) for row in rows] if rows is not None else [[name for name, _ in panels]]
-    missing = [name for row in layout_rows for name in row if name not in images]
-    if missing or not any(layout_rows):
-        raise ValueError(f"rows must name given panels; unknown: {', '.join(missing) or '(none named)'}")
-    brain = np.asarray(mask) > 0 if mask is not None else None
-    first = np.asarray(panels[0][1], dtype=np.float64)
-    if window is None and brain is not None and brain.any():
-        window = intensity_window(first, brain)
-    elif window is None:
-        low, high = intensity_window(first)
-        window = (max(low, 0.0), high) if high > 0 else (low, high)
-    if slice_index is None and brain is not None and brain.any():
-        slice_index = int(round(ndimage.center_of_mass(brain)[slice_axis(grid, view)]))
-    plane, aspect = slice_view(first, grid, view, slice_index)
-    crop = (
-        _brain_box(slice_view(brain, grid, view, slice_index)[0], aspect)
-        if brain is not None
-        else (slice(0, plane.shape[0]), slice(0, plane.shape[1]))
-    )
-    ratio = _box_ratio(crop, aspect)
-
-    n_rows, n_columns = len(layout_rows), max(len(row) for row in layout_rows)
-    panel_w, gap_w, gap_h, left, top = 2.6, 0.08, 0.35, 0.15, 0.35 + (0.45 if title else 0.0)
-    panel_h = panel_w * ratio
-    width = left + n_columns * panel_w + (n_columns - 1) * gap_w + 1.1
-    height = top + n_rows * panel_h + (n_rows - 1) * gap_h + 0.15
-    figure = Figure(figsize=(width, height))
-    FigureCanvasAgg(figure)
-    image = None
-    for row, names in enumerate(layout_rows):
-        for column, name in enumerate(names):
-            x, y = left + column * (panel_w + gap_w), height - top - (row + 1) * panel_h - row * gap_h
-            axes = figure.add_axes((x / width, y / height, panel_w / width, panel_h / height))
-            plane, aspect = slice_view(images[name], grid, view, slice_index)
-            image = axes.imshow(
-                plane[crop], cmap=ASL_CMAP, vmin=window[0], vmax=window[1], aspect=aspect, interpolation="nearest"
-            )
-            _bare(axes)
-            axes.set_title(name, fontsize=11)
-            if row == 0 and column == 0:
-                _edge_labels(axes, view)
-    bar_x = left + n_columns * panel_w + (n_columns - 1) * gap_w + 0.15
-    bar = figure.add_axes((bar_x / width, 0.15 / height, 0.15 / width, (height - top - 0.15) / height))
-    figure.colorbar(image, cax=bar).set_label(units, fontsize=10)
-    if title:
-        figure.suptitle(title, fontsize=12, y=1 - 0.12 / height, va="top")
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def _qc_layout(ratios: list[float], n_columns: int, width: float = 15.0):
@@ -325,59 +191,12 @@ def _qc_layout(ratios: list[float], n_columns: int, width: float = 15.0):
     return figure, outer, layout
 
 
-def _view(view: str) -> tuple[int, int, int]:
-    if view not in _VIEW_AXES:
-        raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
-    return _VIEW_AXES[view]
-
-
-def _bare(axes: Axes) -> None:
-    axes.set_xticks([])
-    axes.set_yticks([])
-    axes.set_facecolor("black")
-    for spine in axes.spines.values():
-        spine.set_visible(False)
-
-
-def _edge_labels(axes: Axes, view: str) -> None:
-    left, right = _EDGE_LABELS[view]
-    style = {
-        "fontsize": 10,
-        "fontweight": "bold",
-        "color": "white",
-        "va": "center",
-        "transform": axes.transAxes,
-        "path_effects": [patheffects.withStroke(linewidth=2.5, foreground="black")],
-    }
-    axes.text(0.03, 0.5, left, ha="left", **style)
-    axes.text(0.97, 0.5, right, ha="right", **style)
-
-
-def _brain_box(mask_plane: np.ndarray, aspect: float, margin: float = 6.0) -> tuple[slice, slice]:
-    """Rows and columns of a 2D mask's bounding box plus about ``margin`` pixels; the whole plane if empty."""
-    rows, columns = np.nonzero(mask_plane)
-    if rows.size == 0:
-        return slice(0, mask_plane.shape[0]), slice(0, mask_plane.shape[1])
-    row_margin = max(2, int(round(margin / max(aspect, 1e-3))))
-    column_margin = max(2, int(round(margin)))
-    return (
-        slice(max(0, rows.min() - row_margin), min(mask_plane.shape[0], rows.max() + row_margin + 1)),
-        slice(max(0, columns.min() - column_margin), min(mask_plane.shape[1], columns.max() + column_margin + 1)),
-    )
-
-
-def _box_ratio(box: tuple[slice, slice], aspect: float) -> float:
-    """Displayed height / width of a cropped plane, clipped so no row gets absurdly thin or tall."""
-    rows, columns = box
-    return float(np.clip((rows.stop - rows.start) * aspect / (columns.stop - columns.start), 0.4, 1.6))
-
-
 def _plane_position(grid: Grid, view: str, centre: np.ndarray, index: int) -> str:
     """E.g. ``z = +12.0 mm (k = 20)``: where the slice plane through ``centre`` lies in world space."""
     axis = slice_axis(grid, view)
     point = centre.astype(float).copy()
     point[axis] = index
-    normal = _VIEW_AXES[view][0]
+    normal = view_axes(view)[0]
     coordinate = float(grid.index_to_world(point)[normal])
     return f"{_WORLD_NAMES[normal]} = {coordinate:+.1f} mm ({'ijk'[axis]} = {index})"
 
@@ -478,11 +297,3 @@ def _qc_title(lr_grid: Grid, target: Grid) -> str:
         return f"{shape} voxels of {voxel} mm ({code})"
 
     return f"aslsr QC  |  LR input {describe(lr_grid)}  ->  target {describe(target)}"
-
-
-def _save(figure: Figure, path: str | os.PathLike) -> Path:
-    """Save ``figure`` as PNG atomically (see :class:`aslsr.io.atomic_path`)."""
-    path = Path(path)
-    with atomic_path(path, ".png") as temporary:
-        figure.savefig(temporary, format="png", dpi=DPI, facecolor="white")
-    return path

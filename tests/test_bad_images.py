@@ -1,23 +1,23 @@
-"""Bad inputs to ``aslsr run`` / ``generate`` / ``evaluate``: checked before any long work.
+"""Bad images given to ``aslsr run`` / ``generate`` / ``evaluate``: files that are not a readable
+NIfTI image, wrong dimensions, bad voxel values, impossible geometry, corrupt or fuzzed headers.
 
-Every case must end with exit code 2, exactly one line on stderr that names the offending file
-(where there is one), no traceback, no warning, no output folder or hidden ``.<name>.partial``
-staging folder, and the input files untouched. The table in docs/bad_inputs.md lists these tests.
+Every case must end with exit code 2, exactly one line on stderr that names the offending file, no
+traceback, no warning, no output folder or hidden ``.<name>.partial`` staging folder, and the input
+files untouched (``one_line_error`` in conftest.py). The table in docs/bad_inputs.md lists these
+tests; bad paths, options and configuration files are in test_bad_options.py.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import os
 import struct
-import time
 import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import assert_nothing_written, fingerprint, generate_args, one_line_error, run_error, tiny_run_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,63 +49,6 @@ def _variant(tiny: dict, role: str, path: Path, change) -> str:
     return _save(path, change(image.get_fdata(dtype=np.float32).copy()), image.affine)
 
 
-def _fingerprint(paths) -> dict[str, tuple[str, int]]:
-    result = {}
-    for path in paths:
-        path = Path(path)
-        if path.is_file():
-            result[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
-    return result
-
-
-def _one_line_error(capsys: pytest.CaptureFixture, argv: list[str], *fragments: str) -> str:
-    """Run the CLI; assert exit 2, one stderr line with ``fragments``, no traceback and no warning."""
-    inputs = [a for a in argv if os.path.isfile(a)]
-    before = _fingerprint(inputs)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        code = main(argv)
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert code == 2, captured.err
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"aslsr {argv[0]}: error: "), lines[0]
-    assert "Traceback" not in captured.err + captured.out
-    assert not [str(w.message) for w in caught]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert _fingerprint(inputs) == before  # inputs unchanged (bytes and mtime)
-    return lines[0]
-
-
-def _assert_nothing_written(out: Path) -> None:
-    assert not out.exists()
-    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
-
-
-def _run(tiny: dict, out: Path, *, asl: str | None = None, t1: str | None = None, extra=()) -> list[str]:
-    return [
-        "run",
-        "--asl",
-        asl or tiny["asl_lr"],
-        "--t1",
-        t1 or tiny["t1w"],
-        "--out",
-        str(out),
-        "--preset",
-        "test",
-        "--quiet",
-        *extra,
-    ]
-
-
-def _run_error(capsys, tiny: dict, tmp_path: Path, *fragments: str, **options) -> str:
-    out = tmp_path / "out"
-    line = _one_line_error(capsys, _run(tiny, out, **options), *fragments)
-    _assert_nothing_written(out)
-    return line
-
-
 def _with_raw_header(source: str, path: Path, edit) -> str:
     """``source`` rewritten as a .nii.gz whose raw header bytes went through ``edit(bytearray)``."""
     raw = bytearray(gzip.decompress(Path(source).read_bytes()))
@@ -115,39 +58,13 @@ def _with_raw_header(source: str, path: Path, edit) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# files that cannot be read
-
-
-@pytest.mark.parametrize("role", ["t1", "m0", "mask"])
-def test_run_missing_file(tiny_case, tmp_path, capsys, role):
-    missing = str(tmp_path / f"missing_{role}.nii.gz")
-    options = {"t1": missing} if role == "t1" else {"extra": [f"--{role}", missing]}
-    _run_error(capsys, tiny_case, tmp_path, missing, "no such file", **options)
-
-
-def test_run_input_is_a_folder(tiny_case, tmp_path, capsys):
-    folder = tmp_path / "asl.nii.gz"
-    folder.mkdir()
-    _run_error(capsys, tiny_case, tmp_path, str(folder), "is a folder", asl=str(folder))
-
-
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0,
-    reason="runs as root: root reads files without read permission, so nothing fails",
-)
-def test_run_unreadable_file(tiny_case, tmp_path, capsys):
-    locked = Path(_variant(tiny_case, "asl_lr", tmp_path / "locked.nii.gz", lambda d: d))
-    locked.chmod(0)
-    try:
-        _run_error(capsys, tiny_case, tmp_path, str(locked), "permission denied", asl=str(locked))
-    finally:
-        locked.chmod(0o644)
+# files that are not a readable NIfTI image
 
 
 def test_run_text_file_named_nifti(tiny_case, tmp_path, capsys):
     text = tmp_path / "notes.nii.gz"
     text.write_text("this is not an image\n")
-    _run_error(capsys, tiny_case, tmp_path, str(text), "not a readable NIfTI", asl=str(text))
+    run_error(capsys, tiny_case, tmp_path, str(text), "not a readable NIfTI", asl=str(text))
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.1], ids=["half", "header-cut"])
@@ -155,7 +72,7 @@ def test_run_truncated_file(tiny_case, tmp_path, capsys, keep):
     content = Path(tiny_case["t1w"]).read_bytes()
     cut = tmp_path / "cut_t1.nii.gz"
     cut.write_bytes(content[: int(len(content) * keep)])
-    _run_error(capsys, tiny_case, tmp_path, str(cut), t1=str(cut))
+    run_error(capsys, tiny_case, tmp_path, str(cut), t1=str(cut))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,17 +81,17 @@ def test_run_truncated_file(tiny_case, tmp_path, capsys, keep):
 
 def test_run_2d_image(tiny_case, tmp_path, capsys):
     flat = _variant(tiny_case, "asl_lr", tmp_path / "flat.nii.gz", lambda d: d[:, :, 0])
-    _run_error(capsys, tiny_case, tmp_path, flat, "2D", asl=flat)
+    run_error(capsys, tiny_case, tmp_path, flat, "2D", asl=flat)
 
 
 def test_run_5d_image(tiny_case, tmp_path, capsys):
     five = _variant(tiny_case, "asl_lr", tmp_path / "five.nii.gz", lambda d: np.stack([d, d], -1)[..., None, :])
-    _run_error(capsys, tiny_case, tmp_path, five, "5D", asl=five)
+    run_error(capsys, tiny_case, tmp_path, five, "5D", asl=five)
 
 
 def test_run_4d_t1(tiny_case, tmp_path, capsys):
     t1 = _variant(tiny_case, "t1w", tmp_path / "t1_4d.nii.gz", lambda d: np.stack([d, d], -1))
-    line = _run_error(capsys, tiny_case, tmp_path, t1, "is a 4D series of 2 volumes; give a 3D image", t1=t1)
+    line = run_error(capsys, tiny_case, tmp_path, t1, "is a 4D series of 2 volumes; give a 3D image", t1=t1)
     assert "aslcontext" not in line
 
 
@@ -192,7 +109,7 @@ def _with_nonfinite(data: np.ndarray) -> np.ndarray:
 def test_run_nan_voxels_are_counted(tiny_case, tmp_path, capsys, role):
     bad = _variant(tiny_case, role, tmp_path / f"nan_{role}.nii.gz", _with_nonfinite)
     option = {"asl": bad} if role == "asl_lr" else {"t1": bad}
-    _run_error(capsys, tiny_case, tmp_path, bad, "3 voxels are NaN or infinite", "--nan-to-zero", **option)
+    run_error(capsys, tiny_case, tmp_path, bad, "3 voxels are NaN or infinite", "--nan-to-zero", **option)
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +117,9 @@ def nan_run(tiny_case, tmp_path_factory):
     """A run on an ASL with NaN/Inf voxels accepted by --nan-to-zero (also gives generate a model)."""
     folder = tmp_path_factory.mktemp("nan_run")
     asl = _variant(tiny_case, "asl_lr", folder / "asl_nan.nii.gz", _with_nonfinite)
-    before = _fingerprint([asl, tiny_case["t1w"]])
-    code = main(_run(tiny_case, folder / "out", asl=asl, extra=["--nan-to-zero", "--no-register"]))
-    unchanged = _fingerprint([asl, tiny_case["t1w"]]) == before
+    before = fingerprint([asl, tiny_case["t1w"]])
+    code = main(tiny_run_args(tiny_case, folder / "out", "--nan-to-zero", "--no-register", asl=asl))
+    unchanged = fingerprint([asl, tiny_case["t1w"]]) == before
     return {"code": code, "out": folder / "out", "asl": asl, "unchanged": unchanged}
 
 
@@ -215,7 +132,7 @@ def test_run_nan_to_zero_accepts_them(nan_run):
 @pytest.mark.parametrize("value", [0.0, 250.0], ids=["all-zero", "constant"])
 def test_run_constant_image(tiny_case, tmp_path, capsys, value):
     flat = _variant(tiny_case, "asl_lr", tmp_path / "flat.nii.gz", lambda d: np.full_like(d, value))
-    _run_error(capsys, tiny_case, tmp_path, flat, "the image is constant", f"every voxel is {value:g}", asl=flat)
+    run_error(capsys, tiny_case, tmp_path, flat, "the image is constant", f"every voxel is {value:g}", asl=flat)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,7 +143,7 @@ def test_run_zero_voxel_size_in_header(tiny_case, tmp_path, capsys):
     zero = _with_raw_header(
         tiny_case["asl_lr"], tmp_path / "zero_pixdim.nii.gz", lambda raw: struct.pack_into("<f", raw, PIXDIM + 4, 0.0)
     )
-    _run_error(capsys, tiny_case, tmp_path, zero, "voxel sizes must be positive", asl=zero)
+    run_error(capsys, tiny_case, tmp_path, zero, "voxel sizes must be positive", asl=zero)
 
 
 def test_run_singular_affine(tiny_case, tmp_path, capsys):
@@ -235,7 +152,7 @@ def test_run_singular_affine(tiny_case, tmp_path, capsys):
         struct.pack_into("<hh", raw, QFORM_CODE, 1, 1)  # both codes set: the sform wins
 
     singular = _with_raw_header(tiny_case["asl_lr"], tmp_path / "singular.nii.gz", zero_affine)
-    _run_error(capsys, tiny_case, tmp_path, singular, "the affine is singular", asl=singular)
+    run_error(capsys, tiny_case, tmp_path, singular, "the affine is singular", asl=singular)
 
 
 def test_run_fields_of_view_do_not_overlap(tiny_case, tmp_path, capsys):
@@ -243,129 +160,21 @@ def test_run_fields_of_view_do_not_overlap(tiny_case, tmp_path, capsys):
     far = image.affine.copy()
     far[:3, 3] += [1000.0, 0.0, 0.0]
     moved = _save(tmp_path / "t1_far.nii.gz", image.get_fdata(dtype=np.float32), far)
-    _run_error(capsys, tiny_case, tmp_path, moved, "does not overlap the ASL field of view", t1=moved)
+    run_error(capsys, tiny_case, tmp_path, moved, "does not overlap the ASL field of view", t1=moved)
 
 
 def test_run_mask_on_another_grid(tiny_case, tmp_path, capsys):
     mask = tiny_case["mask"]  # the NR-grid mask, not on the LR ASL grid
-    _run_error(capsys, tiny_case, tmp_path, mask, "not on the image grid", extra=["--mask", mask])
+    run_error(capsys, tiny_case, tmp_path, mask, "not on the image grid", extra=["--mask", mask])
 
 
 def test_run_empty_mask(tiny_case, tmp_path, capsys):
     empty = _variant(tiny_case, "mask_lr", tmp_path / "empty_mask.nii.gz", np.zeros_like)
-    _run_error(capsys, tiny_case, tmp_path, empty, "the mask is empty", extra=["--mask", empty])
-
-
-# --------------------------------------------------------------------------------------------------
-# target grid
-
-
-@pytest.mark.parametrize(
-    "option",
-    [["--voxel-size", "0.001"], ["--voxel-size", "1e-300"], ["--zoom", "1e6"]],
-    ids=["0.001mm", "1e-300mm", "zoom-1e6"],
-)
-def test_run_absurd_target_is_refused_before_allocating(tiny_case, tmp_path, capsys, option):
-    start = time.perf_counter()
-    line = _run_error(
-        capsys, tiny_case, tmp_path, "would need about", "GiB of memory", "choose a larger voxel size", extra=option
-    )
-    assert time.perf_counter() - start < 10.0, line
-
-
-@pytest.mark.parametrize(
-    "option",
-    [
-        ["--voxel-size", "0"],
-        ["--voxel-size", "-2"],
-        ["--voxel-size", "1", "-2", "1"],
-        ["--voxel-size", "1", "2"],
-        ["--voxel-size", "inf"],
-        ["--zoom", "0"],
-        ["--zoom", "nan"],
-        ["--zoom", "2", "2", "2", "2"],
-    ],
-    ids=[
-        "voxel-0",
-        "voxel-negative",
-        "voxel-one-negative",
-        "voxel-two-numbers",
-        "voxel-inf",
-        "zoom-0",
-        "zoom-nan",
-        "zoom-four-numbers",
-    ],
-)
-def test_run_bad_target_numbers(tiny_case, tmp_path, capsys, option):
-    line = _run_error(
-        capsys,
-        tiny_case,
-        tmp_path,
-        f"{option[0]} needs 1 or 3 finite positive numbers, got " + " ".join(f"{float(v):g}" for v in option[1:]),
-        extra=option,
-    )
-    assert "np.float64" not in line
-
-
-def test_run_like_missing(tiny_case, tmp_path, capsys):
-    missing = str(tmp_path / "reference.nii.gz")
-    _run_error(capsys, tiny_case, tmp_path, missing, "no such file", extra=["--like", missing])
-
-
-# --------------------------------------------------------------------------------------------------
-# configuration
-
-
-def _config_file(tmp_path: Path, kind: str) -> str:
-    path = tmp_path / "settings.toml"
-    if kind == "missing":
-        return str(path)
-    if kind == "folder":
-        path.mkdir()
-    elif kind == "invalid":
-        path.write_text("iterations = [3, 4\n")
-    elif kind == "unknown":
-        path.write_text("iterations = [3, 4]\nlearnin_rate = 0.1\n")
-    elif kind == "bad value":
-        path.write_text("patch_size = 2\n")
-    return str(path)
-
-
-@pytest.mark.parametrize(
-    "kind, fragment",
-    [
-        ("missing", "no such file"),
-        ("folder", "is a folder"),
-        ("invalid", "not valid TOML"),
-        ("unknown", "unknown configuration field(s): learnin_rate"),
-        ("bad value", "patch_size must be unset or an integer from 8 to 1024, got 2"),
-    ],
-)
-def test_run_bad_config(tiny_case, tmp_path, capsys, kind, fragment):
-    config = _config_file(tmp_path, kind)
-    _run_error(capsys, tiny_case, tmp_path, config, fragment, extra=["--config", config])
+    run_error(capsys, tiny_case, tmp_path, empty, "the mask is empty", extra=["--mask", empty])
 
 
 # --------------------------------------------------------------------------------------------------
 # aslsr generate
-
-
-def _generate(
-    nan_run: dict, tiny: dict, out: Path, *, asl: str | None = None, t1: str | None = None, extra=()
-) -> list[str]:
-    return [
-        "generate",
-        "--model",
-        str(nan_run["out"] / "model.pt"),
-        "--asl",
-        asl or tiny["asl_lr"],
-        "--t1",
-        t1 or tiny["t1w"],
-        "--out",
-        str(out),
-        "--no-register",
-        *extra,
-    ]
 
 
 def test_generate_bad_inputs(nan_run, tiny_case, tmp_path, capsys):
@@ -384,7 +193,7 @@ def test_generate_bad_inputs(nan_run, tiny_case, tmp_path, capsys):
         (dict(extra=["--like", missing]), (missing, "no such file")),
     ]
     for options, fragments in cases:
-        _one_line_error(capsys, _generate(nan_run, tiny_case, out, **options), *fragments)
+        one_line_error(capsys, generate_args(nan_run, tiny_case, out, **options), *fragments)
         assert not out.exists() and not list(tmp_path.glob(".sr.nii.gz*"))
 
 
@@ -409,8 +218,8 @@ def test_evaluate_corrupt_headers(tiny_case, tmp_path, capsys):
         (huge, "GiB of memory"),
     ]:
         out = tmp_path / "metrics.json"
-        _one_line_error(capsys, ["evaluate", "--ref", ref, "--json", str(out), bad], bad, fragment)
-        _assert_nothing_written(out)
+        one_line_error(capsys, ["evaluate", "--ref", ref, "--json", str(out), bad], bad, fragment)
+        assert_nothing_written(out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -510,4 +319,4 @@ def test_fuzzed_header_through_evaluate(header_seed, tmp_path, capsys):
         _corrupt(raw, edit)
         bad = tmp_path / f"bad{index}.nii"
         bad.write_bytes(bytes(raw))
-        _one_line_error(capsys, ["evaluate", "--ref", str(ref), str(bad)], str(bad))
+        one_line_error(capsys, ["evaluate", "--ref", str(ref), str(bad)], str(bad))

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from aslsr.figure_comparison import comparison_figure
+from aslsr.figure_qc import _cumulative_iterations, qc_figure
+from aslsr.figure_slices import slice_axis, slice_view
 from aslsr.grids import Grid, reorient, resample, rigid_matrix
 from aslsr.io import Volume
-from aslsr.report import _cumulative_iterations, comparison_figure, qc_figure, slice_axis, slice_view
 
 VOXEL = (2.0, 1.5, 3.0)
 ORIENTATIONS = {
