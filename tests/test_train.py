@@ -108,9 +108,9 @@ def test_a_step_that_blows_up_the_weights_is_caught_even_at_the_last_iteration(i
         assert all(torch.isfinite(p).all() for p in model.generator.parameters())
 
 
-def test_each_scale_returns_its_best_validated_weights(inputs):
-    asl, t1, zoom = inputs
-    config = preset(
+def _overshooting(**overrides):
+    """12 validated steps at a learning rate that overshoots, so the best weights are not the last ones."""
+    return preset(
         "test",
         iterations=(12,),
         single_scale=True,
@@ -118,8 +118,13 @@ def test_each_scale_returns_its_best_validated_weights(inputs):
         validate_every=1,
         learning_rate=3e-2,
         lr_schedule="constant",
+        **overrides,
     )
-    model = train(asl, t1, config=config, zoom=zoom, progress=False)
+
+
+def test_each_scale_returns_its_best_validated_weights(inputs):
+    asl, t1, zoom = inputs
+    model = train(asl, t1, config=_overshooting(), zoom=zoom, progress=False)
     scores = {row["iteration"]: row["validation"] for row in model.history if "validation" in row}
     best = model.history[-1]["best_iteration"]
     assert len(scores) >= 12 and min(scores, key=scores.get) == best
@@ -128,16 +133,7 @@ def test_each_scale_returns_its_best_validated_weights(inputs):
 
 def test_the_weight_average_is_validated_beside_the_live_weights(inputs):
     asl, t1, zoom = inputs
-    config = preset(
-        "test",
-        iterations=(12,),
-        single_scale=True,
-        use_adversarial=False,
-        validate_every=1,
-        learning_rate=3e-2,  # overshoots, so the best weights are not the last ones
-        ema_decay=0.5,
-    )
-    model = train(asl, t1, config=config, zoom=zoom, progress=False)
+    model = train(asl, t1, config=_overshooting(ema_decay=0.5), zoom=zoom, progress=False)
     rows = [row for row in model.history if "validation" in row]
     assert len(rows) >= 12 and all("validation_ema" in row for row in rows)
     scores = {(row["iteration"], "last"): row["validation"] for row in rows}

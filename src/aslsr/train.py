@@ -27,6 +27,7 @@ from .grids import Grid
 from .io import Volume
 from .model import Model, apply_generator
 from .networks import Generator, PatchCritic
+from .objective import critic_step, data_terms, generator_loss
 from .progress import progress_bar
 from .pyramid import Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors, scale_grids
 from .sampling import PatchSampler
@@ -279,7 +280,7 @@ def train_scale(
         loss = generator_loss(critic, fake, real, lowpass, config, terms, weight=weight)
         problem = guard.check(
             terms,
-            remembered_terms=lambda: _data_terms(
+            remembered_terms=lambda: data_terms(
                 guard.remembered("generator"), (image, t1, real, weight), lowpass, config, residual
             ),
         )
@@ -396,67 +397,3 @@ def _restore_scale(
     guard.load_state_dict(saved["guard"])
     validator.load_state_dict(saved["validator"])
     return state.iteration, list(saved["rows"]), float(saved["seconds"])
-
-
-def critic_step(
-    critic: PatchCritic,
-    optimizer: torch.optim.Optimizer,
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    config: Config,
-    terms: dict[str, float],
-    *,
-    penalise: bool,
-) -> None:
-    """One WGAN-GP critic update; the lazy penalty is scaled by ``gp_every`` to keep its weight."""
-    loss = losses.critic_wasserstein_loss(critic, real, fake)
-    terms["loss_d"] = float(loss.detach())
-    if penalise and config.gp_weight > 0:
-        penalty = losses.gradient_penalty(critic, real, fake)
-        terms["gp"] = float(penalty.detach())
-        loss = loss + config.gp_weight * config.gp_every * penalty
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def _data_terms(
-    generator: Generator,
-    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-    lowpass: losses.GaussianLowPass,
-    config: Config,
-    residual: bool,
-) -> dict[str, float]:
-    """The data loss terms of ``generator`` on one batch (image, t1, real, weight), without gradients."""
-    image, t1, real, weight = batch
-    terms: dict[str, float] = {}
-    with torch.no_grad():
-        generator_loss(None, generator(image, t1, residual=residual), real, lowpass, config, terms, weight=weight)
-    return terms
-
-
-def generator_loss(
-    critic: PatchCritic | None,
-    fake: torch.Tensor,
-    real: torch.Tensor,
-    lowpass: losses.GaussianLowPass,
-    config: Config,
-    terms: dict[str, float],
-    *,
-    weight: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Eq. 3 for the generator, each term switchable for ablations; ``weight`` 0 leaves voxels out."""
-    mse = losses.mse_loss(fake, real, weight)
-    total = config.alpha * mse
-    terms["mse"] = float(mse.detach())
-    if config.use_lowpass and config.beta > 0:
-        low = losses.lowpass_loss(fake, real, lowpass, weight)
-        total = total + config.beta * low
-        terms["lowpass"] = float(low.detach())
-    terms["data"] = float(total.detach())
-    if critic is not None and config.adversarial_weight > 0:
-        adversarial = losses.generator_adversarial_loss(critic, fake)
-        total = total + config.adversarial_weight * adversarial
-        terms["adv_g"] = float(adversarial.detach())
-    terms["loss_g"] = float(total.detach())
-    return total
