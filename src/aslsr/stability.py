@@ -242,9 +242,11 @@ class DivergenceGuard:
         return {
             "recent": {k: list(v) for k, v in self.recent.items()},
             "retries": self.retries,
+            "hard_batches": self.hard_batches,
             "snapshot": self.snapshot,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.recent = {k: list(v) for k, v in state["recent"].items()}
         self.retries, self.snapshot = int(state["retries"]), state["snapshot"]
+        self.hard_batches = int(state.get("hard_batches", 0))  # absent from checkpoints written before it
