@@ -19,7 +19,7 @@ import torch
 from conftest import assert_nothing_written, one_line_error, run_error
 
 from aslsr import checks
-from aslsr.config import FIELD_CHECKS, Config, preset, replace
+from aslsr.config import FIELD_CHECKS, Config, model_settings, preset, replace
 from aslsr.errors import InputError
 from aslsr.model import MODEL_FORMAT, MODEL_VERSION, _plain
 from aslsr.networks import Generator
@@ -106,7 +106,7 @@ def model_payload() -> dict:
     return {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
-        "config": _plain(config.to_dict()),
+        "settings": _plain(model_settings(config)),
         "normalizer": {"asl_scale": 80.0, "t1_low": 0.0, "t1_high": 200.0},
         "factor": [2.0, 2.0, 1.0],
         "grids": [],
@@ -118,7 +118,7 @@ def model_payload() -> dict:
 def _spoil(payload: dict, how: str) -> dict:
     payload = {
         **payload,
-        "config": dict(payload["config"]),
+        "settings": dict(payload["settings"]),
         "normalizer": dict(payload["normalizer"]),
         "generator": {k: v.clone() for k, v in payload["generator"].items()},
     }
@@ -131,10 +131,10 @@ def _spoil(payload: dict, how: str) -> dict:
         payload["normalizer"]["asl_scale"] = 0.0 if how == "zero-scale" else math.nan
     elif how == "t1-range":
         payload["normalizer"]["t1_high"] = -1.0
-    elif how == "nan-alpha":
-        payload["config"]["alpha"] = math.nan
-    elif how == "config-string":
-        payload["config"] = "x"
+    elif how == "nan-sigma":
+        payload["settings"]["consistency_sigma_voxels"] = math.nan
+    elif how == "settings-string":
+        payload["settings"] = "x"
     elif how == "nan-weights":
         payload["generator"][first].fill_(math.nan)
     elif how == "huge-weights":  # finite weights whose output overflows to infinity
@@ -150,8 +150,8 @@ def _spoil(payload: dict, how: str) -> dict:
         ("zero-scale", "asl_scale must be a finite number above 0"),
         ("nan-scale", "asl_scale must be a finite number above 0"),
         ("t1-range", "t1_high must be above normalizer.t1_low"),
-        ("nan-alpha", "alpha must be a finite number"),
-        ("config-string", "config must be a table"),
+        ("nan-sigma", "consistency_sigma_voxels must be a finite number"),
+        ("settings-string", "settings must be a table"),
         ("nan-weights", "the generator's weights hold NaN or infinite values"),
         ("huge-weights", "the model produced NaN or infinite values"),
     ],

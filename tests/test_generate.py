@@ -1,10 +1,11 @@
+import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from aslsr.config import preset
+from aslsr.config import MODEL_SETTINGS, Config, model_settings, preset, replace
 from aslsr.errors import InputError
 from aslsr.generate import enforce_consistency, super_resolve
 from aslsr.grids import resample_average
@@ -26,11 +27,35 @@ def test_save_load_round_trip_gives_the_same_sr(trained, tmp_path):
     model, asl, nr, t1 = trained
     path = model.save(tmp_path / "model.pt", metadata={"note": "test"})
     loaded = Model.load(path)
-    assert loaded.config == model.config
-    assert loaded.metadata == {"note": "test"}
+    assert model_settings(loaded.config) == model_settings(model.config)
+    assert loaded.metadata == {"note": "test", "trained_with": json.loads(json.dumps(model.config.to_dict()))}
+    assert loaded.trained_seed == model.trained_seed == model.config.seed
     assert isinstance(loaded, type(model)) and loaded.grids == model.grids and len(loaded.grids) == 2
     np.testing.assert_array_equal(loaded.factor, model.factor)
     np.testing.assert_array_equal(super_resolve(model, asl, t1, nr.grid), super_resolve(loaded, asl, t1, nr.grid))
+
+
+def test_the_model_file_keeps_only_what_applying_the_model_needs(trained, tmp_path):
+    model = trained[0]
+    trained_on = replace(model.config, learning_rate=0.5, iterations=(7,), device="cpu", tile_size=40, seed=4)
+    payload = torch.load(Model(model.generator, model.normalizer, trained_on, model.factor).save(tmp_path / "m.pt"))
+    assert set(payload["settings"]) == set(MODEL_SETTINGS)
+    loaded = Model.load(tmp_path / "m.pt")
+    assert (loaded.config.learning_rate, loaded.config.iterations) == (Config.learning_rate, Config.iterations)
+    assert (loaded.config.device, loaded.config.tile_size) == (Config.device, Config.tile_size)
+    assert loaded.trained_seed == 4 and loaded.metadata["trained_with"]["learning_rate"] == 0.5
+
+
+def test_a_version_1_model_file_is_still_read(trained, tmp_path):
+    model = trained[0]
+    payload = torch.load(model.save(tmp_path / "m.pt"))
+    payload["version"] = 1
+    payload["config"] = {**model.config.to_dict(), "iterations": [9]}
+    del payload["settings"]
+    torch.save(payload, tmp_path / "v1.pt")
+    loaded = Model.load(tmp_path / "v1.pt")
+    assert model_settings(loaded.config) == model_settings(model.config)
+    assert loaded.config.iterations == Config.iterations
 
 
 def test_model_file_loads_with_weights_only(trained, tmp_path):

@@ -9,8 +9,10 @@ lambda, gamma, eta). Every ``aslsr run`` writes each of :data:`BASELINES` as ``<
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from .config import Config, resolve_device
+from .config import Config
+from .devices import resolve_device
 from .dtv import DTVResult, settings_from_config, super_resolve_dtv
 from .grids import Grid, resample
 from .io import Volume
@@ -32,9 +34,17 @@ def all_baselines(volume: Volume, target: Grid) -> dict[str, np.ndarray]:
     return {name: interpolate(volume, target, name) for name in BASELINE_ORDERS}
 
 
-def dtv_baseline(volume: Volume, t1_on_target: np.ndarray, target: Grid, config: Config) -> DTVResult:
-    """The dTV reconstruction of ``volume`` on ``target`` with the run's settings, on its device."""
+def dtv_baseline(
+    volume: Volume, t1_on_target: np.ndarray, target: Grid, config: Config, *, device: torch.device | None = None
+) -> DTVResult:
+    """The dTV reconstruction of ``volume`` on ``target`` with the run's settings, on ``device`` (None: the
+    configuration's device, resolved here)."""
     settings, acquisition = settings_from_config(config)
     return super_resolve_dtv(
-        volume, t1_on_target, target, settings=settings, acquisition=acquisition, device=resolve_device(config.device)
+        volume,
+        t1_on_target,
+        target,
+        settings=settings,
+        acquisition=acquisition,
+        device=device or resolve_device(config.device),
     )

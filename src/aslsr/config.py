@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from . import checks
 from .errors import InputError
 
@@ -25,7 +23,11 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of training and super-resolution. Build with :func:`preset` and ``replace``."""
+    """Every setting of training and super-resolution. Build with :func:`preset` and ``replace``.
+
+    A trained model keeps only the fields in :data:`MODEL_SETTINGS` (what applying it needs); the
+    others are training, run and machine settings, recorded in each run's ``report.json``.
+    """
 
     # Pyramid: x_n is the LR ASL downsampled by scale_factor**(N - n).
     scale_factor: tuple[float, float, float] | None = None  # per voxel axis; None = the SR zoom per axis
@@ -106,6 +108,34 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: The fields a trained model needs when it is applied, saved in ``model.pt`` and read back from it: the
+#: generator's architecture and the super-resolution recipe (its input, the dTV reconstruction that makes
+#: it, the consistency step). Machine settings (device, tiles, threads) come from whoever applies it.
+MODEL_SETTINGS: tuple[str, ...] = (
+    "generator_channels",
+    "residual",
+    "use_t1",
+    "input_source",
+    "upsample_order",
+    "consistency",
+    "consistency_sigma_voxels",
+    "dtv_lambda",
+    "dtv_gamma",
+    "dtv_eta",
+    "dtv_iterations",
+    "acquisition",
+    "acquisition_fwhm_mm",
+    "acquisition_slice_fwhm_mm",
+    "acquisition_window",
+    "acquisition_tukey_alpha",
+)
+
+
+def model_settings(config: Config) -> dict[str, Any]:
+    """The :data:`MODEL_SETTINGS` of ``config``, by name."""
+    return {name: getattr(config, name) for name in MODEL_SETTINGS}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -276,12 +306,3 @@ def _validated(config: Config) -> Config:
     if problems:
         raise InputError("bad configuration: " + "; ".join(problems))
     return config
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(name)

@@ -13,7 +13,7 @@ import torch
 from scipy import ndimage
 
 from .baselines import dtv_baseline
-from .config import resolve_device
+from .devices import resolve_device
 from .grids import Grid, resample_average
 from .io import Volume
 from .model import Model
@@ -41,7 +41,9 @@ def super_resolve(
     normalizer = model.normalizer
     prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
     if config.input_source == "dtv":
-        upsampled = dtv_on_target if dtv_on_target is not None else dtv_baseline(asl, prior, target, config).image
+        if dtv_on_target is None:
+            dtv_on_target = dtv_baseline(asl, prior, target, config, device=device).image
+        upsampled = dtv_on_target
     else:
         upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)
     output = model.apply(normalizer.asl_to_net(upsampled), normalizer.t1_to_net(prior), device=device)

@@ -2,7 +2,10 @@
 
 One type for a model fresh from :func:`aslsr.train.train` and one read back from ``model.pt``
 (:meth:`Model.load`). The model file holds only tensors and plain values and is read with
-``torch.load(weights_only=True)``; every field is checked before it is used.
+``torch.load(weights_only=True)``; every field is checked before it is used. Of the configuration
+it keeps what applying the model needs (:data:`aslsr.config.MODEL_SETTINGS`); a model read back
+has the other fields at their defaults, and its training configuration only as provenance
+(``metadata["trained_with"]``).
 
 :meth:`Model.apply` runs G_N on whole 3D arrays in network units (axes i, j, k of the target grid),
 in overlapping tiles blended with a smooth window so that memory stays bounded at any output size;
@@ -19,7 +22,8 @@ import numpy as np
 import torch
 
 from . import checks
-from .config import Config, replace, resolve_device
+from .config import MODEL_SETTINGS, Config, model_settings, replace
+from .devices import resolve_device
 from .errors import InputError
 from .grids import Grid
 from .io import atomic_path
@@ -27,7 +31,7 @@ from .networks import Generator
 from .pyramid import Normalizer
 
 MODEL_FORMAT = "aslsr-model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 1 stored the whole training configuration under "config"; still read
 
 
 @dataclasses.dataclass
@@ -65,6 +69,13 @@ class Model:
             residual=True,
         )
 
+    @property
+    def trained_seed(self) -> int:
+        """The seed training ran with (0 when a model file does not tell); a run registers the T1 with it."""
+        trained_with = self.metadata.get("trained_with")
+        seed = trained_with.get("seed") if isinstance(trained_with, dict) else self.config.seed
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write G_N's weights and plain settings (no pickled objects) atomically.
 
@@ -74,11 +85,13 @@ class Model:
         payload = {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
-            "config": _plain(self.config.to_dict()),
+            "settings": _plain(model_settings(self.config)),
             "normalizer": self.normalizer.to_dict(),
             "factor": [float(f) for f in self.factor],
             "grids": [{"shape": list(g.shape), "affine": g.affine.tolist()} for g in self.grids],
-            "metadata": _plain(self.metadata if metadata is None else metadata),
+            "metadata": _plain(
+                {**(self.metadata if metadata is None else metadata), "trained_with": self.config.to_dict()}
+            ),
             "generator": {k: v.detach().cpu() for k, v in self.generator.state_dict().items()},
         }
         with atomic_path(path, ".pt") as temporary:
@@ -98,8 +111,10 @@ class Model:
             raise InputError(f"not a safe aslsr model file ({first_line[:160]})", path) from None
         if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
             raise InputError("not an aslsr model file", path)
-        if payload.get("version") != MODEL_VERSION:
+        if payload.get("version") not in (1, MODEL_VERSION):
             raise InputError(f"model file version {checks.describe(payload.get('version'))} is not supported", path)
+        if payload["version"] == 1 and "config" in payload:
+            payload = {**payload, "settings": payload["config"]}
         problems = checks.problems(payload, MODEL_FIELDS) + [
             f"{key} is missing" for key in MODEL_FIELDS if key not in payload and key != "metadata"
         ]
@@ -112,8 +127,7 @@ class Model:
         if problems:
             raise InputError(f"damaged model file: {'; '.join(problems)}", path)
         try:
-            fields = {f.name for f in dataclasses.fields(Config)}
-            config = replace(Config(), **{k: v for k, v in payload["config"].items() if k in fields})
+            config = replace(Config(), **{k: v for k, v in payload["settings"].items() if k in MODEL_SETTINGS})
             generator = Generator(
                 channels=tuple(config.generator_channels), use_t1=config.use_t1, residual=config.residual
             )
@@ -138,7 +152,7 @@ class Model:
 
 #: The fields of ``model.pt`` that :meth:`Model.load` checks before using them.
 MODEL_FIELDS: dict[str, checks.Check] = {
-    "config": lambda value: None if isinstance(value, dict) else "a table of configuration fields",
+    "settings": lambda value: None if isinstance(value, dict) else "a table of configuration fields",
     "normalizer": lambda value: None if isinstance(value, dict) else "a table",
     "factor": checks.sequence(checks.number(0.0, 1000.0, above=True), length=3),
     "generator": lambda value: (

@@ -18,7 +18,8 @@ import numpy as np
 
 from . import masking, registration
 from .checkpoint import Checkpointer, fingerprint
-from .config import Config, resolve_device
+from .config import Config
+from .devices import resolve_device
 from .grids import Grid, resample_average
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask
@@ -106,13 +107,14 @@ def run(
             mask = derive_mask(m0, t1_registered, asl.grid)
 
         zoom = zoom_between(asl.grid, target_grid)
+        device = resolve_device(config.device)  # once per run; passed to every step that computes
         logger.info(
             "%s: %s -> %s (zoom %s), device %s",
             out_dir.name,
             asl.grid,
             target_grid,
             np.round(zoom, 3).tolist(),
-            resolve_device(config.device),
+            device,
         )
         checkpointer = Checkpointer(
             staging / CHECKPOINT_NAME,
@@ -138,7 +140,14 @@ def run(
         model = None
         if config.method == "gan":
             model = train(
-                asl, t1_registered, config=config, zoom=zoom, mask=mask, progress=progress, checkpointer=checkpointer
+                asl,
+                t1_registered,
+                config=config,
+                zoom=zoom,
+                mask=mask,
+                progress=progress,
+                checkpointer=checkpointer,
+                device=device,
             )
         else:
             logger.info("%s: --method dtv: no training; sr.nii.gz is the directional-TV reconstruction", out_dir.name)
@@ -158,6 +167,7 @@ def run(
             timings=timings,
             description={**inputs.description, "units": inputs.units, "registration_target": inputs.fixed_source},
             resumed=resumed,
+            device=device,
             inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path), "mask": _str(mask_path)},
             command=command,
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from . import __version__, baselines, registration
 from .config import Config
@@ -45,23 +46,31 @@ def write_outputs(
     inputs: dict,
     description: dict,
     resumed: bool,
+    device: torch.device,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Super-resolve, compute the baselines and write every output of a run into ``staging``.
 
     ``asl`` on its own grid, ``t1_registered`` aligned to it through its affine, ``mask`` the brain
-    on the ASL grid; the images are written on ``target_grid``. Fills ``timings`` (seconds) and
-    returns ``{"report": report.json's payload, "sr": the SR image, "baselines": {name: image}}``.
+    on the ASL grid; the images are written on ``target_grid``; the networks and dTV run on ``device``.
+    Fills ``timings`` (seconds) and returns
+    ``{"report": report.json's payload, "sr": the SR image, "baselines": {name: image}}``.
     """
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
-    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config)
+    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config, device=device)
     timings["dtv_s"] = dtv_result.seconds
     clock = time.perf_counter()
     sr = None
     if model is not None:
         sr = super_resolve(
-            model, asl, t1_registered, target_grid, t1_on_target=t1_on_target, dtv_on_target=dtv_result.image
+            model,
+            asl,
+            t1_registered,
+            target_grid,
+            device=device,
+            t1_on_target=t1_on_target,
+            dtv_on_target=dtv_result.image,
         )
     if sr is not None and not np.all(np.isfinite(sr)):
         raise TrainingError("the super-resolved image has non-finite values; training diverged")
@@ -100,6 +109,7 @@ def write_outputs(
         registered=register,
         mask_source=mask_source,
         timings=timings,
+        device=device,
         warnings=warnings,
         command=command,
     )

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import __version__, baselines, registration
-from .config import Config, resolve_device
+from .config import Config
 from .grids import Grid
 from .io import Volume
 from .machine import cpu_name, peak_memory_mb
@@ -31,6 +31,7 @@ def build_report(
     registered: bool,
     mask_source: str,
     timings: dict[str, float],
+    device: torch.device,
     warnings: Sequence[str] = (),
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -39,7 +40,6 @@ def build_report(
     ``model`` is None for ``--method dtv``: no scales, no ``model.pt``. ``command``: the command line
     recorded as provenance (None when the run was a library call).
     """
-    device = resolve_device(config.device)
     grids = model.grids if model is not None else []
     iterations = {}
     for row in model.history if model is not None else []:

@@ -10,19 +10,19 @@ brings up G_{n-1}'s output (Eq. 1).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from . import baselines, losses, stability
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
-from .config import Config, replace, resolve_device
+from .config import Config, replace
+from .devices import resolve_device, scoped_torch_state, seed_everything
 from .grids import Grid
 from .io import Volume
 from .model import Model, apply_generator
@@ -31,25 +31,6 @@ from .objective import critic_step, data_terms, generator_loss
 from .progress import progress_bar
 from .pyramid import Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors, scale_grids
 from .sampling import PatchSampler
-
-
-def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
-    """Seed torch's global stream (network initialisation); call inside :func:`scoped_torch_state`."""
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-
-
-@contextlib.contextmanager
-def scoped_torch_state(threads: int | None) -> Iterator[None]:
-    """Torch's global random stream and CPU thread count as training needs them, restored afterwards."""
-    before = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            if threads is not None:
-                torch.set_num_threads(threads)
-            yield
-        finally:
-            torch.set_num_threads(before)
 
 
 def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.ndarray, list[Grid]]:
@@ -74,6 +55,7 @@ def train(
     mask: np.ndarray | None = None,
     progress: bool = True,
     checkpointer: Checkpointer | None = None,
+    device: torch.device | None = None,
 ) -> Model:
     """Train the pyramid of generators on one LR ASL volume and its registered T1.
 
@@ -82,8 +64,9 @@ def train(
     ASL grid used to centre most training patches in the brain. With a ``checkpointer``, the state
     is saved after every scale and every ``config.checkpoint_every`` iterations, and training
     continues from a saved state when there is one (same result as an uninterrupted run on the CPU).
+    ``device``: where to train (None: ``config.device``, resolved here).
     """
-    device = resolve_device(config.device)
+    device = device or resolve_device(config.device)
     threads = (config.threads or os.cpu_count() or 1) if device.type == "cpu" else None
     with scoped_torch_state(threads):
         return _train(
@@ -145,7 +128,7 @@ def _train(
         elif config.input_source == "generated" and previous_output is not None:
             source = bring_up(previous_output, grids[level - 1], scale.grid, config.upsample_order)
         elif config.input_source == "dtv":
-            source = normalizer.asl_to_net(dtv_step(raw_scales[level - 1], raw_scales[level], config))
+            source = normalizer.asl_to_net(dtv_step(raw_scales[level - 1], raw_scales[level], config, device))
         else:
             source = bring_up(scales[level - 1].asl, grids[level - 1], scale.grid, config.upsample_order)
         if level == 1 and not config.single_scale and resume is None:
@@ -178,11 +161,11 @@ def _train(
     return model
 
 
-def dtv_step(coarse: Scale, fine: Scale, config: Config) -> np.ndarray:
+def dtv_step(coarse: Scale, fine: Scale, config: Config, device: torch.device) -> np.ndarray:
     """dTV reconstruction of x_{n-1} (input units) on grid n with the T1 a_n; the pyramid's own operator
     (box average, as :func:`pyramid.build_pyramid` made x_{n-1}) is the acquisition model of this step."""
-    box = replace(config, acquisition="box", device="cpu" if config.device == "auto" else config.device)
-    return baselines.dtv_baseline(Volume(coarse.asl, coarse.grid), fine.t1, fine.grid, box).image
+    box = replace(config, acquisition="box")
+    return baselines.dtv_baseline(Volume(coarse.asl, coarse.grid), fine.t1, fine.grid, box, device=device).image
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:

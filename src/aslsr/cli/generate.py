@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import registration
-from ..config import replace
+from ..devices import resolve_device
 from ..errors import InputError
 from ..generate import super_resolve
 from ..inputs import load_inputs
@@ -53,10 +53,11 @@ def main(args: argparse.Namespace) -> int:
         inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like)],
     )
     model = Model.load(args.model)
-    model.config = replace(model.config, device=args.device)
+    device = resolve_device(args.device)
     inputs = load_inputs(args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify)
-    result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.config.seed)
-    sr = super_resolve(model, inputs.asl, registration.apply_registration(inputs.t1, result), inputs.target)
+    result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.trained_seed)
+    t1 = registration.apply_registration(inputs.t1, result)
+    sr = super_resolve(model, inputs.asl, t1, inputs.target, device=device)
     if not np.all(np.isfinite(sr)):
         raise InputError(
             "the model produced NaN or infinite values on these inputs (a damaged model file?); nothing was written",

@@ -1,10 +1,12 @@
-"""Device selection; the CUDA path runs where a GPU is present and is skipped otherwise."""
+"""Device selection (the CUDA path runs where a GPU is present and is skipped otherwise) and torch's
+process-wide state around training (aslsr.devices)."""
 
 import numpy as np
 import pytest
 import torch
 
-from aslsr.config import preset, replace, resolve_device
+from aslsr.config import preset, replace
+from aslsr.devices import resolve_device, scoped_torch_state, seed_everything
 from aslsr.errors import InputError
 from aslsr.generate import super_resolve
 from aslsr.io import load_volume
@@ -38,3 +40,36 @@ def test_training_and_generation_on_cuda(tiny_case):
     tiled = super_resolve(model, asl, t1, nr.grid)
     on_cpu = super_resolve(model, asl, t1, nr.grid, device=torch.device("cpu"))
     np.testing.assert_allclose(tiled, on_cpu, rtol=1e-3, atol=1e-3 * float(np.abs(on_cpu).max()))
+
+
+def test_training_state_is_full_float32_inside_and_restored_outside():
+    torch.backends.cudnn.allow_tf32 = True  # torch's own default
+    threads = torch.get_num_threads()
+    with scoped_torch_state(1):
+        assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.get_num_threads() == 1
+    assert torch.backends.cudnn.allow_tf32 is True
+    assert torch.get_num_threads() == threads
+
+
+def test_the_state_is_restored_when_training_fails():
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with scoped_torch_state(None):
+            raise RuntimeError("training failed")
+    except RuntimeError:
+        pass
+    assert torch.backends.cudnn.allow_tf32 is True
+
+
+def test_seeding_inside_the_scope_is_reproducible_and_leaves_the_global_stream_alone():
+    torch.manual_seed(7)
+    expected = torch.rand(2)
+    torch.manual_seed(7)
+    draws = []
+    for _ in range(2):
+        with scoped_torch_state(None):
+            _, generator = seed_everything(3)
+            draws.append((torch.rand(2), torch.rand(2, generator=generator)))
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
+    assert torch.equal(torch.rand(2), expected)
