@@ -4,12 +4,12 @@ Each subject is one task (:func:`process_subject`) that never raises: it returns
 :class:`SubjectOutcome` (done, skipped or failed with the one-line reason), so one bad subject
 cannot stop the others. Its ``aslsr run`` folder lives in ``OUT/work/<name>/``; its training
 checkpoints there let a task that lost its worker (killed, out of memory) resume where it was
-when Dask runs it again. The BIDS-Derivatives files are copied out of it at the end, and a
-marker listing them is written last: a subject with a marker whose files all exist is complete
-and skipped on a rerun, but only while everything that changes its result is the same: the
-contents of its input files, the target grid, the configuration and the quantification
-(:func:`job_key`, kept in ``OUT/work/<name>.options.json``). Otherwise it is computed again from
-the start, never resumed from or published out of an earlier run with other settings.
+when Dask runs it again. Its BIDS-Derivatives files are published out of it at the end
+(:mod:`aslsr.derivatives`): a subject whose derivatives are complete is skipped on a rerun, but
+only while everything that changes its result is the same: the contents of its input files, the
+target grid, the configuration and the quantification (:func:`job_key`, kept in
+``OUT/work/<name>.options.json``). Otherwise it is computed again from the start, never resumed
+from or published out of an earlier run with other settings.
 """
 
 from __future__ import annotations
@@ -23,24 +23,20 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from .aslseries import sidecar_path
-from .bids import SubjectInputs, derivative_path, figure_path, report_path, resolution_label
+from .bids import SubjectInputs
 from .cohort_progress import EVENT_TOPIC, CohortProgress
 from .config import Config
+from .derivatives import WORK_FOLDER, is_complete, listed_derivatives, publish_derivatives
 from .errors import InputError
-from .inputs import CBF_UNITS, TargetSpec
-from .io import atomic_path, save_json
+from .inputs import TargetSpec
+from .io import save_json
 from .outputs import staging_path
 from .pipeline import CHECKPOINT_NAME, run
-from .report_html import subject_report_html
 
-WORK_FOLDER = "work"
-MARKER_NAME = "derivatives.json"
 KEY_SUFFIX = ".options.json"
-#: Files of the BIDS-Derivatives dataset that are not BIDS (the validator is told to ignore them).
-BIDS_IGNORE = ("work/", "*.html")
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +78,6 @@ class SubjectOutcome:
     seconds: float
     message: str = ""
     outputs: tuple[str, ...] = ()  # derivative files, relative to the derivatives folder
-
-
-def is_complete(job: SubjectJob) -> bool:
-    """Whether the subject's marker exists and every derivative it lists is there."""
-    marker = job.work_dir / MARKER_NAME
-    try:
-        listed = json.loads(marker.read_text())["outputs"]
-    except (OSError, ValueError, RecursionError, KeyError, TypeError):
-        return False
-    return all((job.out_dir / name).is_file() for name in listed)
 
 
 def job_key(job: SubjectJob) -> str:
@@ -159,15 +145,16 @@ def process_subject(job: SubjectJob, *, progress: bool = False) -> SubjectOutcom
     try:
         key = job_key(job)
         same = _stored_key(job) == key
-        if same and is_complete(job) and not job.options.overwrite:
-            return SubjectOutcome(job.name, "skipped", 0.0, "complete from an earlier run", _listed(job))
+        if same and is_complete(job.work_dir, job.out_dir) and not job.options.overwrite:
+            outputs = listed_derivatives(job.work_dir)
+            return SubjectOutcome(job.name, "skipped", 0.0, "complete from an earlier run", outputs)
         if job.options.overwrite or not same:  # start afresh: nothing of an earlier run is reused
             shutil.rmtree(job.work_dir, ignore_errors=True)
             shutil.rmtree(staging_path(job.work_dir), ignore_errors=True)
             save_json(_key_path(job), {"key": key})
         if not (job.work_dir / "report.json").is_file():
             _run_subject(job, progress=progress)
-        outputs = publish_derivatives(job)
+        outputs = publish_derivatives(job.inputs, job.work_dir, job.out_dir)
         return SubjectOutcome(job.name, "done", time.perf_counter() - started, outputs=outputs)
     except InputError as error:
         return SubjectOutcome(job.name, "failed", time.perf_counter() - started, str(error))
@@ -193,73 +180,6 @@ def _run_subject(job: SubjectJob, *, progress: bool) -> None:
         progress=progress,
         command=options.command,
     )
-
-
-def publish_derivatives(job: SubjectJob) -> tuple[str, ...]:
-    """Copy a finished run's images, figure and report to BIDS-Derivatives names; the marker last."""
-    report = json.loads((job.work_dir / "report.json").read_text())
-    target = report["grids"]["target"]
-    suffix = "cbf" if report.get("asl", {}).get("units") == CBF_UNITS else "deltam"
-    res = resolution_label(target["voxel_size_mm"])
-    place = {
-        "sr.nii.gz": derivative_path(job.out_dir, job.inputs, desc="sr", suffix=suffix, extension=".nii.gz", res=res),
-        "spline.nii.gz": derivative_path(
-            job.out_dir, job.inputs, desc="spline", suffix=suffix, extension=".nii.gz", res=res
-        ),
-        "mask.nii.gz": derivative_path(
-            job.out_dir, job.inputs, desc="brain", suffix="mask", extension=".nii.gz", res=res
-        ),
-        "qc.png": figure_path(job.out_dir, job.inputs, desc="qc", extension=".png"),
-    }
-    for source, destination in place.items():
-        _copy(job.work_dir / source, destination)
-    sidecar = place["sr.nii.gz"].with_name(place["sr.nii.gz"].name.replace(".nii.gz", ".json"))
-    save_json(sidecar, derivative_sidecar(job, report, target, units=report.get("asl", {}).get("units", "a.u.")))
-    html = report_path(job.out_dir, job.inputs)
-    relative = {path.name: os.path.relpath(path, html.parent) for path in [*place.values(), sidecar]}
-    subject_report_html(
-        html, title=f"aslsr: {job.name}", report=report, figures={"QC": place["qc.png"]}, outputs=relative
-    )
-    outputs = tuple(str(path.relative_to(job.out_dir)) for path in [*place.values(), sidecar, html])
-    save_json(job.work_dir / MARKER_NAME, {"outputs": list(outputs)})
-    return outputs
-
-
-def derivative_sidecar(job: SubjectJob, report: dict[str, Any], target: dict[str, Any], *, units: str) -> dict:
-    """The SR image's JSON sidecar: sources, units, resolution, and the run's settings and QC numbers."""
-    raw = job.inputs.asl.parents[2 if job.inputs.session is None else 3]
-    sources = [job.inputs.asl, job.inputs.t1w] + ([job.inputs.m0] if job.inputs.m0 else [])
-    size = " x ".join(f"{v:g}" for v in target["voxel_size_mm"])
-    return {
-        "Description": "super-resolved ASL (aslsr: unsupervised multi-scale GAN with the T1w as anatomical prior)",
-        "Sources": [f"bids:raw:{Path(os.path.relpath(path, raw)).as_posix()}" for path in sources],
-        "Units": units,
-        "Resolution": f"{size} mm voxels over the ASL field of view",
-        "SkullStripped": False,
-        "aslsr": {
-            key: report.get(key)
-            for key in (
-                "aslsr_version",
-                "config",
-                "asl",
-                "lr_agreement",
-                "registration",
-                "timings",
-                "warnings",
-                "device",
-            )
-        },
-    }
-
-
-def _copy(source: Path, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(destination) as temporary:
-        shutil.copyfile(source, temporary)
-
-
-def _listed(job: SubjectJob) -> tuple[str, ...]:
-    return tuple(json.loads((job.work_dir / MARKER_NAME).read_text())["outputs"])
 
 
 def run_cohort(
@@ -354,9 +274,3 @@ def threads_per_worker(workers: int | None) -> int | None:
     if not workers:
         return None
     return max(1, (os.cpu_count() or 1) // workers)
-
-
-def write_bids_ignore(out_dir: Path) -> None:
-    """``OUT/.bidsignore``: the work folders and HTML reports are not BIDS files."""
-    with atomic_path(out_dir / ".bidsignore") as temporary:
-        Path(temporary).write_text("".join(f"{pattern}\n" for pattern in BIDS_IGNORE))

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..bids import find_subjects, write_dataset_description
-from ..cohort import RunOptions, SubjectJob, SubjectOutcome, run_cohort, threads_per_worker, write_bids_ignore
+from ..cohort import RunOptions, SubjectJob, SubjectOutcome, run_cohort, threads_per_worker
 from ..config import replace
+from ..derivatives import write_bids_ignore
 from ..errors import InputError
 from ..outputs import OutputLock, check_output
 from ._common import add_target_arguments, add_training_arguments, command_line, config_from_args, target_from_args
