@@ -18,7 +18,7 @@ from conftest import fingerprint, generate_args, one_line_error, tiny_run_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aslsr import outputs
+from aslsr import outputs, staging
 from aslsr.cli import main
 from aslsr.errors import InputError
 
@@ -233,11 +233,11 @@ def test_run_into_the_current_empty_folder_publishes_there(subject, tmp_path, mo
 
 def test_a_second_process_on_the_same_output_is_refused(subject, tmp_path, capsys):
     out = tmp_path / "out"
-    with outputs.OutputLock(out):
+    with staging.OutputLock(out):
         one_line_error(capsys, _quick(subject, out), "another aslsr process", f"pid {os.getpid()}")
         assert not out.exists()
         json_out = tmp_path / "r.json"
-        with outputs.OutputLock(json_out):
+        with staging.OutputLock(json_out):
             files = _inputs(subject)
             one_line_error(
                 capsys,

@@ -24,9 +24,10 @@ from .grids import Grid, resample_average
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask
 from .model import Model
-from .outputs import StagedFolder, check_run_folder, listed_outputs, run_inputs
+from .outputs import check_run_folder, listed_outputs, run_inputs
 from .pyramid import zoom_between
 from .run_outputs import write_outputs
+from .staging import StagedFolder
 from .train import train
 
 logger = logging.getLogger(__name__)

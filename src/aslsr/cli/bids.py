@@ -16,7 +16,8 @@ from ..cohort import RunOptions, SubjectJob, SubjectOutcome, run_cohort, threads
 from ..config import replace
 from ..derivatives import write_bids_ignore
 from ..errors import InputError
-from ..outputs import OutputLock, check_output
+from ..outputs import check_output
+from ..staging import OutputLock
 from ._common import add_target_arguments, add_training_arguments, command_line, config_from_args, target_from_args
 
 

@@ -14,10 +14,11 @@ from ..config import Config, load_config
 from ..errors import InputError
 from ..inputs import TargetSpec
 from ..io import save_json
-from ..outputs import OutputLock, check_output, existing_outputs
+from ..outputs import check_output, existing_outputs
 from ..phantom import PhantomConfig, simulate
 from ..pipeline import run
 from ..scoring import format_scores, score_run
+from ..staging import OutputLock
 from ._common import command_line
 
 

@@ -11,7 +11,8 @@ import argparse
 
 from .. import metrics, scoring
 from ..io import save_json
-from ..outputs import StagedFile, check_output
+from ..outputs import check_output
+from ..staging import StagedFile
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -14,8 +14,9 @@ from ..generate import super_resolve
 from ..inputs import load_inputs
 from ..io import save_volume
 from ..model import Model
-from ..outputs import StagedFile, check_output, run_inputs
+from ..outputs import check_output, run_inputs
 from ..pipeline import register_t1
+from ..staging import StagedFile
 from ._common import add_target_arguments, target_from_args
 
 

@@ -12,8 +12,9 @@ import argparse
 from pathlib import Path
 
 from ..config import PRESETS
-from ..outputs import OutputLock, check_output
+from ..outputs import check_output
 from ..reproduce import reproduce
+from ..staging import OutputLock
 from ._common import command_line
 
 

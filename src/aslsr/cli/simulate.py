@@ -10,10 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
-from ..outputs import OutputLock, check_output
+from ..outputs import check_output
 from ..phantom_psf import PSF_KINDS
 from ..phantom_spec import ASL_ORIENTATIONS, PhantomSpec
 from ..phantom_variants import VARIANTS
+from ..staging import OutputLock
 
 #: The most phantom subjects ``--bids`` writes in one call.
 MAX_SUBJECTS = 1000
