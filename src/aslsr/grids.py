@@ -269,6 +269,13 @@ def reorient(
     return np.ascontiguousarray(out), Grid(tuple(shape), _compose(linear, origin))
 
 
+def shifted_affine(affine: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Affine of a sub-block whose voxel (0, 0, 0) is voxel ``start`` of ``affine``."""
+    shifted = np.array(affine, dtype=np.float64)
+    shifted[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
+    return shifted
+
+
 def rigid_matrix(
     rotation_deg: Sequence[float], translation_mm: Sequence[float], center: Sequence[float] = (0.0, 0.0, 0.0)
 ) -> np.ndarray:

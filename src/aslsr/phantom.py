@@ -3,8 +3,9 @@
 The anatomy comes from the MNI152 2009 (symmetric) templates bundled with nilearn (grey matter,
 white matter and a skull-stripped T1 at 1 mm, RAS; see :mod:`aslsr.phantom_anatomy`); nothing is
 downloaded. All arrays are in NIfTI voxel order (i, j, k); every grid's affine maps voxels to world
-RAS mm. CBF is in ml/100g/min. Variants that depart from this model: :mod:`aslsr.phantom_spec`,
-:mod:`aslsr.phantom_variants` and :mod:`aslsr.phantom_variant_simulation`.
+RAS mm. CBF is in ml/100g/min. The lesion is placed and drawn by :mod:`aslsr.phantom_lesions`.
+Variants that depart from this model: :mod:`aslsr.phantom_spec`, :mod:`aslsr.phantom_variants` and
+:mod:`aslsr.phantom_variant_simulation`.
 
 Acquisition model: every acquired voxel is the average of the 1 mm truth over the voxel's extent
 (partial-volume box average, never point sampling), plus white Gaussian noise whose standard
@@ -26,7 +27,8 @@ from . import checks
 from .errors import InputError
 from .grids import Grid, reorient, resample, resample_average, rigid_matrix
 from .io import available_memory, save_json, save_volume
-from .phantom_anatomy import Anatomy, load_anatomy, sigmoid
+from .phantom_anatomy import Anatomy, load_anatomy
+from .phantom_lesions import LESION_FACTOR, choose_lesion, distance_map, lesion_factor
 
 UNITS = "ml/100g/min"
 ORIENTATIONS = {"RAS": (False, False, False), "LAS": (True, False, False), "LPS": (True, True, False)}
@@ -36,8 +38,6 @@ T1_BIAS_AMPLITUDE = 0.05  # +-5 % bias field on the T1
 T1_NOISE_FRACTION = 0.015  # T1 noise sd as a fraction of the WM intensity
 M0_WEIGHTS = (0.87, 0.73, 1.0)  # proton density of GM, WM, CSF (x 1000)
 M0_NOISE_SD = 10.0
-LESION_FACTOR = 0.4  # CBF multiplier inside the lesion
-LESION_RADIUS_MM = (8.0, 10.0)
 MASK_THRESHOLD = 0.3  # brain mask: voxel-averaged (pGM + pWM) above this
 _STREAMS = {
     "cbf_field": 1,
@@ -166,83 +166,6 @@ def smooth_field(
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), _STREAMS[stream]])
-
-
-def _world(grid: Grid) -> list[np.ndarray]:
-    """World x, y, z (mm) of every voxel centre, each as a full array over ``grid``."""
-    idx = [np.arange(n, dtype=np.float64) for n in grid.shape]
-    a = grid.affine
-    return [
-        a[r, 0] * idx[0][:, None, None] + a[r, 1] * idx[1][None, :, None] + a[r, 2] * idx[2][None, None, :] + a[r, 3]
-        for r in range(3)
-    ]
-
-
-def distance_map(grid: Grid, center: np.ndarray) -> np.ndarray:
-    """Distance (mm) of every voxel centre of ``grid`` from the world point ``center`` (mm)."""
-    x, y, z = _world(grid)
-    return np.sqrt((x - center[0]) ** 2 + (y - center[1]) ** 2 + (z - center[2]) ** 2)
-
-
-def lesion_factor(
-    grid: Grid, center: np.ndarray, radius: float, edge_mm: float = 1.0, factor_inside: float = LESION_FACTOR
-) -> np.ndarray:
-    """CBF multiplier on ``grid``: ``factor_inside`` in the sphere, 1 outside, soft (logistic) edge."""
-    factor = np.ones(grid.shape, dtype=np.float32)
-    reach = radius + 8.0 * edge_mm
-    corners = grid.world_to_index(center + reach * np.array([[-1, -1, -1], [1, 1, 1]]))
-    lo = np.clip(np.floor(corners.min(0)).astype(int), 0, grid.shape)
-    hi = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, grid.shape)
-    if np.any(hi <= lo):
-        return factor
-    box = Grid(tuple(hi - lo), shifted_affine(grid.affine, lo))
-    inside = sigmoid((radius - distance_map(box, center)) / edge_mm)
-    factor[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = 1.0 - (1.0 - factor_inside) * inside
-    return factor
-
-
-def shifted_affine(affine: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Affine of a sub-block whose voxel (0, 0, 0) is voxel ``start`` of ``affine``."""
-    shifted = np.array(affine, dtype=np.float64)
-    shifted[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
-    return shifted
-
-
-def choose_lesion(rng: np.random.Generator, anatomy: Anatomy, nr: Grid) -> tuple[np.ndarray, float]:
-    """Pick a lesion sphere (centre in world mm, radius in mm): one hemisphere, |x| 32-58 mm,
-    mostly tissue (>= 90 % GM+WM, >= 40 % GM), at least 5 mm inside the NR field of view."""
-    radius = float(rng.uniform(*LESION_RADIUS_MM))
-    side = float(rng.choice([-1.0, 1.0]))
-    grid = anatomy.grid  # axis-aligned: world axis r varies with index axis r
-    corners = nr.fov_corners()
-    low, high = corners.min(0) + radius + 5.0, corners.max(0) - radius - 5.0
-    allowed = []
-    for axis in range(3):
-        world = grid.affine[axis, axis] * np.arange(grid.shape[axis]) + grid.affine[axis, 3]
-        ok = (world >= low[axis]) & (world <= high[axis])
-        if axis == 0:
-            ok &= (side * world >= 32.0) & (side * world <= 58.0)
-        allowed.append(ok)
-    region = allowed[0][:, None, None] & allowed[1][None, :, None] & allowed[2][None, None, :]
-    candidates = np.argwhere(region & (anatomy.gm > 0.5))
-    if len(candidates) == 0:
-        raise InputError("the NR field of view is too small to hold a lesion")
-    voxel = float(grid.voxel_size[0])
-    r = int(np.ceil(radius / voxel))
-    offsets = np.argwhere(np.ones((2 * r + 1,) * 3, dtype=bool)) - r
-    offsets = offsets[np.linalg.norm(offsets, axis=1) * voxel <= radius]
-    best, best_score = candidates[0], -np.inf
-    for _ in range(300):
-        center = candidates[rng.integers(len(candidates))]
-        points = np.clip(center + offsets, 0, np.array(grid.shape) - 1)
-        gm = anatomy.gm[tuple(points.T)].mean()
-        tissue = gm + anatomy.wm[tuple(points.T)].mean()
-        score = min(tissue - 0.9, gm - 0.4)
-        if score > best_score:
-            best, best_score = center, score
-        if score >= 0:
-            break
-    return grid.index_to_world(best.astype(np.float64)), radius
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

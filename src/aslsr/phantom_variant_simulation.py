@@ -18,9 +18,10 @@ from nibabel.orientations import aff2axcodes
 
 from . import phantom, phantom_fields
 from .errors import InputError
-from .grids import Grid, reorient, resample_average, rigid_matrix
+from .grids import Grid, reorient, resample_average, rigid_matrix, shifted_affine
 from .io import save_json
 from .phantom_anatomy import T1_TEMPLATE_SCALE, Anatomy, derive_anatomy, load_anatomy
+from .phantom_lesions import choose_lesions, distance_map, lesion_factor, mirror_point
 from .phantom_psf import acquire, acquisition_grid, fine_grid
 from .phantom_spec import ASL_ORIENTATIONS, PhantomSpec
 
@@ -71,7 +72,7 @@ def warp_anatomy(anatomy: Anatomy, spec: PhantomSpec) -> tuple[Anatomy, dict]:
     margin = int(np.ceil(spec.warp_mm / grid.voxel_size.min())) + 2
     lo = np.maximum(occupied.min(0) - margin, 0)
     hi = np.minimum(occupied.max(0) + margin + 1, grid.shape)
-    box = Grid(tuple(hi - lo), phantom.shifted_affine(grid.affine, lo))
+    box = Grid(tuple(hi - lo), shifted_affine(grid.affine, lo))
     u = phantom_fields.random_displacement(_rng(spec, "warp"), box, spec.warp_mm, spec.warp_length_mm)
     jacobian = phantom_fields.jacobian_determinant(u, box, stride=2)
     block = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -103,7 +104,7 @@ def _cbf(anatomy: Anatomy, spec: PhantomSpec, nr: Grid) -> tuple[np.ndarray, lis
         cbf = cbf * np.exp(spec.tissue_field_sd * tissue_field)
     lesions = choose_lesions(_rng(spec, "lesions"), anatomy, nr, spec.lesions, cbf)
     for lesion in lesions:
-        cbf = cbf * phantom.lesion_factor(
+        cbf = cbf * lesion_factor(
             grid, np.array(lesion["center_mm"]), lesion["radius_mm"], factor_inside=lesion["cbf_factor"]
         )
     records: list[dict] = []
@@ -117,77 +118,9 @@ def _cbf(anatomy: Anatomy, spec: PhantomSpec, nr: Grid) -> tuple[np.ndarray, lis
         )
         for lesion in lesions:  # vessels stay out of the lesions and their mirror regions
             for center in (np.array(lesion["center_mm"]), mirror_point(nr, lesion["center_mm"])):
-                bright[phantom.distance_map(grid, center) <= lesion["radius_mm"] + 4.0] = 0.0
+                bright[distance_map(grid, center) <= lesion["radius_mm"] + 4.0] = 0.0
         cbf = cbf + bright * anatomy.brain
     return cbf.astype(np.float32), lesions, records
-
-
-def mirror_point(nr: Grid, point_mm) -> np.ndarray:
-    """The world point whose NR voxel position is ``point_mm``'s flipped along the first voxel axis
-    (the mirror of the lesion contrast metric; x -> -x for the phantom's RAS grids)."""
-    index = nr.world_to_index(np.asarray(point_mm, dtype=np.float64))
-    index[0] = nr.shape[0] - 1 - index[0]
-    return nr.index_to_world(index)
-
-
-def _sphere_mean(volume: np.ndarray, grid: Grid, center: np.ndarray, radius: float) -> float:
-    voxel = float(grid.voxel_size[0])
-    r = int(np.ceil(radius / voxel))
-    offsets = np.argwhere(np.ones((2 * r + 1,) * 3, dtype=bool)) - r
-    offsets = offsets[np.linalg.norm(offsets, axis=1) * voxel <= radius]
-    points = np.clip(np.rint(grid.world_to_index(center)).astype(int) + offsets, 0, np.array(grid.shape) - 1)
-    return float(volume[tuple(points.T)].mean())
-
-
-def choose_lesions(
-    rng: np.random.Generator, anatomy: Anatomy, nr: Grid, factors: tuple[float, ...], cbf: np.ndarray, tries: int = 40
-) -> list[dict]:
-    """One sphere per CBF factor (see :func:`aslsr.phantom.choose_lesion`), inside the NR field of view,
-    5 mm apart from each other and from each other's mirror regions (:func:`mirror_point`). Of the
-    places tried, the one where the lesion-free ``cbf`` (on the anatomy grid) is most alike in the
-    sphere and its mirror is kept, so that the lesion-to-mirror contrast measures the lesion."""
-    lesions: list[dict] = []
-    for factor in factors:
-        best, best_asymmetry = None, np.inf
-        for _ in range(tries):
-            center, radius = phantom.choose_lesion(rng, anatomy, nr)
-            index = nr.world_to_index(center)
-            reach = radius / nr.voxel_size
-            inside = bool(np.all((index >= reach) & (index <= np.array(nr.shape) - 1 - reach)))
-            mirror = mirror_point(nr, center)
-            apart = all(
-                min(
-                    np.linalg.norm(center - np.array(other["center_mm"])),
-                    np.linalg.norm(mirror - np.array(other["center_mm"])),
-                    np.linalg.norm(center - mirror_point(nr, other["center_mm"])),
-                )
-                > radius + other["radius_mm"] + 5.0
-                for other in lesions
-            )
-            if not (inside and apart):
-                continue
-            asymmetry = abs(
-                np.log(
-                    _sphere_mean(cbf, anatomy.grid, center, radius)
-                    / max(_sphere_mean(cbf, anatomy.grid, mirror, radius), 1e-6)
-                )
-            )
-            if asymmetry < best_asymmetry:
-                best, best_asymmetry = (center, radius), asymmetry
-            if asymmetry < 0.1:
-                break
-        if best is None:
-            raise InputError(f"found no place for lesion {len(lesions) + 1} in the NR field of view")
-        lesions.append(
-            {
-                "center_mm": best[0].tolist(),
-                "radius_mm": best[1],
-                "cbf_factor": factor,
-                "kind": "hypo-perfused" if factor < 1 else "hyper-perfused",
-                "mirror_log_asymmetry": float(best_asymmetry),
-            }
-        )
-    return lesions
 
 
 def make_grids(spec: PhantomSpec, anatomy: Anatomy) -> dict[str, Grid]:
@@ -249,7 +182,7 @@ def simulate_variant(out_dir: str | os.PathLike, spec: PhantomSpec) -> dict:
         stem = "lesion" if number == 1 else f"lesion_{number}"
         lesion["roles"] = [stem, f"{stem}_lr"]
         for role, grid, mask in ((stem, nr, masks["mask"]), (f"{stem}_lr", lr, masks["mask_lr"])):
-            roi = (phantom.distance_map(grid, np.array(lesion["center_mm"])) <= lesion["radius_mm"]) & mask
+            roi = (distance_map(grid, np.array(lesion["center_mm"])) <= lesion["radius_mm"]) & mask
             volumes[role] = (roi, grid, np.uint8)
 
     t1_anatomy = anatomy
