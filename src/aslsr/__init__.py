@@ -22,6 +22,9 @@ Config, preset, load_config
     The configuration: a named preset, with fields overridden by keywords or a TOML file.
 simulate, PhantomConfig
     The digital phantom: LR/NR ASL, references, M0 and a moved T1 written as NIfTI files.
+simulate_phantom
+    ``aslsr simulate``: the phantom, a named variant or a BIDS dataset of phantom subjects into a
+    checked, locked folder.
 dtv_baseline, super_resolve_dtv
     Directional-TV reconstruction guided by the registered T1 (the model-based alternative).
 TargetSpec, Volume, Grid, load_volume, save_volume
@@ -67,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "load_config": "config",
     "simulate": "phantom",
     "PhantomConfig": "phantom",
+    "simulate_phantom": "simulation",
     "dtv_baseline": "baselines",
     "super_resolve_dtv": "dtv",
     "TargetSpec": "inputs",
@@ -91,6 +95,7 @@ __all__ = [
     "load_config",
     "simulate",
     "PhantomConfig",
+    "simulate_phantom",
     "dtv_baseline",
     "super_resolve_dtv",
     "TargetSpec",
@@ -116,6 +121,7 @@ if TYPE_CHECKING:
     from .phantom import PhantomConfig, simulate
     from .pipeline import RunResult, run
     from .scoring import evaluate_files
+    from .simulation import simulate_phantom
 
 
 def __getattr__(name: str) -> Any:

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from ..errors import InputError
-from ..outputs import check_output
 from ..phantom_psf import PSF_KINDS
-from ..phantom_spec import ASL_ORIENTATIONS, PhantomSpec
+from ..phantom_spec import ASL_ORIENTATIONS
 from ..phantom_variants import VARIANTS
-from ..staging import OutputLock
-
-#: The most phantom subjects ``--bids`` writes in one call.
-MAX_SUBJECTS = 1000
+from ..simulation import OPTIONS, Simulation, simulate_phantom
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,10 +34,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="noise sd of the NR ASL in ml/100g/min (default 6, or the variant's)",
     )
     parser.add_argument(
-        "--max-rotation", type=float, metavar="DEG", help="largest T1 rotation per axis in degrees (default 5)"
+        "--max-rotation",
+        type=float,
+        dest="max_rotation_deg",
+        metavar="DEG",
+        help="largest T1 rotation per axis in degrees (default 5)",
     )
     parser.add_argument(
-        "--max-translation", type=float, metavar="MM", help="largest T1 translation per axis in mm (default 5)"
+        "--max-translation",
+        type=float,
+        dest="max_translation_mm",
+        metavar="MM",
+        help="largest T1 translation per axis in mm (default 5)",
     )
     parser.add_argument(
         "--t1-orientation", choices=("RAS", "LAS", "LPS"), help="voxel axis order of the stored T1 (default RAS)"
@@ -79,25 +81,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR")
     parser.set_defaults(func=run_simulate)
     return parser
-
-
-#: variant option -> (PhantomSpec field, how the parsed value becomes the field)
-_VARIANT_FIELDS = {
-    "psf": ("psf", None),
-    "kspace_window": ("psf", "window"),
-    "psf_fwhm": ("psf", "fwhm_voxels"),
-    "slice_thickness": ("psf", "slice_thickness_voxels"),
-    "asl_orientation": ("asl_orientation", None),
-    "oblique": ("asl_rotation_deg", tuple),
-    "warp": ("warp_mm", None),
-    "tissue_field": ("tissue_field_sd", None),
-    "gm_heterogeneity": ("gm_heterogeneity_sd", None),
-    "lesions": ("lesions", tuple),
-    "t1_bias": ("t1_bias", None),
-    "t1_noise": ("t1_noise", None),
-    "t1_gamma": ("t1_gamma", None),
-    "template_resolution": ("template_resolution_mm", None),
-}
 
 
 def _add_variant_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,72 +135,27 @@ def _add_variant_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _variant_spec(args: argparse.Namespace, options: dict) -> PhantomSpec | None:
-    """The PhantomSpec asked for, or None when no variant option was given (the default phantom)."""
-    given = {key: getattr(args, key) for key in _VARIANT_FIELDS if getattr(args, key) is not None}
-    if args.variant is None and not given and args.vessels is None:
-        return None
-    spec = VARIANTS[args.variant] if args.variant else PhantomSpec()
-    fields: dict = {}
-    psf = {"kind": given.pop("psf")} if "psf" in given else {}
-    for key, value in given.items():
-        name, convert = _VARIANT_FIELDS[key]
-        if name == "psf":
-            psf[convert] = value
-        else:
-            fields[name] = convert(value) if convert else value
-    if args.vessels is not None:
-        fields["vessel_tubes"], fields["vessel_spots"] = args.vessels
-    if args.lesion and "lesions" not in fields:
-        fields["lesions"] = spec.lesions or (0.4,)
-    if psf:
-        fields["psf"] = replace(spec.psf, **psf)
-    return replace(spec, seed=args.seed, **options, **fields)
-
-
 def run_simulate(args: argparse.Namespace) -> int:
-    from ..phantom import PhantomConfig, simulate
-    from ..phantom_variant_simulation import simulate_variant
-
-    out = Path(args.dir)
-    real = check_output(out, kind="folder", overwrite=args.overwrite, allow_raw_bids_root=args.bids)
-    if real.is_dir() and any(real.iterdir()) and not args.overwrite:
-        raise InputError("output folder is not empty (use --overwrite)", out)
-    options = {}
-    if args.nr_shape is not None:
-        options["nr_shape"] = tuple(args.nr_shape)
-    if args.nr_voxel_size is not None:
-        options["nr_voxel_size"] = tuple(args.nr_voxel_size)
-    for key, name in (
-        ("noise_sd", "noise_sd"),
-        ("max_rotation", "max_rotation_deg"),
-        ("max_translation", "max_translation_mm"),
-        ("t1_orientation", "t1_orientation"),
-        ("t1_voxel_size", "t1_voxel_size"),
-    ):
-        if getattr(args, key) is not None:
-            options[name] = getattr(args, key)
-    if args.subjects is not None and not args.bids:
-        raise InputError("--subjects needs --bids")
-    if args.subjects is not None and not 1 <= args.subjects <= MAX_SUBJECTS:
-        raise InputError(f"--subjects must be between 1 and {MAX_SUBJECTS}, got {args.subjects}")
+    """Run :func:`aslsr.simulation.simulate_phantom` with the parsed options and print what it wrote."""
     start = time.perf_counter()
-    spec = _variant_spec(args, options)
-    if spec is not None and args.bids:
-        raise InputError("--bids does not take phantom variants")
-    with OutputLock(out):
-        if spec is not None:
-            case = simulate_variant(out, spec)
-        else:
-            config = PhantomConfig(seed=args.seed, lesion=args.lesion, **options)
-            if args.bids:
-                return _run_bids(out, config, 2 if args.subjects is None else args.subjects, start)
-            case = simulate(out, config)
+    result = simulate_phantom(
+        args.dir,
+        seed=args.seed,
+        lesion=args.lesion,
+        variant=args.variant,
+        bids=args.bids,
+        subjects=args.subjects,
+        overwrite=args.overwrite,
+        **{name: getattr(args, name) for name in OPTIONS},
+    )
     seconds = time.perf_counter() - start
-    grids = case["grids"]
-    variant = f"variant {spec.name}, " if spec is not None else ""
+    if result.dataset is not None:
+        _print_dataset(result, seconds)
+        return 0
+    case, grids = result.case, result.case["grids"]
+    variant = f"variant {result.spec.name}, " if result.spec is not None else ""
     print(
-        f"aslsr simulate: wrote {len(case['files']) + 1 + (spec is not None)} files to {out} in {seconds:.1f} s "
+        f"aslsr simulate: wrote {result.n_files} files to {result.out_dir} in {seconds:.1f} s "
         f"({variant}seed {case['seed']}, lesion {'yes' if case['lesion'] else 'no'}, "
         f"NR {tuple(grids['nr']['shape'])}, LR {tuple(grids['lr']['shape'])})"
     )
@@ -226,15 +164,11 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_bids(out: Path, config, n_subjects: int, start: float) -> int:
-    from ..phantom_bids import simulate_bids
-
-    summary = simulate_bids(out, n_subjects=n_subjects, config=config)
-    seconds = time.perf_counter() - start
+def _print_dataset(result: Simulation, seconds: float) -> None:
+    config, out, n_subjects = result.config, result.out_dir, len(result.dataset["subjects"])
     seeds = f"seed {config.seed}" if n_subjects == 1 else f"seeds {config.seed}-{config.seed + n_subjects - 1}"
     print(
         f"aslsr simulate: wrote a BIDS dataset of {n_subjects} subject{'s' if n_subjects != 1 else ''} "
-        f"({len(summary['files'])} files) to {out} in {seconds:.1f} s ({seeds}, "
+        f"({result.n_files} files) to {out} in {seconds:.1f} s ({seeds}, "
         f"lesion {'yes' if config.lesion else 'no'}); ground truth in {out / 'derivatives' / 'phantom'}"
     )
-    return 0
