@@ -22,9 +22,10 @@ from conftest import TINY
 from aslsr import phantom
 from aslsr.bids import find_subjects
 from aslsr.cli import main
-from aslsr.cohort import RunOptions, SubjectJob, run_cohort
+from aslsr.cohort import SubjectJob, run_cohort
 from aslsr.config import preset
 from aslsr.phantom_bids import simulate_bids
+from aslsr.pipeline import RunOptions
 
 SR_NAME = "sub-{0}/perf/sub-{0}_space-asl_res-2mm_desc-sr_cbf"
 
@@ -116,7 +117,7 @@ def test_a_worker_killed_mid_run_loses_no_subject(raw, tmp_path):
     out = tmp_path / "derivatives"
     config = preset("test", iterations=(10, 60), checkpoint_every=5, threads=1)
     jobs = [
-        SubjectJob(inputs=subject, out_dir=out, options=RunOptions(config=config, quantify=True))
+        SubjectJob(inputs=subject, out_dir=out, config=config, options=RunOptions(quantify=True))
         for subject in find_subjects(raw)
     ]
     with (

@@ -10,8 +10,9 @@ Images are 3D arrays with axes i, j, k (the voxel axes of their NIfTI file) on a
 
 Entry points
 ------------
-run
-    The whole ``aslsr run`` on files: register, train (or dTV), super-resolve, write the outputs.
+run, RunOptions
+    The whole ``aslsr run`` on files: register, train (or dTV), super-resolve, write the outputs;
+    how it treats inputs and outputs (registration, overwrite, resume, ...).
 super_resolve
     The SR image of a :class:`Volume` on a target grid with a trained :class:`Model`.
 Model
@@ -61,6 +62,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "run": "pipeline",
     "RunResult": "pipeline",
+    "RunOptions": "pipeline",
     "super_resolve": "generate",
     "Model": "model",
     "evaluate": "metrics",
@@ -86,6 +88,7 @@ __all__ = [
     "__version__",
     "run",
     "RunResult",
+    "RunOptions",
     "super_resolve",
     "Model",
     "evaluate",
@@ -119,7 +122,7 @@ if TYPE_CHECKING:
     from .metrics import evaluate
     from .model import Model
     from .phantom import PhantomConfig, simulate
-    from .pipeline import RunResult, run
+    from .pipeline import RunOptions, RunResult, run
     from .scoring import evaluate_files
     from .simulation import simulate_phantom
 

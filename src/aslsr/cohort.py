@@ -14,6 +14,7 @@ from or published out of an earlier run with other settings.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -34,7 +35,7 @@ from .errors import InputError
 from .inputs import TargetSpec
 from .io import save_json
 from .outputs import staging_path
-from .pipeline import CHECKPOINT_NAME, run
+from .pipeline import CHECKPOINT_NAME, RunOptions, run
 
 KEY_SUFFIX = ".options.json"
 
@@ -42,25 +43,18 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """The ``aslsr run`` options applied to every subject of a cohort."""
-
-    config: Config
-    target: TargetSpec = TargetSpec()
-    register: bool = True
-    quantify: bool = False
-    nan_to_zero: bool = False
-    overwrite: bool = False  # redo subjects that are already complete
-    command: str | None = None  # the command line, recorded in each report.json (not part of job_key)
-
-
-@dataclass(frozen=True)
 class SubjectJob:
-    """One task: a BIDS ASL run, the derivatives folder it writes into, and the run options."""
+    """One task: a BIDS ASL run, the derivatives folder it writes into, and how to run it.
+
+    ``options.overwrite`` redoes a subject that is already complete; ``resume`` and ``progress`` are
+    decided per subject (an interrupted subject resumes; workers show no progress bars).
+    """
 
     inputs: SubjectInputs
     out_dir: Path
-    options: RunOptions
+    config: Config
+    target: TargetSpec = TargetSpec()
+    options: RunOptions = RunOptions()
 
     @property
     def name(self) -> str:
@@ -88,24 +82,24 @@ def job_key(job: SubjectJob) -> str:
     from .outputs import run_inputs
 
     digest = hashlib.sha256()
-    options = job.options
+    options, target = job.options, job.target
     files = run_inputs(
         job.inputs.asl,
         job.inputs.t1w,
         job.inputs.m0,
         None if job.inputs.m0 is None else sidecar_path(job.inputs.m0),
-        options.target.like,
+        target.like,
     )
     for path in files:
         digest.update(f"{path.name}:".encode())
         digest.update(_file_digest(path))
-    settings = {k: v for k, v in sorted(options.config.to_dict().items()) if k != "threads"}
+    settings = {k: v for k, v in sorted(job.config.to_dict().items()) if k != "threads"}
     digest.update(
         repr(
             (
                 settings,
-                options.target.voxel_size,
-                options.target.zoom,
+                target.voxel_size,
+                target.zoom,
                 options.register,
                 options.quantify,
                 options.nan_to_zero,
@@ -163,22 +157,16 @@ def process_subject(job: SubjectJob, *, progress: bool = False) -> SubjectOutcom
 
 
 def _run_subject(job: SubjectJob, *, progress: bool) -> None:
-    options, inputs = job.options, job.inputs
+    inputs = job.inputs
     resume = (staging_path(job.work_dir) / CHECKPOINT_NAME).is_file()
     run(
         inputs.asl,
         inputs.t1w,
         job.work_dir,
-        config=options.config,
-        target=options.target,
+        config=job.config,
+        target=job.target,
         m0_path=inputs.m0,
-        register=options.register,
-        quantify=options.quantify,
-        nan_to_zero=options.nan_to_zero,
-        overwrite=not resume,
-        resume=resume,
-        progress=progress,
-        command=options.command,
+        options=dataclasses.replace(job.options, overwrite=not resume, resume=resume, progress=progress),
     )
 
 

@@ -47,6 +47,27 @@ class RunResult:
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run treats its inputs and outputs (the method's settings are the :class:`~aslsr.config.Config`).
+
+    ``register``: align the T1 to the ASL rigidly (else it is taken as aligned through its affine);
+    ``quantify``: turn a deltaM input into CBF (ml/100g/min) with its BIDS sidecar before training;
+    ``nan_to_zero``: accept NaN/infinite voxels in the ASL, T1 and M0 as 0; ``overwrite``: replace
+    existing outputs; ``resume``: continue an interrupted run from its checkpoint; ``progress``:
+    progress bars (on a terminal only); ``command``: the command line that asked for the run,
+    recorded in ``report.json`` (None from a library call).
+    """
+
+    register: bool = True
+    quantify: bool = False
+    nan_to_zero: bool = False
+    overwrite: bool = False
+    resume: bool = False
+    progress: bool = True
+    command: str | None = None
+
+
 def run(
     asl_path: str | Path,
     t1_path: str | Path,
@@ -56,42 +77,33 @@ def run(
     target: TargetSpec = TargetSpec(),
     m0_path: str | Path | None = None,
     mask_path: str | Path | None = None,
-    register: bool = True,
-    overwrite: bool = False,
-    resume: bool = False,
-    progress: bool = True,
-    nan_to_zero: bool = False,
-    quantify: bool = False,
-    command: str | None = None,
+    options: RunOptions = RunOptions(),
 ) -> RunResult:
     """Train on one subject's LR ASL with its T1 and write the outputs listed in the README into ``out_dir``.
 
-    Every input is checked (and :class:`InputError` raised) before registration and training;
-    ``nan_to_zero`` accepts NaN/infinite voxels in the ASL, T1 and M0 as 0; ``quantify`` turns a
-    deltaM input into CBF (ml/100g/min) with its BIDS sidecar before training. Training state is
-    checkpointed in the hidden staging folder; ``resume=True`` continues an interrupted run from it.
+    ``target``: the grid to super-resolve onto; ``m0_path``, ``mask_path``: optional M0 and brain mask.
+    Every input is checked (and :class:`InputError` raised) before registration and training.
+    Training state is checkpointed in the hidden staging folder (``options.resume`` continues from it).
     Progress and warnings go to the ``aslsr.pipeline`` logger (and warnings into ``report.json``).
-    ``command``: the command line that asked for the run, recorded in ``report.json`` (the command line
-    passes its own; None from a library call).
     """
     out_dir = Path(out_dir)
     check_run_folder(
         out_dir,
         inputs=run_inputs(asl_path, t1_path, m0_path, mask_path, target.like),
-        overwrite=overwrite,
-        resume=resume,
+        overwrite=options.overwrite,
+        resume=options.resume,
         checkpoint_name=CHECKPOINT_NAME,
     )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    inputs = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=nan_to_zero, quantify=quantify)
+    inputs = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=options.nan_to_zero, quantify=options.quantify)
     asl, t1, m0, target_grid = inputs.asl, inputs.t1, inputs.m0, inputs.target
     mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 
     with StagedFolder(
         out_dir,
-        keep=resume,
+        keep=options.resume,
         keep_on_failure=[CHECKPOINT_NAME],
         on_kept=lambda staging: logger.warning(
             "stopped; the training state is kept in %s: continue with --resume", staging
@@ -99,7 +111,7 @@ def run(
     ) as staged:
         staging = staged.path
         clock = time.perf_counter()
-        result = register_t1(inputs.fixed, t1, register=register, seed=config.seed)
+        result = register_t1(inputs.fixed, t1, register=options.register, seed=config.seed)
         t1_registered = registration.apply_registration(t1, result)
         timings["registration_s"] = time.perf_counter() - clock
 
@@ -131,8 +143,8 @@ def run(
                 },
             ),
         )
-        resumed = resume and checkpointer.path.exists()
-        if resume:
+        resumed = options.resume and checkpointer.path.exists()
+        if options.resume:
             if resumed:
                 logger.info("%s: resuming from %s", out_dir.name, checkpointer.path)
             else:
@@ -146,7 +158,7 @@ def run(
                 config=config,
                 zoom=zoom,
                 mask=mask,
-                progress=progress,
+                progress=options.progress,
                 checkpointer=checkpointer,
                 device=device,
             )
@@ -163,14 +175,14 @@ def run(
             model=model,
             config=config,
             registration_result=result,
-            register=register,
+            register=options.register,
             mask_source=mask_source,
             timings=timings,
             description={**inputs.description, "units": inputs.units, "registration_target": inputs.fixed_source},
             resumed=resumed,
             device=device,
             inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path), "mask": _str(mask_path)},
-            command=command,
+            command=options.command,
         )
         checkpointer.remove()
         staged.publish(owned=listed_outputs(out_dir))

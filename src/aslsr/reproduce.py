@@ -35,7 +35,7 @@ from .grids import Grid, resample, resample_average
 from .inputs import TargetSpec
 from .io import load_mask, load_volume, save_json
 from .phantom import PhantomConfig, simulate
-from .pipeline import RunResult, run
+from .pipeline import RunOptions, RunResult, run
 from .reproduce_figures import figure_experiment1, figure_experiment2, voxel_label
 from .reproduce_scoring import REFERENCES, Rows, score_methods
 from .reproduce_tables import write_rows, write_table1, write_table2
@@ -117,7 +117,7 @@ def reproduce(
     mask = load_mask(files["mask"], nr_grid)
     lesion = load_mask(files["lesion"], nr_grid)
     references = {key: load_volume(files[role]).data for key, role, _ in REFERENCES}
-    run_options = dict(config=config, overwrite=overwrite, progress=progress, command=command)
+    options = RunOptions(overwrite=overwrite, progress=progress, command=command)
     caption = (
         f"Preset `{preset}`, seed {seed}, digital phantom (NR grid {'x'.join(map(str, nr_grid.shape))}). "
         "PSNR (dB) and SSIM as defined in docs/metrics.md (data range of the whole reference; brain = "
@@ -132,7 +132,8 @@ def reproduce(
         out / "experiment1",
         target=TargetSpec(like=files["asl_nr"]),
         m0_path=files["m0_lr"],
-        **run_options,
+        config=config,
+        options=options,
     )
     table1 = score_methods(first.out_dir, references, mask, lesion, "clean")
     write_table1(out, table1, caption)
@@ -152,12 +153,14 @@ def reproduce(
         )
 
     logger.info("experiment 2 (NR -> T1 voxel size)")
-    second = run(files["asl_nr"], files["t1w"], out / "experiment2", m0_path=files["m0"], **run_options)
+    second = run(
+        files["asl_nr"], files["t1w"], out / "experiment2", m0_path=files["m0"], config=config, options=options
+    )
     table2, truth_note = experiment2(out, second, files, nr_grid, mask, lesion, caption, f"CBF ({case['units']})")
 
     ablation_rows: Rows = {}
     if ablations:
-        ablation_rows = run_ablations(out, first, table1, files, references, mask, lesion, preset, run_options)
+        ablation_rows = run_ablations(out, first, table1, files, references, mask, lesion, preset, config, options)
         write_rows(
             out / "ablations",
             ablation_rows,
@@ -228,21 +231,22 @@ def run_ablations(
     mask: np.ndarray,
     lesion: np.ndarray,
     preset: str,
-    run_options: dict[str, Any],
+    config: configs.Config,
+    options: RunOptions,
 ) -> Rows:
     """Experiment 1 once per ablation variant (the full method is experiment 1 itself), plus baselines."""
     rows: Rows = {}
     for key, label, overrides in ABLATIONS:
         if overrides:
             logger.info("ablation '%s'", label)
-            options = {**run_options, "config": ablation_config(run_options["config"], overrides)}
             result = run(
                 files["asl_lr"],
                 files["t1w"],
                 out / "ablations" / key,
                 target=TargetSpec(like=files["asl_nr"]),
                 m0_path=files["m0_lr"],
-                **options,
+                config=ablation_config(config, overrides),
+                options=options,
             )
             scores = score_methods(result.out_dir, references, mask, lesion, "clean", [("proposed", "sr")])
         else:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..bids import find_subjects, write_dataset_description
-from ..cohort import RunOptions, SubjectJob, SubjectOutcome, run_cohort, threads_per_worker
+from ..cohort import SubjectJob, SubjectOutcome, run_cohort, threads_per_worker
 from ..config import replace
 from ..derivatives import write_bids_ignore
 from ..errors import InputError
 from ..outputs import check_output
+from ..pipeline import RunOptions
 from ..staging import OutputLock
 from ._common import add_target_arguments, add_training_arguments, command_line, config_from_args, target_from_args
 
@@ -65,8 +66,6 @@ def main(args: argparse.Namespace) -> int:
         on_problem=lambda label, error: problems.append(SubjectOutcome(f"sub-{label}", "failed", 0.0, str(error))),
     )
     options = RunOptions(
-        config=config,
-        target=target_from_args(args),
         register=not args.no_register,
         quantify=args.quantify,
         nan_to_zero=args.nan_to_zero,
@@ -74,14 +73,15 @@ def main(args: argparse.Namespace) -> int:
         command=command_line(),
     )
     with OutputLock(args.out_dir):
-        return _run(args, subjects, problems, options)
+        target = target_from_args(args)
+        jobs = [SubjectJob(subject, args.out_dir, config, target, options) for subject in subjects]
+        return _run(args, jobs, problems)
 
 
-def _run(args: argparse.Namespace, subjects: list, problems: list[SubjectOutcome], options: RunOptions) -> int:
+def _run(args: argparse.Namespace, jobs: list[SubjectJob], problems: list[SubjectOutcome]) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_dataset_description(args.out_dir, version=__version__, source_dir=args.bids_dir)
     write_bids_ignore(args.out_dir)
-    jobs = [SubjectJob(inputs=subject, out_dir=args.out_dir, options=options) for subject in subjects]
     where = (
         f"on the Dask scheduler {args.scheduler}"
         if args.scheduler
@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace, subjects: list, problems: list[SubjectOutcome
         if args.workers
         else "one after another"
     )
-    print(f"aslsr bids: {len(jobs)} ASL run(s) of {len({s.subject for s in subjects})} subject(s), {where}")
+    print(f"aslsr bids: {len(jobs)} ASL run(s) of {len({job.inputs.subject for job in jobs})} subject(s), {where}")
     for problem in problems:
         _print_outcome(problem)
     outcomes = problems + run_cohort(

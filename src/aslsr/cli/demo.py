@@ -16,7 +16,7 @@ from ..inputs import TargetSpec
 from ..io import save_json
 from ..outputs import check_output, existing_outputs
 from ..phantom import PhantomConfig, simulate
-from ..pipeline import run
+from ..pipeline import RunOptions, run
 from ..scoring import format_scores, score_run
 from ..staging import OutputLock
 from ._common import command_line
@@ -58,8 +58,7 @@ def _demo(args: argparse.Namespace, config: Config) -> int:
         config=config,
         target=TargetSpec(like=Path(files["asl_nr"])),
         m0_path=files["m0_lr"],
-        overwrite=args.overwrite,
-        command=command_line(),
+        options=RunOptions(overwrite=args.overwrite, command=command_line()),
     )
     table = score_run(result.out_dir, files)
     print(format_scores(table), end="")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..outputs import check_run_folder, run_inputs
-from ..pipeline import CHECKPOINT_NAME, run
+from ..pipeline import CHECKPOINT_NAME, RunOptions, run
 from ._common import add_target_arguments, add_training_arguments, command_line, config_from_args, target_from_args
 
 
@@ -67,13 +67,15 @@ def main(args: argparse.Namespace) -> int:
         target=target_from_args(args),
         m0_path=args.m0,
         mask_path=args.mask,
-        register=not args.no_register,
-        overwrite=args.overwrite,
-        resume=args.resume,
-        progress=not args.quiet,
-        nan_to_zero=args.nan_to_zero,
-        quantify=args.quantify,
-        command=command_line(),
+        options=RunOptions(
+            register=not args.no_register,
+            quantify=args.quantify,
+            nan_to_zero=args.nan_to_zero,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            progress=not args.quiet,
+            command=command_line(),
+        ),
     )
     timings = result.report["timings"]
     work = f"dTV {timings['dtv_s']:.0f} s" if result.model is None else f"training {timings['training_s']:.0f} s"
