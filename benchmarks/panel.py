@@ -36,11 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from aslsr_command import run_command, with_threads
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,27 +157,7 @@ def _aslsr_run(case: Path, method: Method, job: dict[str, Any]) -> tuple[Path, d
     out, log_path = Path(job["run_dir"]), Path(job["run_dir"] + ".log")
     extra = [*method.args, *job["preset_args"]]
     extra = with_threads(extra, job["threads"], out.parent / f"{out.name}.toml")
-    command = [
-        sys.executable,
-        "-m",
-        "aslsr",
-        "run",
-        "--asl",
-        str(case / "asl_lr.nii.gz"),
-        "--t1",
-        str(case / "t1w.nii.gz"),
-        "--m0",
-        str(case / "m0_lr.nii.gz"),
-        "--like",
-        str(case / "asl_nr.nii.gz"),
-        "--out",
-        str(out),
-        "--seed",
-        str(job["seed"]),
-        "--overwrite",
-        "--quiet",
-        *extra,
-    ]
+    command = run_command(case, out, t1="t1w.nii.gz", like="asl_nr.nii.gz", seed=job["seed"], extra=extra)
     start = time.perf_counter()
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
@@ -203,20 +179,6 @@ def _aslsr_run(case: Path, method: Method, job: dict[str, Any]) -> tuple[Path, d
         "warnings": report.get("warnings", []),
         "lr_agreement": (report.get("lr_agreement") or {}).get("ratio_to_spline"),
     }
-
-
-def with_threads(args: list[str], threads: int, toml_path: Path) -> list[str]:
-    """``args`` with ``--config`` pointing at a TOML that sets ``threads`` (merged into a given one)."""
-    settings: dict[str, Any] = {}
-    args = list(args)
-    if "--config" in args:
-        at = args.index("--config")
-        settings = tomllib.loads(Path(args[at + 1]).read_text())
-        del args[at : at + 2]
-    settings.setdefault("threads", threads)
-    toml_path.parent.mkdir(parents=True, exist_ok=True)
-    toml_path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items()))
-    return [*args, "--config", str(toml_path)]
 
 
 def score(case: Path, prediction_path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aslsr_command import run_command, with_threads
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,32 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run_one(case: Path, name: str, preset: str, toml: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     out = args.out / case.name / name / f"seed{seed}"
-    command = [
-        sys.executable,
-        "-m",
-        "aslsr",
-        "run",
-        "--asl",
-        str(case / "asl_lr.nii.gz"),
-        "--t1",
-        str(case / "t1.nii.gz"),
-        "--m0",
-        str(case / "m0_lr.nii.gz"),
-        "--like",
-        str(case / "ref_clean.nii.gz"),
-        "--out",
-        str(out),
-        "--preset",
-        preset,
-        "--seed",
-        str(seed),
-        "--device",
-        args.device,
-        "--overwrite",
-        "--quiet",
-        "--config",
-        str(_with_threads(toml, out, args.threads)),
-    ]
+    extra = ["--preset", preset, "--device", args.device, *(["--config", toml] if toml else [])]
+    extra = with_threads(extra, args.threads, out.parent / f"{out.name}.toml")
+    command = run_command(case, out, t1="t1.nii.gz", like="ref_clean.nii.gz", seed=seed, extra=extra)
     if args.prepared:
         command.append("--no-register")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -105,15 +83,6 @@ def run_one(case: Path, name: str, preset: str, toml: str, seed: int, args: argp
         device_name=report.get("device_name"),
     )
     return record
-
-
-def _with_threads(toml: str, out: Path, threads: int) -> Path:
-    """The configuration file plus ``threads``, so parallel runs do not oversubscribe the cores."""
-    text = Path(toml).read_text() if toml else ""
-    path = out.parent / f"{out.name}.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"threads = {threads}\n" + text)
-    return path
 
 
 def score(case: Path, out: Path) -> dict[str, float]:

@@ -36,3 +36,9 @@ def test_model_generate_and_train_import_no_cycle():
         "import aslsr.generate; b = 'aslsr.train' in sys.modules; print(a, b)"
     )
     assert modules == "False False"
+
+
+def test_the_package_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    assert aslsr.__version__ == version("aslsr")

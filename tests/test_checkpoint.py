@@ -153,6 +153,7 @@ def _run_command(case, out, config, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_scale_resumes_to_the_same_result(tiny_case, tmp_path):
     config = tmp_path / "slow.toml"
     config.write_text('preset = "test"\niterations = [40, 30]\ncheckpoint_every = 5\nthreads = 1\n')

@@ -41,6 +41,7 @@ def _bids(raw: Path, out: Path, *extra: str) -> list[str]:
     return ["bids", str(raw), str(out), "participant", "--preset", "test", "--quiet", "--quantify", *extra]
 
 
+@pytest.mark.slow
 def test_a_dataset_runs_into_bids_derivatives_and_a_rerun_skips_it(raw, tmp_path, capsys):
     out = tmp_path / "derivatives"
     assert main(_bids(raw, out)) == 0
@@ -69,6 +70,7 @@ def test_a_dataset_runs_into_bids_derivatives_and_a_rerun_skips_it(raw, tmp_path
     assert (out / f"{SR_NAME.format('01').replace('res-2mm', 'res-3mm')}.nii.gz").is_file()
 
 
+@pytest.mark.slow
 def test_a_failed_subject_is_reported_and_the_others_finish_on_two_workers(raw, tmp_path, capsys):
     bad = tmp_path / "raw"
     shutil.copytree(raw, bad)
@@ -88,6 +90,7 @@ def test_a_failed_subject_is_reported_and_the_others_finish_on_two_workers(raw, 
     assert not (out / "sub-02").exists() and not (out / "work/sub-02").exists()
 
 
+@pytest.mark.slow
 def test_a_dataset_with_only_top_level_sidecars_runs_on_dask_with_progress_lines(tmp_path, capsys):
     """BIDS inheritance: asl.json, aslcontext.tsv and T1w.json only at the top; --quantify needs all of them."""
     raw = tmp_path / "raw"
@@ -112,6 +115,7 @@ def test_a_dataset_with_only_top_level_sidecars_runs_on_dask_with_progress_lines
     assert "aslsr: sub-01: done (1 done, 0 running, 0 failed, 0 waiting of 1)" in printed.err
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_no_subject(raw, tmp_path):
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "derivatives"

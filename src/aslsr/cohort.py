@@ -78,7 +78,7 @@ def job_key(job: SubjectJob) -> str:
     """A SHA-256 over everything that changes a subject's result: its input files' bytes (ASL with
     sidecar and aslcontext, T1w, M0, ``--like``), the target, the configuration (less the thread
     count), registration, quantification, NaN handling and the aslsr version."""
-    from . import __version__
+    from ._version import __version__
     from .outputs import run_inputs
 
     digest = hashlib.sha256()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, phantom
+from . import phantom
+from ._version import __version__
 from .bids import BIDS_VERSION, SubjectInputs, check_label, derivative_path, resolution_label
 from .errors import InputError
 from .grids import Grid, resample_average

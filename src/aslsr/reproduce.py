@@ -27,8 +27,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import __version__
 from . import config as configs
+from ._version import __version__
 from .errors import InputError
 from .figure_slices import intensity_window
 from .grids import Grid, resample, resample_average

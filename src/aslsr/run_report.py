@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import __version__, baselines, registration
+from . import baselines, registration
+from ._version import __version__
 from .config import Config
 from .grids import Grid
 from .io import Volume

@@ -16,7 +16,7 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError, TrainingError
 from ..progress import write_line
 

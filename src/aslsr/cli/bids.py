@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..bids import find_subjects, write_dataset_description
 from ..cohort import SubjectJob, SubjectOutcome, run_cohort, threads_per_worker
 from ..config import replace
