@@ -31,8 +31,9 @@ def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
 @contextlib.contextmanager
 def scoped_torch_state(threads: int | None) -> Iterator[None]:
     """Torch's global random stream, CPU thread count and cuDNN TF32 switch as training needs them, restored
-    afterwards. TF32 convolutions (cuDNN's default on recent GPUs) keep 10 mantissa bits: too few for a
-    data term that is a small residual of its inputs, so training convolves in full float32."""
+    afterwards. TF32 convolutions (cuDNN's default on recent GPUs) keep 10 mantissa bits, while the data
+    term is a small residual of its inputs; training convolves in full float32 on every device, so that a
+    GPU run computes the same losses as the CPU does (to float32 rounding)."""
     before, tf32 = torch.get_num_threads(), torch.backends.cudnn.allow_tf32
     with torch.random.fork_rng(devices=[]):
         try:

@@ -2,7 +2,7 @@
 
 Everything is written into a hidden staging folder beside ``out_dir`` and moved into place only
 when the run succeeded, so a failed or interrupted run leaves no partial outputs, and existing
-outputs are replaced only with ``overwrite=True``. Inputs are never modified (see :mod:`aslsr.outputs`).
+outputs are replaced only with ``RunOptions(overwrite=True)``. Inputs are never modified (see :mod:`aslsr.outputs`).
 What a run writes is in :mod:`aslsr.run_outputs`, its ``report.json`` in :mod:`aslsr.run_report`.
 """
 
