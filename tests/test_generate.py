@@ -69,6 +69,7 @@ class _Exploit:
         return (print, ("this must never run",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch, reading the crafted pickle
 def test_crafted_model_file_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:
@@ -78,6 +79,7 @@ def test_crafted_model_file_is_refused(tmp_path, capsys):
     assert "this must never run" not in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch, reading the crafted pickle
 @pytest.mark.parametrize("content", [b"", b"not a model", b"\x80\x04K\x01."])
 def test_damaged_model_files_are_refused(tmp_path, content):
     path = tmp_path / "bad.pt"
