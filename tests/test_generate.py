@@ -38,7 +38,8 @@ def test_save_load_round_trip_gives_the_same_sr(trained, tmp_path):
 def test_the_model_file_keeps_only_what_applying_the_model_needs(trained, tmp_path):
     model = trained[0]
     trained_on = replace(model.config, learning_rate=0.5, iterations=(7,), device="cpu", tile_size=40, seed=4)
-    payload = torch.load(Model(model.generator, model.normalizer, trained_on, model.factor).save(tmp_path / "m.pt"))
+    saved = Model(model.generator, model.normalizer, trained_on, model.factor).save(tmp_path / "m.pt")
+    payload = torch.load(saved, weights_only=True)
     assert set(payload["settings"]) == set(MODEL_SETTINGS)
     loaded = Model.load(tmp_path / "m.pt")
     assert (loaded.config.learning_rate, loaded.config.iterations) == (Config.learning_rate, Config.iterations)
@@ -48,7 +49,7 @@ def test_the_model_file_keeps_only_what_applying_the_model_needs(trained, tmp_pa
 
 def test_a_version_1_model_file_is_still_read(trained, tmp_path):
     model = trained[0]
-    payload = torch.load(model.save(tmp_path / "m.pt"))
+    payload = torch.load(model.save(tmp_path / "m.pt"), weights_only=True)
     payload["version"] = 1
     payload["config"] = {**model.config.to_dict(), "iterations": [9]}
     del payload["settings"]
