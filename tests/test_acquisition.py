@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from aslsr.acquisition import AcquisitionModel, AcquisitionOperator, kspace_weights, slice_axis
+from aslsr.acquisition import (
+    AcquisitionModel,
+    AcquisitionOperator,
+    box_equivalent,
+    kspace_weights,
+    slice_axis,
+    transfer_function,
+)
 from aslsr.config import preset
 from aslsr.errors import InputError
 from aslsr.grids import Grid, reorient, resample_average, rigid_matrix
@@ -116,3 +123,40 @@ def test_bad_models_are_one_line_input_errors():
     with pytest.raises(InputError, match="dtv_gamma"):
         preset("test", dtv_gamma=1.5)
     assert preset("test", acquisition="kspace", acquisition_window="tukey").acquisition_window == "tukey"
+
+
+def _sampling_grids() -> tuple[Grid, Grid, np.ndarray]:
+    """A fine grid, an LR grid of twice its voxel whose centres sit on every other fine centre (as a
+    k-space readout samples), and a smooth random object on the fine grid."""
+    fine = Grid((32, 32, 24), np.diag([1.0, 1.0, 1.5, 1.0]))
+    lr_affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    lr = Grid((16, 16, 12), lr_affine)
+    rng = np.random.default_rng(3)
+    from scipy import ndimage
+
+    return fine, lr, ndimage.gaussian_filter(rng.standard_normal(fine.shape), 1.2, mode="wrap")
+
+
+def test_box_equivalent_turns_a_kspace_readout_into_box_averages():
+    """k-space samples of an object, filtered by box_equivalent, come close to its box averages."""
+    fine, lr, image = _sampling_grids()
+    box = AcquisitionOperator(AcquisitionModel(), fine, lr).apply(image)
+    for model in (AcquisitionModel(kind="kspace"), AcquisitionModel(kind="kspace", window="tukey", tukey_alpha=0.3)):
+        acquired = AcquisitionOperator(model, fine, lr).apply(image)
+        inner = (slice(3, -3),) * 3
+        before = np.abs(acquired - box)[inner].mean()
+        after = np.abs(box_equivalent(acquired, lr, model) - box)[inner].mean()
+        assert after < 0.5 * before, (model.window, before, after)
+
+
+def test_box_equivalent_leaves_box_data_alone_and_never_raises_a_frequency():
+    fine, lr, image = _sampling_grids()
+    acquired = AcquisitionOperator(AcquisitionModel(), fine, lr).apply(image)
+    np.testing.assert_array_equal(box_equivalent(acquired, lr, AcquisitionModel()), acquired)
+    k = np.linspace(0.0, 0.5, 11)
+    wide = AcquisitionModel(kind="gaussian", fwhm_mm=6.0, slice_fwhm_mm=9.0)  # blurrier than a voxel
+    assert np.all(transfer_function(wide, lr, 0, k) <= np.sinc(k) + 1e-12)
+    blurred = AcquisitionOperator(wide, fine, lr).apply(image)
+    np.testing.assert_allclose(box_equivalent(blurred, lr, wide), blurred, atol=1e-5)
+    sharp = box_equivalent(acquired, lr, AcquisitionModel(kind="kspace"))
+    assert sharp.std() < acquired.std()  # a pure attenuation: less variance, never more

@@ -49,7 +49,19 @@ def _weights(model):
 
 
 @pytest.mark.parametrize(
-    "overrides", [{}, {"input_source": "generated"}, {"single_scale": True, "use_adversarial": False}]
+    "overrides",
+    [
+        {},
+        {"input_source": "generated"},
+        # the fast preset's recipe, with AMSGrad's running maximum in the optimizer state, on k-space data
+        {
+            "single_scale": True,
+            "use_adversarial": False,
+            "input_source": "dtv",
+            "adam_amsgrad": True,
+            "acquisition": "kspace",
+        },
+    ],
 )
 @pytest.mark.parametrize("crash_at", [1, 2, 3])
 def test_resumed_training_ends_with_the_uninterrupted_weights(inputs, tmp_path, overrides, crash_at):

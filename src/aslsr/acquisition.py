@@ -12,6 +12,10 @@ functions. Three models, chosen with :class:`AcquisitionModel`:
   the LR voxel centres. It needs LR voxels that are an integer number of fine voxels along
   axes parallel to the fine ones; the object is taken as periodic over the fine field of view.
 
+:func:`box_equivalent` turns an LR image acquired under any of these models into the box-average
+acquisition of the same object, as far as that needs no frequency raised (see its docstring): the
+generator's chain (pyramid, training, the dTV it refines, the consistency step) assumes box averages.
+
 Geometry comes from the two :class:`~aslsr.grids.Grid` affines (world mm), so any orientation works.
 When every LR axis is parallel to a fine axis (any permutation and flips) A is separable: one small
 dense matrix per axis. Otherwise (oblique grids) the fine image is first sampled trilinearly on an
@@ -32,8 +36,10 @@ import torch
 import torch.nn.functional as F
 from scipy.special import erf
 
+from .config import Config
 from .errors import InputError
 from .grids import Grid, box_weights
+from .io import Volume
 
 KINDS = ("box", "gaussian", "kspace")
 WINDOWS = ("none", "hann", "tukey")
@@ -63,6 +69,17 @@ class AcquisitionModel:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_config(cls, config: Config) -> AcquisitionModel:
+        """The model named by a :class:`~aslsr.config.Config`'s ``acquisition*`` fields."""
+        return cls(
+            kind=config.acquisition,
+            fwhm_mm=config.acquisition_fwhm_mm,
+            slice_fwhm_mm=config.acquisition_slice_fwhm_mm,
+            window=config.acquisition_window,
+            tukey_alpha=config.acquisition_tukey_alpha,
+        )
 
 
 def model_problem(
@@ -177,6 +194,76 @@ class AcquisitionOperator:
         with torch.no_grad():
             x = torch.as_tensor(np.asarray(data), dtype=self.dtype, device=self.device)
             return self.forward(x).cpu().numpy().astype(np.float32)
+
+
+def transfer_function(model: AcquisitionModel, grid: Grid, axis: int, k: np.ndarray) -> np.ndarray:
+    """The model's response along LR voxel ``axis`` of ``grid`` at frequencies ``k`` (cycles per LR voxel).
+
+    box: sinc(k), the voxel's average; gaussian: the PSF's Fourier transform; kspace: the window over
+    the acquired band |k| <= 1/2 (1 without a window).
+    """
+    k = np.abs(np.asarray(k, dtype=np.float64))
+    if model.kind == "box":
+        return np.sinc(k)
+    if model.kind == "gaussian":
+        fwhm = model.slice_fwhm_mm if axis == slice_axis(grid) else model.fwhm_mm
+        sigma = (grid.voxel_size[axis] if fwhm is None else fwhm) / _FWHM_PER_SIGMA / grid.voxel_size[axis]
+        return np.exp(-2.0 * (np.pi * sigma * k) ** 2)
+    r = np.clip(k / 0.5, 0.0, 1.0)
+    if model.window == "hann":
+        return 0.5 * (1.0 + np.cos(np.pi * r))
+    if model.window == "tukey":
+        taper = np.clip((r - (1.0 - model.tukey_alpha)) / model.tukey_alpha, 0.0, 1.0)
+        return 0.5 * (1.0 + np.cos(np.pi * taper))
+    return np.ones_like(k)
+
+
+def box_equivalent(data: np.ndarray, grid: Grid, model: AcquisitionModel, *, pad_voxels: int = 8) -> np.ndarray:
+    """``data`` (on the LR ``grid``, acquired under ``model``) as a box-average acquisition would give it.
+
+    Along each LR voxel axis the spectrum is multiplied by min(1, sinc(k) / A(k)), A the model's
+    :func:`transfer_function`: what the acquisition kept sharper than a voxel average (a k-space
+    readout, a narrow PSF) is averaged as a box would; what it blurred more is left as it is (raising
+    a frequency would raise its noise too). Identity for ``box``. Edges are mirrored by ``pad_voxels``
+    before the (periodic) FFT. Returns float32 of ``data``'s shape.
+
+    Examples
+    --------
+    >>> from aslsr.grids import Grid
+    >>> grid = Grid((8, 8, 8), np.eye(4))
+    >>> flat = np.ones(grid.shape)
+    >>> bool(np.allclose(box_equivalent(flat, grid, AcquisitionModel("kspace")), 1.0))
+    True
+    """
+    out = np.asarray(data, dtype=np.float64)
+    if model.kind == "box":
+        return out.astype(np.float32)
+    for axis in range(3):
+        pad = min(pad_voxels, out.shape[axis] - 1)
+        widths = [(0, 0)] * 3
+        widths[axis] = (pad, pad)
+        padded = np.pad(out, widths, mode="symmetric")
+        k = np.fft.rfftfreq(padded.shape[axis])
+        response = transfer_function(model, grid, axis, k)
+        gain = np.where(response > np.sinc(k), np.sinc(k) / np.maximum(response, 1e-12), 1.0)
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        filtered = np.fft.irfft(np.fft.rfft(padded, axis=axis) * gain.reshape(shape), n=padded.shape[axis], axis=axis)
+        out = np.take(filtered, np.arange(pad, pad + out.shape[axis]), axis=axis)
+    return out.astype(np.float32)
+
+
+def as_box_acquisition(asl: Volume, config: Config) -> Volume:
+    """The LR ASL as a box-average acquisition would give it (:func:`box_equivalent`
+    under ``config``'s acquisition model; the same volume for ``box``).
+
+    The pyramid, the training targets, the dTV the generator refines and the consistency step all
+    assume box averages; a k-space readout's sharper, ringing voxels taught the generator to draw
+    ringing one scale finer (BENCHMARKS.md).
+    """
+    if config.acquisition == "box":
+        return asl
+    return Volume(box_equivalent(asl.data, asl.grid, AcquisitionModel.from_config(config)), asl.grid)
 
 
 def gaussian_weights(centres: np.ndarray, sigma_voxels: float, size: int) -> np.ndarray:

@@ -56,6 +56,7 @@ class Config:
     # Optimisation.
     learning_rate: float = 1e-3
     adam_betas: tuple[float, float] = (0.5, 0.999)
+    adam_amsgrad: bool = False  # AMSGrad: Adam's denominator keeps its largest value, so steps shrink as gradients do
     lr_schedule: str = "constant"  # constant | step (SinGAN: x0.1 after 80 %) | cosine (warm-up, then down to 5 %)
     warmup_iterations: int = 0  # linear learning-rate warm-up at the start of each scale
     grad_clip_norm: float | None = None  # clip the generator's gradient norm (None: off)
@@ -89,7 +90,8 @@ class Config:
     dtv_gamma: float = 0.9  # 0: plain TV; towards 1: edges parallel to the T1's cost nothing
     dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
     dtv_iterations: int = 500  # at most; stops earlier at a relative change below 1e-4 per 10 iterations
-    acquisition: str = "box"  # box | gaussian | kspace: how the LR ASL was formed (acquisition.py)
+    acquisition: str = "box"  # box | gaussian | kspace: how the LR ASL was formed; dTV uses it as its operator,
+    # the generator sees the LR as its box equivalent (acquisition.box_equivalent)
     acquisition_fwhm_mm: float | None = None  # gaussian in-plane FWHM (mm); None: the ASL in-plane voxel size
     acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness
     acquisition_window: str = "none"  # kspace: none | hann | tukey
@@ -150,6 +152,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
         "iterations": (600,),
         "adam_betas": (0.9, 0.999),  # GAN's beta1 0.5 let one outlier patch move every weight ~16x lr (BENCHMARKS.md)
+        # Plain Adam kept moving weights ~2 learning rates a step as gradients shrank, until a low-frequency
+        # mode of the output oscillated and grew (the guard's roll-backs); AMSGrad's steps shrink instead.
+        "adam_amsgrad": True,
         "single_scale": True,
         "use_adversarial": False,
         "patch_size": 32,
@@ -237,6 +242,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "critic_every": _count,
     "learning_rate": checks.number(0.0, 1.0, above=True),
     "adam_betas": checks.sequence(checks.number(0.0, 0.9999), length=2),
+    "adam_amsgrad": checks.boolean(),
     "lr_schedule": checks.choice("constant", "step", "cosine"),
     "warmup_iterations": checks.integer(0, 10**7),
     "grad_clip_norm": checks.optional(checks.number(0.0, 1e9, above=True)),

@@ -246,11 +246,4 @@ def settings_from_config(config: Config) -> tuple[DTVSettings, AcquisitionModel]
     settings = DTVSettings(
         lam=config.dtv_lambda, gamma=config.dtv_gamma, eta=config.dtv_eta, iterations=config.dtv_iterations
     )
-    acquisition = AcquisitionModel(
-        kind=config.acquisition,
-        fwhm_mm=config.acquisition_fwhm_mm,
-        slice_fwhm_mm=config.acquisition_slice_fwhm_mm,
-        window=config.acquisition_window,
-        tukey_alpha=config.acquisition_tukey_alpha,
-    )
-    return settings, acquisition
+    return settings, AcquisitionModel.from_config(config)

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from .acquisition import as_box_acquisition
 from .baselines import dtv_baseline
+from .config import replace
 from .devices import resolve_device
 from .grids import Grid, resample_average
 from .io import Volume
@@ -33,16 +35,18 @@ def super_resolve(
     """The SR image on ``target`` (same units as ``asl``): G_N(asl brought up, t1 on target).
 
     ``t1_on_target``: the registered T1 already averaged onto ``target``, when the caller has it;
-    ``dtv_on_target``: the dTV reconstruction there, the generator's input when it was trained to refine
-    it (``input_source = "dtv"``; computed when not given).
+    ``dtv_on_target``: the box-model dTV reconstruction there, the generator's input when it was trained
+    to refine it (``input_source = "dtv"``; computed when not given). The generator's chain sees the LR
+    as a box-average acquisition (:func:`as_box_acquisition`).
     """
     config = model.config
     device = device or resolve_device(config.device)
     normalizer = model.normalizer
     prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
+    asl = as_box_acquisition(asl, config)
     if config.input_source == "dtv":
         if dtv_on_target is None:
-            dtv_on_target = dtv_baseline(asl, prior, target, config, device=device).image
+            dtv_on_target = dtv_baseline(asl, prior, target, replace(config, acquisition="box"), device=device).image
         upsampled = dtv_on_target
     else:
         upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)

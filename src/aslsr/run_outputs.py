@@ -71,7 +71,7 @@ def write_outputs(
             target_grid,
             device=device,
             t1_on_target=t1_on_target,
-            dtv_on_target=dtv_result.image,
+            dtv_on_target=dtv_result.image if config.acquisition == "box" else None,  # else: dTV of the box equivalent
         )
     if sr is not None and not np.all(np.isfinite(sr)):
         raise TrainingError("the super-resolved image has non-finite values; training diverged")

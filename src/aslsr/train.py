@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import baselines, losses, stability
+from .acquisition import as_box_acquisition
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
 from .config import Config, replace
 from .devices import resolve_device, scoped_torch_state, seed_everything
@@ -86,6 +87,7 @@ def _train(
     device: torch.device,
 ) -> Model:
     rng, noise_generator = seed_everything(config.seed)
+    asl = as_box_acquisition(asl, config)
     factor, grids = plan_scales(asl.grid, zoom, config)
     raw_scales = build_pyramid(asl, t1, grids, mask)
     normalizer = Normalizer.fit(raw_scales[-1].asl, raw_scales[-1].t1)
@@ -196,12 +198,12 @@ def train_scale(
     """
     iterations = config.iterations_at(level, n_scales)
     generator.to(device).train()
-    optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate, betas=config.adam_betas)
+    optimizer_g = _adam(generator, config)
     modules: dict[str, Any] = {"generator": generator, "optimizer_g": optimizer_g}
     critic = optimizer_d = None
     if config.use_adversarial:
         critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers).to(device)
-        optimizer_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate, betas=config.adam_betas)
+        optimizer_d = _adam(critic, config)
         modules.update(critic=critic, optimizer_d=optimizer_d)
     ema = stability.weight_average(generator, config.ema_decay)
     if ema is not None:
@@ -329,6 +331,12 @@ def train_scale(
         rows[-1]["best_weights"] = validator.best_label
         rows[-1]["hard_batches"] = guard.hard_batches  # spikes the last good weights shared: not roll-backs
     return rows, time.perf_counter() - started
+
+
+def _adam(module: torch.nn.Module, config: Config) -> torch.optim.Adam:
+    return torch.optim.Adam(
+        module.parameters(), lr=config.learning_rate, betas=config.adam_betas, amsgrad=config.adam_amsgrad
+    )
 
 
 def _validator(

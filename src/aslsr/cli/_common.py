@@ -63,7 +63,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--acquisition",
         choices=["box", "gaussian", "kspace"],
         default=None,
-        help="how the ASL was acquired, for dTV (default box average; numbers in the config TOML)",
+        help="how the ASL was acquired (default box average; kspace: a Cartesian 3D readout; "
+        "window and widths in the config TOML)",
     )
 
 
