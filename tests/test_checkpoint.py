@@ -53,12 +53,12 @@ def _weights(model):
     [
         {},
         {"input_source": "generated"},
-        # the fast preset's recipe, with AMSGrad's running maximum in the optimizer state, on k-space data
+        # the fast preset's recipe (no critic, no low-pass term, refining dTV), on k-space data
         {
             "single_scale": True,
             "use_adversarial": False,
             "input_source": "dtv",
-            "adam_amsgrad": True,
+            "use_lowpass": False,
             "acquisition": "kspace",
         },
     ],

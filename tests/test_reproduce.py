@@ -58,7 +58,7 @@ def test_every_output_is_written(reproduced):
         "experiment1",
         "experiment2",
         "ablations/no_t1",
-        "ablations/no_lowpass",
+        "ablations/lowpass",
         "ablations/adversarial",
         "ablations/all_scales",
         "ablations/no_consistency",

@@ -56,7 +56,6 @@ class Config:
     # Optimisation.
     learning_rate: float = 1e-3
     adam_betas: tuple[float, float] = (0.5, 0.999)
-    adam_amsgrad: bool = False  # AMSGrad: Adam's denominator keeps its largest value, so steps shrink as gradients do
     lr_schedule: str = "constant"  # constant | step (SinGAN: x0.1 after 80 %) | cosine (warm-up, then down to 5 %)
     warmup_iterations: int = 0  # linear learning-rate warm-up at the start of each scale
     grad_clip_norm: float | None = None  # clip the generator's gradient norm (None: off)
@@ -152,9 +151,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
         "iterations": (600,),
         "adam_betas": (0.9, 0.999),  # GAN's beta1 0.5 let one outlier patch move every weight ~16x lr (BENCHMARKS.md)
-        # Plain Adam kept moving weights ~2 learning rates a step as gradients shrank, until a low-frequency
-        # mode of the output oscillated and grew (the guard's roll-backs); AMSGrad's steps shrink instead.
-        "adam_amsgrad": True,
+        # No low-pass loss term: it doubled the weight on the output's lowest frequencies, the mode whose growing
+        # oscillation made every guard roll-back (BENCHMARKS.md); the dTV input and the consistency step hold them.
+        "use_lowpass": False,
         "single_scale": True,
         "use_adversarial": False,
         "patch_size": 32,
@@ -242,7 +241,6 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "critic_every": _count,
     "learning_rate": checks.number(0.0, 1.0, above=True),
     "adam_betas": checks.sequence(checks.number(0.0, 0.9999), length=2),
-    "adam_amsgrad": checks.boolean(),
     "lr_schedule": checks.choice("constant", "step", "cosine"),
     "warmup_iterations": checks.integer(0, 10**7),
     "grad_clip_norm": checks.optional(checks.number(0.0, 1e9, above=True)),

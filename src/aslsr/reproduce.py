@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 ABLATIONS = (
     ("full", "preset as is", {}),
     ("no_t1", "without T1 channel", {"use_t1": False}),
-    ("no_lowpass", "without low-pass loss", {"use_lowpass": False}),
+    ("lowpass", "with low-pass loss (Eq. 5)", {"use_lowpass": True}),
     ("adversarial", "with adversarial loss (WGAN-GP)", {"use_adversarial": True, "critic_every": 4, "gp_every": 4}),
     (
         "adversarial_weak",

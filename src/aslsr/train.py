@@ -334,9 +334,7 @@ def train_scale(
 
 
 def _adam(module: torch.nn.Module, config: Config) -> torch.optim.Adam:
-    return torch.optim.Adam(
-        module.parameters(), lr=config.learning_rate, betas=config.adam_betas, amsgrad=config.adam_amsgrad
-    )
+    return torch.optim.Adam(module.parameters(), lr=config.learning_rate, betas=config.adam_betas)
 
 
 def _validator(
