@@ -146,7 +146,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Sized for a 2-core CPU, from the measurements in BENCHMARKS.md: all iterations go to the
     # finest generator, trained from an identity start to refine the directional-TV reconstruction of
     # x_{N-1} on grid N into x_N (at SR time it refines the dTV reconstruction of the LR on the target
-    # grid), on patches, with MSE + low-pass loss; the adversarial term and the coarse scales did not earn
+    # grid), on patches, with the MSE loss alone; the adversarial term and the coarse scales did not earn
     # their cost. ``input_source = "real"`` gives the earlier default (x_{N-1} brought up, no dTV).
     "fast": {
         "iterations": (600,),
