@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from aslsr.acquisition import (
     AcquisitionModel,
@@ -132,8 +133,6 @@ def _sampling_grids() -> tuple[Grid, Grid, np.ndarray]:
     lr_affine = np.diag([2.0, 2.0, 3.0, 1.0])
     lr = Grid((16, 16, 12), lr_affine)
     rng = np.random.default_rng(3)
-    from scipy import ndimage
-
     return fine, lr, ndimage.gaussian_filter(rng.standard_normal(fine.shape), 1.2, mode="wrap")
 
 
