@@ -61,14 +61,17 @@ METHODS: dict[str, Method] = {
         Method("spline", "interpolation"),
         Method("aslsr", "run"),  # the default preset
         Method("aslsr-paper", "run", ("--preset", "paper")),  # the paper's settings
-        Method("dtv", "run", ("--method", "dtv")),  # anatomically guided directional TV
+        # anatomically guided directional TV with its one fixed setting and the box model (the baseline)
+        Method("dtv", "run", ("--method", "dtv", "--acquisition", "box")),
+        # the same dTV with the default's acquisition = auto (a k-space window read off the noise)
+        Method("dtv-auto", "run", ("--method", "dtv")),
         # the default told how a k-space variant was acquired, as a user who knows the scanner would
         Method("aslsr-stated", "run", state_acquisition=True),
         # the default before 2026-11-26: the generator refines x_{N-1} brought up instead of the dTV solution
         Method("aslsr-real", "run", ("--config", str(REPO / "benchmarks/stability_configs/real_input.toml"))),
     )
 }
-DEFAULT_METHODS = ("linear", "spline", "aslsr", "aslsr-paper", "dtv")
+DEFAULT_METHODS = ("linear", "spline", "aslsr", "aslsr-paper", "dtv", "dtv-auto")
 INTERPOLATIONS = ("linear", "spline")  # "best interpolation" is the better of these
 #: --tiny: a coarse phantom (3 mm templates, NR voxels 4x the default) to check this script in minutes
 TINY = dict(nr_shape=(32, 24, 12), nr_voxel_size=(7.5, 7.5, 10.0), t1_voxel_size=3.0, template_resolution_mm=3)

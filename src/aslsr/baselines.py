@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .acquisition_estimate import resolve_acquisition
 from .config import Config
 from .devices import resolve_device
 from .dtv import DTVResult, settings_from_config, super_resolve_dtv
@@ -38,7 +39,9 @@ def dtv_baseline(
     volume: Volume, t1_on_target: np.ndarray, target: Grid, config: Config, *, device: torch.device | None = None
 ) -> DTVResult:
     """The dTV reconstruction of ``volume`` on ``target`` with the run's settings, on ``device`` (None: the
-    configuration's device, resolved here)."""
+    configuration's device, resolved here). ``acquisition = "auto"`` is resolved on ``volume`` alone
+    (:func:`~aslsr.acquisition_estimate.resolve_acquisition`; a run resolves it first, with its brain mask)."""
+    config, _ = resolve_acquisition(config, volume)
     settings, acquisition = settings_from_config(config)
     return super_resolve_dtv(
         volume,

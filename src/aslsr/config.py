@@ -89,8 +89,9 @@ class Config:
     dtv_gamma: float = 0.9  # 0: plain TV; towards 1: edges parallel to the T1's cost nothing
     dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
     dtv_iterations: int = 500  # at most; stops earlier at a relative change below 1e-4 per 10 iterations
-    acquisition: str = "box"  # box | gaussian | kspace: how the LR ASL was formed; dTV uses it as its operator,
-    # the generator sees the LR as its box equivalent (acquisition.box_equivalent)
+    acquisition: str = "box"  # box | gaussian | kspace | auto: how the LR ASL was formed; dTV uses it as its operator,
+    # the generator sees the LR as its box equivalent (acquisition.box_equivalent); auto: kspace with a fitted
+    # Tukey window when the background noise shows a k-space filter, else box (acquisition_estimate.py)
     acquisition_fwhm_mm: float | None = None  # gaussian in-plane FWHM (mm); None: the ASL in-plane voxel size
     acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness
     acquisition_window: str = "none"  # kspace: none | hann | tukey
@@ -159,6 +160,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "patch_size": 32,
         "batch_size": 2,
         "input_source": "dtv",  # beat input_source "real" on all 8 panel variants x 3 seeds (BENCHMARKS.md)
+        # A windowed k-space readout, read off the background noise, is undone before training; a box
+        # assumed on such data cost 1-3 dB (BENCHMARKS.md). Box wherever the noise is white.
+        "acquisition": "auto",
     },
     # Seconds-long runs for tests only.
     "test": {
@@ -267,7 +271,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "dtv_gamma": checks.number(0.0, 1.0),
     "dtv_eta": checks.number(0.0, 1e6, above=True),
     "dtv_iterations": checks.integer(1, 10**6),
-    "acquisition": checks.choice("box", "gaussian", "kspace"),
+    "acquisition": checks.choice("box", "gaussian", "kspace", "auto"),
     "acquisition_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
     "acquisition_slice_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
     "acquisition_window": checks.choice("none", "hann", "tukey"),

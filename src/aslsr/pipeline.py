@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import masking, registration
+from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config
 from .devices import resolve_device
@@ -118,6 +119,10 @@ def run(
         mask_source = "given" if mask is not None else ("m0" if m0 is not None else "t1")
         if mask is None:
             mask = derive_mask(m0, t1_registered, asl.grid)
+        config, acquisition_estimate = resolve_acquisition(config, asl, mask)
+        if acquisition_estimate is not None:
+            reason = acquisition_estimate.reason
+            logger.info("%s: acquisition auto -> %s (%s)", out_dir.name, config.acquisition, reason)
 
         zoom = zoom_between(asl.grid, target_grid)
         device = resolve_device(config.device)  # once per run; passed to every step that computes
@@ -178,7 +183,12 @@ def run(
             register=options.register,
             mask_source=mask_source,
             timings=timings,
-            description={**inputs.description, "units": inputs.units, "registration_target": inputs.fixed_source},
+            description={
+                **inputs.description,
+                "units": inputs.units,
+                "registration_target": inputs.fixed_source,
+                "acquisition_estimate": None if acquisition_estimate is None else acquisition_estimate.to_dict(),
+            },
             resumed=resumed,
             device=device,
             inputs={"asl": str(asl_path), "t1": str(t1_path), "m0": _str(m0_path), "mask": _str(mask_path)},

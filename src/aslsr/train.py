@@ -21,6 +21,7 @@ import torch
 
 from . import baselines, losses, stability
 from .acquisition import as_box_acquisition
+from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
 from .config import Config, replace
 from .devices import resolve_device, scoped_torch_state, seed_everything
@@ -87,6 +88,7 @@ def _train(
     device: torch.device,
 ) -> Model:
     rng, noise_generator = seed_everything(config.seed)
+    config, _ = resolve_acquisition(config, asl, mask)
     asl = as_box_acquisition(asl, config)
     factor, grids = plan_scales(asl.grid, zoom, config)
     raw_scales = build_pyramid(asl, t1, grids, mask)

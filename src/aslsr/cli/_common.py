@@ -61,10 +61,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--acquisition",
-        choices=["box", "gaussian", "kspace"],
+        choices=["box", "gaussian", "kspace", "auto"],
         default=None,
-        help="how the ASL was acquired (default box average; kspace: a Cartesian 3D readout; "
-        "window and widths in the config TOML)",
+        help="how the ASL was acquired (default auto: a windowed 3D k-space readout when the noise outside the "
+        "head shows the window, else box average; kspace: a Cartesian 3D readout; window and widths in the "
+        "config TOML)",
     )
 
 
