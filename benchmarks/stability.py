@@ -6,13 +6,15 @@ of the MSE over its running median, the best-validated iteration, the run time, 
 the brain against the noise-free reference for the SR and spline. The table gives, per case and
 configuration, the PSNR of each seed and its spread (max - min).
 
-A *case* is a folder holding ``asl_lr``, ``m0_lr``, ``t1``, ``ref_clean`` and ``mask`` (.nii.gz).
-With ``--prepared`` its T1 is already registered and on the NR grid (runs use ``--no-register``);
-else ``t1`` is the raw T1 and registration runs. ``benchmarks/stability.py --simulate DIR`` writes the
-phantom variants of benchmarks/generalisation.py as such folders.
+A *case* is a folder holding ``asl_lr``, ``m0_lr``, ``t1``, ``ref_clean`` and ``mask`` (.nii.gz), and
+optionally lesion ROIs ``lesion*.nii.gz`` on the reference grid (then the worst lesion's contrast error
+is scored). With ``--prepared`` its T1 is already registered and on the NR grid (runs use
+``--no-register``); else ``t1`` is the raw T1 and registration runs. ``--prepare-from PANEL_OUT`` first
+writes such prepared folders into CASES_DIR from a ``benchmarks/panel.py`` output folder (its phantom
+seed 0 and the T1 its ``aslsr`` run registered), so every seed trains on the same registration.
 
     python benchmarks/stability.py CASES_DIR --configs fast=FILE.toml ... [--seeds 0 1 2] [--workers 4]
-           [--device cpu|cuda] [--threads 2] [--prepared] [--out DIR]
+           [--device cpu|cuda] [--threads 2] [--prepared] [--prepare-from PANEL_OUT] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per run")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prepared", action="store_true", help="T1 already registered onto the NR grid")
+    parser.add_argument("--prepare-from", type=Path, help="benchmarks/panel.py output to make prepared cases from")
     parser.add_argument("--out", type=Path, default=Path("stability_out"))
     return parser.parse_args(argv)
 
@@ -94,23 +98,49 @@ def score(case: Path, out: Path) -> dict[str, float]:
     keys = [key for key in ("linear", "spline", "dtv", "sr") if (out / f"{key}.nii.gz").exists()]
     predictions = {key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data for key in keys}
     scores = metrics.evaluate(reference.data, predictions, mask=mask)
-    return {f"{key}_{m}": round(scores[key][f"{m}_brain"], 4) for key in predictions for m in ("psnr", "ssim")}
+    record = {f"{key}_{m}": round(scores[key][f"{m}_brain"], 4) for key in predictions for m in ("psnr", "ssim")}
+    rois = [
+        load_mask(p, reference.grid) for p in sorted(case.glob("lesion*.nii.gz")) if not p.name.endswith("_lr.nii.gz")
+    ]
+    for key, image in predictions.items() if rois else ():
+        # the worst lesion's contrast error |ratio / ratio_ref - 1| (docs/metrics.md), as benchmarks/panel.py scores it
+        errors = [
+            abs(metrics.lesion_contrast(image, roi, mask) / metrics.lesion_contrast(reference.data, roi, mask) - 1)
+            for roi in rois
+        ]
+        record[f"{key}_lesion_error"] = round(max(errors), 4)
+    return record
 
 
 def losses_summary(path: Path) -> dict[str, Any]:
-    """Largest MSE jump over the median of the 50 rows before it; best-validated iteration per scale."""
+    """Largest MSE jump over the median of the 50 rows before it; best-validated iteration and weights per scale."""
     rows = list(csv.DictReader(path.open()))
     mse = np.array([float(r["mse"]) for r in rows if r.get("mse")])
     jumps = [mse[i] / np.median(mse[max(0, i - 50) : i]) for i in range(5, len(mse))]
     best = [int(r["best_iteration"]) for r in rows if r.get("best_iteration")]
-    return {"max_mse_jump": round(float(max(jumps, default=1.0)), 2), "best_iteration": best}
+    kept = [r["best_weights"] for r in rows if r.get("best_weights")]  # "last" (live) or "ema" (the average)
+    return {"max_mse_jump": round(float(max(jumps, default=1.0)), 2), "best_iteration": best, "best_weights": kept}
+
+
+def _mean_gap(records: list[dict[str, Any]], key: str, baseline: str) -> str:
+    if not all(baseline in r for r in records):
+        return "-"
+    return f"{np.mean([r[key] - r[baseline] for r in records]):+.2f}"
+
+
+def _lesion_errors(records: list[dict[str, Any]]) -> str:
+    if not all("sr_lesion_error" in r and "spline_lesion_error" in r for r in records):
+        return "-"
+    worst = max(r["sr_lesion_error"] for r in records)
+    return f"{100 * worst:.1f} % / {100 * records[0]['spline_lesion_error']:.1f} %"
 
 
 def render(records: list[dict[str, Any]]) -> str:
     lines = [
         "| case | config | SR PSNR per seed (dB) | spread | SR - spline (mean) | SR SSIM (mean) | "
-        "guard roll-backs | largest MSE jump | training (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "guard roll-backs | largest MSE jump | training (s) | SR - dTV (mean) | "
+        "lesion error SR (worst seed) / spline |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
@@ -118,7 +148,7 @@ def render(records: list[dict[str, Any]]) -> str:
     for (case, name), group in sorted(groups.items()):
         done = [r for r in sorted(group, key=lambda r: r["seed"]) if r["returncode"] == 0]
         if not done:
-            lines.append(f"| {case} | {name} | failed: {group[0].get('error')} | | | | | | |")
+            lines.append(f"| {case} | {name} | failed: {group[0].get('error')} | | | | | | | | |")
             continue
         psnr = [r["sr_psnr"] for r in done]
         gain = np.mean([r["sr_psnr"] - r["spline_psnr"] for r in done])
@@ -126,13 +156,30 @@ def render(records: list[dict[str, Any]]) -> str:
             f"| {case} | {name} | {' / '.join(f'{p:.2f}' for p in psnr)} | {max(psnr) - min(psnr):.2f} | "
             f"{gain:+.2f} | {np.mean([r['sr_ssim'] for r in done]):.4f} | "
             f"{sum(len(r['warnings']) for r in done)} | {max(r['max_mse_jump'] for r in done):.1f}x | "
-            f"{np.mean([r['training_s'] for r in done]):.0f} |"
+            f"{np.mean([r['training_s'] for r in done]):.0f} | {_mean_gap(done, 'sr_psnr', 'dtv_psnr')} | "
+            f"{_lesion_errors(done)} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def prepare_cases(panel_out: Path, cases: Path) -> None:
+    """Prepared case folders from a panel run: phantom seed 0's files, T1 = the ``aslsr`` run's registered T1."""
+    for phantom in sorted(panel_out.glob("*/seed0/phantom")):
+        case = cases / phantom.parent.parent.name
+        case.mkdir(parents=True, exist_ok=True)
+        for name in ("asl_lr", "m0_lr", "ref_clean", "mask"):
+            shutil.copyfile(phantom / f"{name}.nii.gz", case / f"{name}.nii.gz")
+        for roi in phantom.glob("lesion*.nii.gz"):
+            if not roi.name.endswith("_lr.nii.gz"):
+                shutil.copyfile(roi, case / roi.name)
+        shutil.copyfile(phantom.parent / "aslsr" / "t1_registered.nii.gz", case / "t1.nii.gz")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.prepare_from is not None:
+        prepare_cases(args.prepare_from, args.cases)
+        args.prepared = True
     cases = sorted(p for p in args.cases.iterdir() if p.is_dir() and (not args.only or p.name in args.only))
     configs = []
     for item in args.configs:
