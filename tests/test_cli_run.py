@@ -111,6 +111,31 @@ def test_generate_onto_another_grid_without_retraining(run_dir, tiny_case, tmp_p
     np.testing.assert_allclose(np.linalg.norm(image.affine[:3, :3], axis=0), lr.voxel_size / 3, rtol=1e-5)
 
 
+def test_generate_can_switch_the_flip_ensemble(run_dir, tiny_case, tmp_path):
+    import torch
+
+    from aslsr.model import Model
+
+    model = Model.load(run_dir / "model.pt")  # a few test iterations may keep the identity start: perturb it
+    with torch.no_grad():
+        for parameter in model.generator.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(0)))
+    model_path = model.save(tmp_path / "model.pt")
+
+    def generate(name, *extra):
+        args = ["generate", "--model", str(model_path), "--asl", tiny_case["asl_lr"], "--t1", tiny_case["t1w"]]
+        assert main([*args, "--out", str(tmp_path / name), "--zoom", "2", "--no-register", *extra]) == 0
+        return np.asarray(nib.load(tmp_path / name).dataobj)
+
+    as_trained, off, on = (
+        generate("a.nii.gz"),
+        generate("b.nii.gz", "--no-flip-ensemble"),
+        generate("c.nii.gz", "--flip-ensemble"),
+    )
+    np.testing.assert_array_equal(as_trained, off)  # the test preset's model is applied without it
+    assert not np.allclose(on, off)
+
+
 def test_generate_refuses_a_crafted_model(tiny_case, tmp_path, capsys):
     evil = tmp_path / "model.pt"
     evil.write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03.")

@@ -152,3 +152,33 @@ def test_the_generator_chain_sees_a_kspace_readout_as_its_box_equivalent(tiny_ca
     to_equivalent = np.abs(averaged - equivalent)[inner].mean()
     to_lr = np.abs(averaged - asl.data)[inner].mean()
     assert to_equivalent < 0.5 * to_lr, (to_equivalent, to_lr)
+
+
+def test_flip_ensemble_examples():
+    import doctest
+
+    import aslsr.generate
+
+    assert doctest.testmod(aslsr.generate).failed == 0
+
+
+def test_the_flip_ensemble_is_the_mean_of_the_generator_over_the_8_flips(trained, tmp_path):
+    import dataclasses
+
+    from aslsr.generate import FLIPS
+
+    trained_model, asl, nr, t1 = trained
+    plain = dataclasses.replace(trained_model, config=dataclasses.replace(trained_model.config, consistency="off"))
+    single = super_resolve(plain, asl, t1, nr.grid)
+    by_hand = []
+    for axes in FLIPS:  # the SR of flipped inputs, flipped back, through the same public call
+        flipped = dataclasses.replace(plain)
+        flipped.apply = lambda image, prior, device=None, axes=axes: np.flip(
+            plain.apply(np.flip(image, axes).copy(), np.flip(prior, axes).copy(), device=device), axes
+        )
+        by_hand.append(super_resolve(flipped, asl, t1, nr.grid))
+    ensembled = dataclasses.replace(plain, config=dataclasses.replace(plain.config, flip_ensemble=True))
+    ensemble = super_resolve(ensembled, asl, t1, nr.grid)
+    np.testing.assert_allclose(ensemble, np.mean(by_hand, axis=0), rtol=1e-5, atol=1e-5 * float(np.abs(single).max()))
+    assert not np.allclose(ensemble, single)  # a trained network is not flip-symmetric
+    assert Model.load(ensembled.save(tmp_path / "model.pt")).config.flip_ensemble  # the model file keeps it

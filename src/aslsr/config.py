@@ -80,6 +80,7 @@ class Config:
     # Super-resolution.
     consistency: str = "lowpass"  # off | full | lowpass: make the SR averaged onto the LR grid agree with the LR
     consistency_sigma_voxels: float = 1.0  # "lowpass": Gaussian sigma (LR voxels) of the part made to agree
+    flip_ensemble: bool = False  # average G_N over the 8 flips of its inputs' voxel axes (8x generation time)
     tile_size: int = 128  # voxels per side when generating large volumes in tiles
     tile_overlap: int = 16
 
@@ -123,6 +124,7 @@ MODEL_SETTINGS: tuple[str, ...] = (
     "upsample_order",
     "consistency",
     "consistency_sigma_voxels",
+    "flip_ensemble",
     "dtv_lambda",
     "dtv_gamma",
     "dtv_eta",
@@ -166,6 +168,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # The seed spread was that of three points on a still-rising curve; an average of the weights over the
         # last ~100 steps, validated beside the live ones, cut it on 3 of 4 tune variants (BENCHMARKS.md).
         "ema_decay": 0.99,
+        # The SR is the mean of the generator over the 8 flips of its inputs: +0.1 to +0.8 dB on every tune
+        # variant and seed, at 8x the generation time (seconds; BENCHMARKS.md).
+        "flip_ensemble": True,
     },
     # Seconds-long runs for tests only.
     "test": {
@@ -267,6 +272,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "checkpoint_every": checks.integer(0, 10**7),
     "consistency": checks.choice("off", "full", "lowpass"),
     "consistency_sigma_voxels": checks.number(0.0, 100.0),
+    "flip_ensemble": checks.boolean(),
     "tile_size": checks.integer(8, 4096),
     "tile_overlap": checks.integer(0, 2048),
     "method": checks.choice("gan", "dtv"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import registration
+from ..config import replace
 from ..devices import resolve_device
 from ..errors import InputError
 from ..generate import super_resolve
@@ -37,6 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="quantify CBF (ml/100g/min) from a deltaM input first, as the model's run did",
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--flip-ensemble",
+        action=argparse.BooleanOptionalAction,
+        help="average the generator over the 8 flips of its inputs (8x generation time); default: as the model's run",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.set_defaults(func=main)
 
@@ -54,6 +60,8 @@ def main(args: argparse.Namespace) -> int:
         inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like)],
     )
     model = Model.load(args.model)
+    if args.flip_ensemble is not None:
+        model.config = replace(model.config, flip_ensemble=args.flip_ensemble)
     device = resolve_device(args.device)
     inputs = load_inputs(args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify)
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.trained_seed)
