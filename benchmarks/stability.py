@@ -13,8 +13,12 @@ is scored). With ``--prepared`` its T1 is already registered and on the NR grid 
 writes such prepared folders into CASES_DIR from a ``benchmarks/panel.py`` output folder (its phantom
 seed 0 and the T1 its ``aslsr`` run registered), so every seed trains on the same registration.
 
+With ``--regenerate EARLIER_OUT`` nothing is trained: every SR of that earlier output is re-made from its
+model.pt by ``aslsr generate`` (``--generate-args``, e.g. ``--flip-ensemble``) and scored the same way.
+
     python benchmarks/stability.py CASES_DIR --configs fast=FILE.toml ... [--seeds 0 1 2] [--workers 4]
            [--device cpu|cuda] [--threads 2] [--prepared] [--prepare-from PANEL_OUT] [--out DIR]
+    python benchmarks/stability.py CASES_DIR --regenerate EARLIER_OUT --generate-args="--flip-ensemble" --out DIR
 """
 
 from __future__ import annotations
@@ -51,6 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--prepared", action="store_true", help="T1 already registered onto the NR grid")
     parser.add_argument("--prepare-from", type=Path, help="benchmarks/panel.py output to make prepared cases from")
+    parser.add_argument(
+        "--regenerate",
+        type=Path,
+        metavar="STABILITY_OUT",
+        help="no training: re-make each SR of an earlier --out from its model.pt with `aslsr generate` and score it",
+    )
+    parser.add_argument("--generate-args", default="", help='extra `aslsr generate` arguments, e.g. "--flip-ensemble"')
     parser.add_argument("--out", type=Path, default=Path("stability_out"))
     return parser.parse_args(argv)
 
@@ -87,6 +98,31 @@ def run_one(case: Path, name: str, preset: str, toml: str, seed: int, args: argp
         device_name=report.get("device_name"),
     )
     return record
+
+
+def regenerate_one(case: Path, run: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The SR of an earlier run re-made from its model.pt by the current ``aslsr generate``, scored like a run.
+
+    Generation is deterministic given the model, so this is the run that the current generation settings
+    would have given with the same training (which these settings do not touch)."""
+    out = args.out / case.name / run.parent.name / run.name
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("linear", "spline", "dtv"):
+        shutil.copyfile(run / f"{name}.nii.gz", out / f"{name}.nii.gz")
+    command = [sys.executable, "-m", "aslsr", "generate", "--model", str(run / "model.pt"), "--asl"]
+    command += [str(case / "asl_lr.nii.gz"), "--t1", str(case / "t1.nii.gz"), "--like", str(case / "ref_clean.nii.gz")]
+    command += ["--out", str(out / "sr.nii.gz"), "--no-register", "--overwrite", "--quiet", *args.generate_args.split()]
+    started = time.perf_counter()
+    process = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    )
+    record: dict[str, Any] = {"case": case.name, "config": run.parent.name, "seed": int(run.name[4:])}
+    record.update(generate_s=round(time.perf_counter() - started, 1), returncode=process.returncode)
+    if process.returncode != 0:
+        return {**record, "error": (process.stderr or process.stdout).strip().splitlines()[-1:]}
+    report = json.loads((run / "report.json").read_text())
+    record.update(score(case, out), warnings=report["warnings"], **losses_summary(run / "losses.csv"))
+    return {**record, "training_s": round(report["timings"].get("training_s", 0.0), 1), "regenerated_from": str(run)}
 
 
 def score(case: Path, out: Path) -> dict[str, float]:
@@ -187,10 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         name, _, preset = label.partition(":")
         configs.append((name, preset or "fast", toml))
     jobs = [(case, name, preset, toml, seed) for seed in args.seeds for case in cases for name, preset, toml in configs]
+    work = lambda job: run_one(*job, args)  # noqa: E731
+    if args.regenerate is not None:
+        runs = sorted(args.regenerate.glob("*/*/seed*/model.pt"))
+        jobs = [(args.cases / m.parents[2].name, m.parent) for m in runs if (args.cases / m.parents[2].name) in cases]
+        work = lambda job: regenerate_one(*job, args)  # noqa: E731
     args.out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        for record in pool.map(lambda job: run_one(*job, args), jobs):
+        for record in pool.map(work, jobs):
             records.append(record)  # written as they come, so a run cut short keeps what it finished
             (args.out / "stability.json").write_text(json.dumps(records, indent=1) + "\n")
             table = render(records)
