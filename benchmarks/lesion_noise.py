@@ -14,23 +14,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from stability import lesion_roi_paths
+
 from aslsr import metrics
 from aslsr.baselines import interpolate
 from aslsr.io import load_mask, load_volume
-
-
-def worst_lesion_error(image, reference, rois, brain) -> float:
-    return max(
-        abs(metrics.lesion_contrast(image, roi, brain) / metrics.lesion_contrast(reference, roi, brain) - 1)
-        for roi in rois
-    )
 
 
 def main(argv: list[str]) -> int:
     print("| case | linear, noisy LR | linear, noise-free LR | spline, noisy LR | spline, noise-free LR |")
     print("|---|---|---|---|---|")
     for case in sorted(Path(argv[0]).glob("*/seed*/phantom")):
-        rois_paths = [p for p in sorted(case.glob("lesion*.nii.gz")) if "_lr." not in p.name]
+        rois_paths = lesion_roi_paths(case)
         if not rois_paths or not (case / "asl_lr_clean.nii.gz").exists():
             continue
         reference = load_volume(case / "ref_clean.nii.gz")
@@ -40,7 +35,8 @@ def main(argv: list[str]) -> int:
         for method in ("linear", "spline"):
             for name in ("asl_lr", "asl_lr_clean"):
                 image = interpolate(load_volume(case / f"{name}.nii.gz"), reference.grid, method)
-                cells.append(f"{100 * worst_lesion_error(image, reference.data, rois, brain):.2f} %")
+                error = max(metrics.lesion_contrast_error(reference.data, image, roi, brain) for roi in rois)
+                cells.append(f"{100 * error:.2f} %")
         print(f"| {case.parent.parent.name} (seed {case.parent.name[4:]}) | " + " | ".join(cells) + " |")
     return 0
 

@@ -135,17 +135,18 @@ def score(case: Path, out: Path) -> dict[str, float]:
     predictions = {key: load_volume(out / f"{key}.nii.gz", allow_constant=True).data for key in keys}
     scores = metrics.evaluate(reference.data, predictions, mask=mask)
     record = {f"{key}_{m}": round(scores[key][f"{m}_brain"], 4) for key in predictions for m in ("psnr", "ssim")}
-    rois = [
-        load_mask(p, reference.grid) for p in sorted(case.glob("lesion*.nii.gz")) if not p.name.endswith("_lr.nii.gz")
-    ]
+    rois = [load_mask(path, reference.grid) for path in lesion_roi_paths(case)]
     for key, image in predictions.items() if rois else ():
-        # the worst lesion's contrast error |ratio / ratio_ref - 1| (docs/metrics.md), as benchmarks/panel.py scores it
-        errors = [
-            abs(metrics.lesion_contrast(image, roi, mask) / metrics.lesion_contrast(reference.data, roi, mask) - 1)
-            for roi in rois
-        ]
-        record[f"{key}_lesion_error"] = round(max(errors), 4)
+        # the worst lesion's contrast error (docs/metrics.md), as benchmarks/panel.py scores it
+        record[f"{key}_lesion_error"] = round(
+            max(metrics.lesion_contrast_error(reference.data, image, roi, mask) for roi in rois), 4
+        )
     return record
+
+
+def lesion_roi_paths(folder: Path) -> list[Path]:
+    """The lesion ROIs of a case or phantom folder on its reference grid (``lesion*.nii.gz``, not ``*_lr``)."""
+    return [path for path in sorted(folder.glob("lesion*.nii.gz")) if not path.name.endswith("_lr.nii.gz")]
 
 
 def losses_summary(path: Path) -> dict[str, Any]:
@@ -205,9 +206,8 @@ def prepare_cases(panel_out: Path, cases: Path) -> None:
         case.mkdir(parents=True, exist_ok=True)
         for name in ("asl_lr", "m0_lr", "ref_clean", "mask"):
             shutil.copyfile(phantom / f"{name}.nii.gz", case / f"{name}.nii.gz")
-        for roi in phantom.glob("lesion*.nii.gz"):
-            if not roi.name.endswith("_lr.nii.gz"):
-                shutil.copyfile(roi, case / roi.name)
+        for roi in lesion_roi_paths(phantom):
+            shutil.copyfile(roi, case / roi.name)
         shutil.copyfile(phantom.parent / "aslsr" / "t1_registered.nii.gz", case / "t1.nii.gz")
 
 

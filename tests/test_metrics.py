@@ -169,3 +169,14 @@ def test_format_table() -> None:
     assert len(rows) == 2 and len({len(row) for row in rows}) == 1  # fixed width
     assert f"{results['sr']['psnr']:.2f}" in rows[0]
     assert "inf" in rows[1]
+
+
+def test_lesion_contrast_error_is_the_error_evaluate_reports():
+    rng = np.random.default_rng(3)
+    ref = rng.random((14, 12, 12)) + 1.0
+    roi = np.zeros(ref.shape, bool)
+    roi[1:4, 2:5, 2:5] = True
+    pred = ref * np.where(roi, 0.8, 1.0)
+    error = metrics.lesion_contrast_error(ref, pred, roi)
+    assert error == pytest.approx(metrics.evaluate(ref, {"p": pred}, lesion=roi)["p"]["lesion_contrast_error"])
+    assert error == pytest.approx(0.2) and metrics.lesion_contrast_error(ref, ref, roi) == 0.0

@@ -168,8 +168,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # The seed spread was that of three points on a still-rising curve; an average of the weights over the
         # last ~100 steps, validated beside the live ones, cut it on 3 of 4 tune variants (BENCHMARKS.md).
         "ema_decay": 0.99,
-        # The SR is the mean of the generator over the 8 flips of its inputs: +0.1 to +0.8 dB on every tune
-        # variant and seed, at 8x the generation time (seconds; BENCHMARKS.md).
+        # The SR is the mean of the generator over the 8 flips of its inputs: +0.04 to +0.8 dB on every one of
+        # the 15 tune-half models tried, at 8x the generation time (seconds at the NR grid; BENCHMARKS.md).
         "flip_ensemble": True,
     },
     # Seconds-long runs for tests only.

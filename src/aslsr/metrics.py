@@ -120,6 +120,11 @@ def lesion_contrast(pred: np.ndarray, roi: np.ndarray, mask: np.ndarray | None =
     return float(pred[roi].mean()) / mirror_mean
 
 
+def lesion_contrast_error(ref: np.ndarray, pred: np.ndarray, roi: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """|lesion_contrast(pred) / lesion_contrast(ref) - 1|, dimensionless (0 = the true contrast)."""
+    return abs(lesion_contrast(pred, roi, mask) / lesion_contrast(ref, roi, mask) - 1.0)
+
+
 def evaluate(
     ref: np.ndarray, preds: Mapping[str, np.ndarray], mask: np.ndarray | None = None, lesion: np.ndarray | None = None
 ) -> dict[str, dict[str, float]]:
