@@ -172,6 +172,28 @@ def test_held_out_blocks_are_left_out_of_the_training_loss(inputs):
     np.testing.assert_array_equal(weight[0, 0].numpy(), (~held).astype(np.float32))
 
 
+def test_flip_augmentation_flips_every_channel_of_a_sample_together(inputs):
+    import itertools
+
+    from aslsr.pyramid import build_pyramid
+    from aslsr.sampling import PatchSampler
+
+    asl, t1, _ = inputs
+    scale = build_pyramid(asl, t1, [asl.grid])[0]
+    originals = [torch.from_numpy(np.asarray(a, np.float32)) for a in (scale.asl * 2.0, scale.t1, scale.asl)]
+    config = preset("test", patch_size=None, batch_size=16, flip_augment=True)
+    batch = PatchSampler(scale, originals[0].numpy(), config, np.random.default_rng(0)).batch()[:3]
+    flips = [[a for a, on in enumerate(mask) if on] for mask in itertools.product((0, 1), repeat=3)]
+    used = set()
+    for index in range(16):
+        undo = [axes for axes in flips if torch.equal(batch[2][index, 0].flip(axes), originals[2])]
+        assert undo  # the target is a flip of x_n ...
+        for channel, original in zip(batch, originals):  # ... and its input and T1 are the same flip
+            assert torch.equal(channel[index, 0].flip(undo[0]), original)
+        used.add(tuple(undo[0]))
+    assert len(used) > 2
+
+
 def test_learning_rate_schedules():
     from aslsr.stability import learning_rate_at
 

@@ -68,6 +68,7 @@ class Config:
     patch_size: int | None = None  # voxels per side of training sub-volumes; None = whole volume
     batch_size: int = 1
     brain_patch_fraction: float = 0.8  # share of patches centred in the brain mask (when known)
+    flip_augment: bool = False  # flip each training sample along each voxel axis with probability 1/2
     single_scale: bool = False  # ablation: train only the finest generator (from scratch)
     # Image fed to G_n (n > 0): "real": x_{n-1} brought up (matches SR time); "generated": G_{n-1}'s output
     # brought up (paper Eq. 1); "dtv": the dTV reconstruction of x_{n-1} on grid n, and at SR time the dTV
@@ -273,6 +274,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "consistency": checks.choice("off", "full", "lowpass"),
     "consistency_sigma_voxels": checks.number(0.0, 100.0),
     "flip_ensemble": checks.boolean(),
+    "flip_augment": checks.boolean(),
     "tile_size": checks.integer(8, 4096),
     "tile_overlap": checks.integer(0, 2048),
     "method": checks.choice("gan", "dtv"),

@@ -18,6 +18,8 @@ class PatchSampler:
     Patch sides are at most ``config.patch_size`` voxels (whole axis when shorter). A share
     ``brain_patch_fraction`` of the patches is centred on a random brain voxel when a mask is known.
     Each batch carries a loss weight: 0 on the ``held_out`` voxels (kept for validation), else 1.
+    With ``config.flip_augment`` each sample is flipped along each voxel axis with probability 1/2 (all
+    channels together), the training-time counterpart of ``config.flip_ensemble``.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class PatchSampler:
         self.has_source = source is not None
         self.brain = np.argwhere(scale.mask) if scale.mask is not None else None
         self.brain_fraction = config.brain_patch_fraction
+        self.flip = config.flip_augment
 
     def _corner(self) -> np.ndarray:
         shape = np.array(self.volumes.shape[1:])
@@ -54,12 +57,19 @@ class PatchSampler:
     def batch(self) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(input image or None, T1, target, loss weight), each (batch, 1, i, j, k)."""
         if self.whole:
-            crops = self.volumes[None].expand(self.batch_size, *self.volumes.shape)
+            samples = [self.volumes] * self.batch_size
         else:
-            crops = torch.stack([self._crop(self._corner()) for _ in range(self.batch_size)])
+            samples = [self._crop(self._corner()) for _ in range(self.batch_size)]
+        if self.flip:
+            samples = [self._flipped(sample) for sample in samples]
+        crops = torch.stack(samples)
         target, t1, weight = crops[:, 0:1], crops[:, 1:2], crops[:, 2:3]
         image = crops[:, 3:4] if self.has_source else None
         return image, t1, target, weight
+
+    def _flipped(self, sample: torch.Tensor) -> torch.Tensor:
+        axes = [1 + axis for axis in range(3) if self.rng.random() < 0.5]
+        return torch.flip(sample, axes) if axes else sample
 
     def _crop(self, corner: np.ndarray) -> torch.Tensor:
         (a, b, c), (p, q, r) = corner, self.size
