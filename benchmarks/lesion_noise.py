@@ -1,4 +1,4 @@
-"""How much of a lesion-contrast comparison is the noise? Interpolation of the noisy and of the noise-free LR.
+"""How much of a lesion-contrast comparison is the noise? The same methods on the noisy and the noise-free LR.
 
 For every simulated phantom case of a ``benchmarks/panel.py`` output folder that has lesion ROIs, it prints
 the worst-lesion contrast error |ratio / ratio_ref - 1| (docs/metrics.md) of linear and spline interpolation
@@ -6,38 +6,97 @@ applied to the case's LR ASL (``asl_lr``) and to the same LR without noise (``as
 noise-free reference on the NR grid. The difference between the two is what one noise realisation does
 to the metric; a gap between methods of that size is not a difference between methods.
 
-    python benchmarks/lesion_noise.py PANEL_OUT
+With ``--models STABILITY_OUT --cases CASES_DIR`` it also applies every trained model of a
+``benchmarks/stability.py`` output (``<variant>/<config>/seed<k>/model.pt``, trained on the noisy LR of the
+prepared case ``CASES_DIR/<variant>``) to both LR images with ``aslsr generate`` and prints the same errors
+per lesion: an SR that paints the T1's anatomy over a lesion errs on the noise-free LR too; one whose error
+is the noise's does not.
+
+    python benchmarks/lesion_noise.py PANEL_OUT [--models STABILITY_OUT --cases CASES_DIR [--generate-args ARGS]]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+import tempfile
 from pathlib import Path
 
-from stability import lesion_roi_paths
+from stability import generate, lesion_roi_paths
 
 from aslsr import metrics
 from aslsr.baselines import interpolate
 from aslsr.io import load_mask, load_volume
 
+NOISE = ("asl_lr", "asl_lr_clean")
 
-def main(argv: list[str]) -> int:
+
+def lesion_errors(case: Path, image) -> list[float]:
+    """Per-lesion contrast error (%) of ``image`` (an array on the case's reference grid)."""
+    reference = load_volume(case / "ref_clean.nii.gz")
+    brain = load_mask(case / "mask.nii.gz", reference.grid)
+    rois = [load_mask(path, reference.grid) for path in lesion_roi_paths(case)]
+    return [100 * metrics.lesion_contrast_error(reference.data, image, roi, brain) for roi in rois]
+
+
+def interpolation_table(panel_out: Path) -> None:
     print("| case | linear, noisy LR | linear, noise-free LR | spline, noisy LR | spline, noise-free LR |")
     print("|---|---|---|---|---|")
-    for case in sorted(Path(argv[0]).glob("*/seed*/phantom")):
-        rois_paths = lesion_roi_paths(case)
-        if not rois_paths or not (case / "asl_lr_clean.nii.gz").exists():
+    for case in sorted(panel_out.glob("*/seed*/phantom")):
+        if not lesion_roi_paths(case) or not (case / "asl_lr_clean.nii.gz").exists():
             continue
-        reference = load_volume(case / "ref_clean.nii.gz")
-        brain = load_mask(case / "mask.nii.gz", reference.grid)
-        rois = [load_mask(p, reference.grid) for p in rois_paths]
+        grid = load_volume(case / "ref_clean.nii.gz").grid
         cells = []
         for method in ("linear", "spline"):
-            for name in ("asl_lr", "asl_lr_clean"):
-                image = interpolate(load_volume(case / f"{name}.nii.gz"), reference.grid, method)
-                error = max(metrics.lesion_contrast_error(reference.data, image, roi, brain) for roi in rois)
-                cells.append(f"{100 * error:.2f} %")
+            for name in NOISE:
+                image = interpolate(load_volume(case / f"{name}.nii.gz"), grid, method)
+                cells.append(f"{max(lesion_errors(case, image)):.2f} %")
         print(f"| {case.parent.parent.name} (seed {case.parent.name[4:]}) | " + " | ".join(cells) + " |")
+
+
+def model_table(panel_out: Path, models: Path, cases: Path, extra: str = "") -> None:
+    print("\n| case | method | noisy LR: error per lesion | noise-free LR: error per lesion |")
+    print("|---|---|---|---|")
+    for variant in sorted({run.parts[-4] for run in models.glob("*/*/seed*/model.pt")}):
+        case, phantom = cases / variant, panel_out / variant / "seed0" / "phantom"
+        if not lesion_roi_paths(case) or not (phantom / "asl_lr_clean.nii.gz").exists():
+            continue
+        grid = load_volume(case / "ref_clean.nii.gz").grid
+        spline = [interpolate(load_volume(phantom / f"{name}.nii.gz"), grid, "spline") for name in NOISE]
+        print(f"| {variant} | spline | " + " | ".join(_cells(case, image) for image in spline) + " |")
+        for run in sorted(models.glob(f"{variant}/*/seed*/model.pt")):
+            method = f"{run.parts[-3]} {run.parts[-2]}"
+            print(f"| {variant} | {method} | " + " | ".join(_sr_cells(run, case, phantom, extra)) + " |")
+
+
+def _cells(case: Path, image) -> str:
+    return ", ".join(f"{error:.2f} %" for error in lesion_errors(case, image))
+
+
+def _sr_cells(run: Path, case: Path, phantom: Path, extra: str) -> list[str]:
+    cells = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in NOISE:
+            out = Path(scratch) / f"{name}.nii.gz"
+            process = generate(run, case, phantom / f"{name}.nii.gz", out, extra)
+            if process.returncode:
+                raise SystemExit(f"{run}: {(process.stderr or process.stdout).strip()}")
+            cells.append(_cells(case, load_volume(out).data))
+    return cells
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("panel_out", type=Path)
+    parser.add_argument("--models", type=Path, help="benchmarks/stability.py output with model.pt files")
+    parser.add_argument("--cases", type=Path, help="the prepared cases those models were trained on")
+    parser.add_argument("--generate-args", default="", help='extra `aslsr generate` arguments, e.g. "--flip-ensemble"')
+    args = parser.parse_args(argv)
+    interpolation_table(args.panel_out)
+    if args.models:
+        if not args.cases:
+            parser.error("--models needs --cases")
+        model_table(args.panel_out, args.models, args.cases, args.generate_args)
     return 0
 
 

@@ -100,6 +100,16 @@ def run_one(case: Path, name: str, preset: str, toml: str, seed: int, args: argp
     return record
 
 
+def generate(
+    model: Path, case: Path, asl: Path, out: Path, extra: str = "", threads: int = 1
+) -> subprocess.CompletedProcess:
+    """``aslsr generate`` of ``model`` on the LR image ``asl`` with the prepared ``case``'s T1, onto its NR grid."""
+    command = [sys.executable, "-m", "aslsr", "generate", "--model", str(model), "--asl", str(asl), "--t1"]
+    command += [str(case / "t1.nii.gz"), "--like", str(case / "ref_clean.nii.gz"), "--out", str(out)]
+    command += ["--no-register", "--overwrite", "--quiet", *extra.split()]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+
+
 def regenerate_one(case: Path, run: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The SR of an earlier run re-made from its model.pt by the current ``aslsr generate``, scored like a run.
 
@@ -109,13 +119,9 @@ def regenerate_one(case: Path, run: Path, args: argparse.Namespace) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     for name in ("linear", "spline", "dtv"):
         shutil.copyfile(run / f"{name}.nii.gz", out / f"{name}.nii.gz")
-    command = [sys.executable, "-m", "aslsr", "generate", "--model", str(run / "model.pt"), "--asl"]
-    command += [str(case / "asl_lr.nii.gz"), "--t1", str(case / "t1.nii.gz"), "--like", str(case / "ref_clean.nii.gz")]
-    command += ["--out", str(out / "sr.nii.gz"), "--no-register", "--overwrite", "--quiet", *args.generate_args.split()]
     started = time.perf_counter()
-    process = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    )
+    lr = case / "asl_lr.nii.gz"
+    process = generate(run / "model.pt", case, lr, out / "sr.nii.gz", args.generate_args, args.threads)
     record: dict[str, Any] = {"case": case.name, "config": run.parent.name, "seed": int(run.name[4:])}
     record.update(generate_s=round(time.perf_counter() - started, 1), returncode=process.returncode)
     if process.returncode != 0:
