@@ -18,6 +18,7 @@ is the noise's does not.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 from pathlib import Path
@@ -31,11 +32,17 @@ from aslsr.io import load_mask, load_volume
 NOISE = ("asl_lr", "asl_lr_clean")
 
 
-def lesion_errors(case: Path, image) -> list[float]:
-    """Per-lesion contrast error (%) of ``image`` (an array on the case's reference grid)."""
+@functools.cache
+def _truth(case: Path) -> tuple:
+    """The case's noise-free reference, brain mask and lesion ROIs, read once per case."""
     reference = load_volume(case / "ref_clean.nii.gz")
     brain = load_mask(case / "mask.nii.gz", reference.grid)
-    rois = [load_mask(path, reference.grid) for path in lesion_roi_paths(case)]
+    return reference, brain, [load_mask(path, reference.grid) for path in lesion_roi_paths(case)]
+
+
+def lesion_errors(case: Path, image) -> list[float]:
+    """Per-lesion contrast error (%) of ``image`` (an array on the case's reference grid)."""
+    reference, brain, rois = _truth(case)
     return [100 * metrics.lesion_contrast_error(reference.data, image, roi, brain) for roi in rois]
 
 
@@ -45,7 +52,7 @@ def interpolation_table(panel_out: Path) -> None:
     for case in sorted(panel_out.glob("*/seed*/phantom")):
         if not lesion_roi_paths(case) or not (case / "asl_lr_clean.nii.gz").exists():
             continue
-        grid = load_volume(case / "ref_clean.nii.gz").grid
+        grid = _truth(case)[0].grid
         cells = []
         for method in ("linear", "spline"):
             for name in NOISE:
@@ -61,7 +68,7 @@ def model_table(panel_out: Path, models: Path, cases: Path, extra: str = "") -> 
         case, phantom = cases / variant, panel_out / variant / "seed0" / "phantom"
         if not lesion_roi_paths(case) or not (phantom / "asl_lr_clean.nii.gz").exists():
             continue
-        grid = load_volume(case / "ref_clean.nii.gz").grid
+        grid = _truth(case)[0].grid
         spline = [interpolate(load_volume(phantom / f"{name}.nii.gz"), grid, "spline") for name in NOISE]
         print(f"| {variant} | spline | " + " | ".join(_cells(case, image) for image in spline) + " |")
         for run in sorted(models.glob(f"{variant}/*/seed*/model.pt")):
