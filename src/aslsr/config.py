@@ -39,6 +39,7 @@ class Config:
     generator_channels: tuple[int, int, int] = (16, 32, 64)  # U-Net feature maps per level
     residual: bool = True  # generator predicts a correction added to its image input
     use_t1: bool = True  # T1 as second input channel (off: ablation)
+    generator_init: str = "pytorch"  # hidden convolutions' starting weights: pytorch (its default) | he (networks.py)
     critic_channels: int = 32
     critic_layers: int = 5
 
@@ -275,6 +276,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "consistency_sigma_voxels": checks.number(0.0, 100.0),
     "flip_ensemble": checks.boolean(),
     "flip_augment": checks.boolean(),
+    "generator_init": checks.choice("pytorch", "he"),  # networks.INITS
     "tile_size": checks.integer(8, 4096),
     "tile_overlap": checks.integer(0, 2048),
     "method": checks.choice("gan", "dtv"),

@@ -96,7 +96,9 @@ def _train(
     scales = [normalizer.apply(scale) for scale in raw_scales]
     model = Model(None, normalizer, config, factor, grids)  # type: ignore[arg-type]
 
-    generator = Generator(channels=config.generator_channels, use_t1=config.use_t1, residual=config.residual)
+    generator = Generator(
+        channels=config.generator_channels, use_t1=config.use_t1, residual=config.residual, init=config.generator_init
+    )
     first = 1 if config.single_scale else 0
     previous_output = None
     state = checkpointer.load() if checkpointer is not None else None
