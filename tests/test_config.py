@@ -8,6 +8,7 @@ def test_presets_differ_where_documented():
     paper, fast = preset("paper"), preset("fast")
     assert paper.iterations == (2000,) and paper.learning_rate == 1e-3 and paper.use_adversarial
     assert fast.single_scale and fast.patch_size == 32
+    assert fast.generator_init == "he" and paper.generator_init == "pytorch"
     assert set(PRESETS) >= {"paper", "fast"}
 
 
