@@ -175,7 +175,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "flip_ensemble": True,
         # PyTorch's default init leaves the U-Net's deep features set by random biases, so the initial weights
         # decided the result (one seed best on all 8 panel variants); He init: seed spread 0.47 -> 0.18 and
-        # 0.33 -> 0.03 dB on the two worst tune variants, mean -0.12 to +0.02 dB (BENCHMARKS.md 2026-11-27).
+        # 0.33 -> 0.03 dB on the two worst tune variants, mean -0.12 to -0.03 dB (BENCHMARKS.md 2026-11-27).
         "generator_init": "he",
     },
     # Seconds-long runs for tests only.
