@@ -62,3 +62,13 @@ def test_he_init_carries_the_input_to_the_bottleneck_where_the_pytorch_default_d
 def test_unknown_init_is_refused():
     with pytest.raises(ValueError, match="unknown init"):
         UNet3d(init="xavier")
+
+
+def test_every_init_the_network_knows_is_a_valid_configuration():
+    from aslsr.config import preset
+    from aslsr.errors import InputError
+    from aslsr.networks import INITS
+
+    assert [preset("fast", generator_init=init).generator_init for init in INITS] == list(INITS)
+    with pytest.raises(InputError, match="generator_init"):
+        preset("fast", generator_init="xavier")
