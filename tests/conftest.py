@@ -1,10 +1,13 @@
 """Shared fixtures and helpers: a tiny phantom case (seconds to simulate) for end-to-end tests, the
-command lines that simulate it or run on it, and the checks of a refused command (exit 2, one line)."""
+command lines that simulate it or run on it, the checks of a refused command (exit 2, one line), and the
+benchmark scripts loaded as modules."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -12,6 +15,19 @@ import pytest
 
 from aslsr import phantom
 from aslsr.cli import main
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark_script(name: str):
+    """``benchmarks/NAME.py`` imported as a module (the folder is put on sys.path for its sibling imports)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: NR 32x24x12 at 7.5x7.5x10 mm, LR 16x12x12: small enough to train on in seconds.
 TINY = {"nr_shape": (32, 24, 12), "nr_voxel_size": (7.5, 7.5, 10.0), "t1_voxel_size": 2.0}

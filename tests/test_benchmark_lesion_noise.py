@@ -1,27 +1,14 @@
 """benchmarks/lesion_noise.py: the noisy-vs-noise-free lesion table that BENCHMARKS.md quotes for #14."""
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import tiny_run_args
+from conftest import benchmark_script, tiny_run_args
 
 from aslsr import metrics
 from aslsr.baselines import interpolate
 from aslsr.cli import main
 from aslsr.io import load_mask, load_volume
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _lesion_noise():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling stability.py
-    spec = importlib.util.spec_from_file_location("lesion_noise", BENCHMARKS / "lesion_noise.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +32,7 @@ def layout(tiny_case, tmp_path_factory):
 def test_models_are_scored_on_both_lr_images(layout, capsys):
     root = layout
     argv = [str(root / "panel"), "--models", str(root / "models"), "--cases", str(root / "cases")]
-    assert _lesion_noise().main(argv) == 0
+    assert benchmark_script("lesion_noise").main(argv) == 0
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| v |")]
     spline, model = rows[0], rows[1]
     assert spline[1] == "spline" and model[1] == "test seed0"
@@ -59,4 +46,4 @@ def test_models_are_scored_on_both_lr_images(layout, capsys):
 
 def test_models_need_their_cases(layout):
     with pytest.raises(SystemExit):
-        _lesion_noise().main([str(layout / "panel"), "--models", str(layout / "models")])
+        benchmark_script("lesion_noise").main([str(layout / "panel"), "--models", str(layout / "models")])

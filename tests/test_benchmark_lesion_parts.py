@@ -1,26 +1,14 @@
 """benchmarks/lesion_parts.py: a lesion-contrast error split into the lesion's and the mirror region's errors."""
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import benchmark_script
 
 from aslsr import metrics
 from aslsr.baselines import interpolate
 from aslsr.io import load_mask, load_volume, save_volume
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _lesion_parts():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling stability.py
-    spec = importlib.util.spec_from_file_location("lesion_parts", BENCHMARKS / "lesion_parts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +33,7 @@ def test_the_parts_compose_to_the_contrast_error(case_and_run):
     roi = load_mask(case / "lesion.nii.gz", reference.grid)
     brain = load_mask(case / "mask.nii.gz", reference.grid)
     spline = load_volume(run / "spline.nii.gz").data.astype(np.float64)
-    parts = _lesion_parts().lesion_parts(reference.data, spline, roi, brain)
+    parts = benchmark_script("lesion_parts").lesion_parts(reference.data, spline, roi, brain)
     composed = (1 + parts["lesion"] / 100) / (1 + parts["mirror"] / 100) - 1
     assert composed == pytest.approx(parts["contrast"] / 100, rel=1e-9)
     assert abs(parts["contrast"]) / 100 == pytest.approx(
@@ -59,7 +47,7 @@ def test_the_parts_compose_to_the_contrast_error(case_and_run):
 
 def test_table_rows_per_image_and_lesion(case_and_run, capsys):
     case, run = case_and_run
-    assert _lesion_parts().main([str(case), str(run)]) == 0
+    assert benchmark_script("lesion_parts").main([str(case), str(run)]) == 0
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {run} |")]
     assert [row[1] for row in rows] == ["spline", "sr"]  # the images present, in the script's order
     assert rows[1][3:] == ["+0.00 %", "+0.00 %", "+0.00 % |"]  # the reference itself: no error anywhere
@@ -71,4 +59,4 @@ def test_a_case_without_lesions_is_refused(case_and_run, tmp_path):
     for name in ("ref_clean", "mask"):
         shutil.copyfile(case / f"{name}.nii.gz", tmp_path / f"{name}.nii.gz")
     with pytest.raises(SystemExit, match="no lesion ROI"):
-        _lesion_parts().main([str(tmp_path), str(run)])
+        benchmark_script("lesion_parts").main([str(tmp_path), str(run)])

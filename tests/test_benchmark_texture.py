@@ -1,28 +1,18 @@
 """benchmarks/texture.py: the sharpness and texture statistics that BENCHMARKS.md quotes for the paper preset."""
 
 import doctest
-import importlib.util
-from pathlib import Path
 
 import numpy as np
+from conftest import benchmark_script
 from scipy import ndimage
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "texture.py"
-
-
-def _texture():
-    spec = importlib.util.spec_from_file_location("texture", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_examples():
-    assert doctest.testmod(_texture()).failed == 0
+    assert doctest.testmod(benchmark_script("texture")).failed == 0
 
 
 def test_blur_noise_and_shuffled_detail_are_told_apart():
-    texture = _texture()
+    texture = benchmark_script("texture")
     rng = np.random.default_rng(1)
     ref = ndimage.gaussian_filter(rng.random((32, 32, 32)), 1.0)
     brain = np.zeros(ref.shape, bool)
