@@ -51,7 +51,7 @@ def test_table_rows_per_image_and_lesion(case_and_run, capsys):
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {run} |")]
     assert [row[1] for row in rows] == ["spline", "sr"]  # the images present, in the script's order
     assert rows[1][3:] == ["+0.00 %", "+0.00 %", "+0.00 % |"]  # the reference itself: no error anywhere
-    assert np.all([row[2] == "lesion" for row in rows])
+    assert all(row[2] == "lesion" for row in rows)
 
 
 def test_a_case_without_lesions_is_refused(case_and_run, tmp_path):
