@@ -65,8 +65,26 @@ def _weights(model):
 )
 @pytest.mark.parametrize("crash_at", [1, 2, 3])
 def test_resumed_training_ends_with_the_uninterrupted_weights(inputs, tmp_path, overrides, crash_at):
-    asl, t1 = inputs
     config = preset("test", iterations=(4, 6), checkpoint_every=2, threads=1, **overrides)
+    _assert_resume_is_exact(inputs, tmp_path, config, crash_at)
+
+
+def test_resume_restores_the_relative_gradient_clip(inputs, tmp_path):
+    """The clip's recent norms travel in the checkpoint: resumed at step 12, it clips exactly as before."""
+    config = preset(
+        "test",
+        iterations=(16,),
+        single_scale=True,
+        use_adversarial=False,
+        grad_clip_relative=1.2,
+        checkpoint_every=6,
+        threads=1,
+    )
+    _assert_resume_is_exact(inputs, tmp_path, config, crash_at=2)
+
+
+def _assert_resume_is_exact(inputs, tmp_path, config, crash_at):
+    asl, t1 = inputs
     zoom = np.array([2.0, 2.0, 1.0])
     reference = train(asl, t1, config=config, zoom=zoom, progress=False)
 

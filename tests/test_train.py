@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from aslsr import stability
 from aslsr.config import preset
 from aslsr.io import load_volume
 from aslsr.pyramid import zoom_between
@@ -290,3 +291,30 @@ def test_the_divergence_guard_rolls_back_generator_and_critic_together():
     for _ in range(MAX_RETRIES - 1):
         assert guard.roll_back() is False
     assert guard.roll_back() is True
+
+
+def test_a_relative_gradient_clip_stops_a_burst_but_lets_the_usual_size_through():
+    clip = stability.GradientClip(relative=4.0)
+    weight = torch.nn.Parameter(torch.zeros(3))
+    for step in range(stability.CLIP_MIN_STEPS + 5):
+        weight.grad = torch.full((3,), 0.01 * (1 + step % 3))  # ordinary gradients of varying size
+        before = weight.grad.clone()
+        clip(weight)
+        assert torch.equal(weight.grad, before)  # never clipped: within 4x their median
+    median = float(np.median(clip.recent))
+    weight.grad = torch.full((3,), 10.0)  # a burst ~600x the usual norm
+    assert clip(weight) == pytest.approx(10.0 * 3**0.5)
+    assert float(weight.grad.norm()) == pytest.approx(4.0 * median)
+    assert clip.limit() == pytest.approx(4.0 * float(np.median(clip.recent)))  # the burst barely moves the median
+
+
+def test_a_relative_clip_records_the_gradient_norm_and_changes_training(inputs):
+    asl, t1, zoom = inputs
+    free = train(asl, t1, config=_overshooting(), zoom=zoom, progress=False)
+    clipped = train(asl, t1, config=_overshooting(grad_clip_relative=1.01), zoom=zoom, progress=False)
+    norms = [row["grad_norm"] for row in clipped.history if "grad_norm" in row]
+    assert len(norms) >= 12 and all(np.isfinite(norms)) and clipped.history[-1]["clipped_steps"] > 0
+    assert not any("grad_norm" in row for row in free.history)
+    losses = [[row["loss_g"] for row in model.history if "loss_g" in row] for model in (free, clipped)]
+    assert losses[0][: stability.CLIP_MIN_STEPS + 1] == losses[1][: stability.CLIP_MIN_STEPS + 1]  # nothing clips yet
+    assert losses[0] != losses[1]  # then it does

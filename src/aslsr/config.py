@@ -60,6 +60,7 @@ class Config:
     lr_schedule: str = "constant"  # constant | step (SinGAN: x0.1 after 80 %) | cosine (warm-up, then down to 5 %)
     warmup_iterations: int = 0  # linear learning-rate warm-up at the start of each scale
     grad_clip_norm: float | None = None  # clip the generator's gradient norm (None: off)
+    grad_clip_relative: float | None = None  # clip it to this multiple of its median over the last 50 steps (None: off)
     validation_fraction: float = 0.1  # share of brain blocks held out of the loss to validate on (0: whole volume)
     validation_block_voxels: int = 4  # side of a held-out block, voxels of the scale being trained
     validate_every: int = 25  # iterations between validations
@@ -262,6 +263,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "lr_schedule": checks.choice("constant", "step", "cosine"),
     "warmup_iterations": checks.integer(0, 10**7),
     "grad_clip_norm": checks.optional(checks.number(0.0, 1e9, above=True)),
+    "grad_clip_relative": checks.optional(checks.number(1.0, 1e9, above=True)),
     "validation_fraction": checks.number(0.0, 0.49),
     "validation_block_voxels": checks.integer(1, 64),
     "validate_every": _count,

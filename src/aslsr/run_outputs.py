@@ -185,6 +185,7 @@ def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
         "best_iteration",
         "best_weights",
         "hard_batches",
+        "clipped_steps",
     ]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

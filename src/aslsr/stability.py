@@ -36,6 +36,8 @@ WATCHED_TERMS = ("data",)
 #: many times smaller; otherwise the batch is hard (a lesion or vessel the input cannot show), not the weights.
 SAME_BATCH_FACTOR = 2.0
 MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
+CLIP_WINDOW = 50  # recent gradient norms whose median a relative clip scales
+CLIP_MIN_STEPS = 10  # a relative clip starts once this many norms are known
 
 
 def learning_rate_at(
@@ -157,6 +159,58 @@ def weight_average(generator: nn.Module, decay: float) -> torch.optim.swa_utils.
         return None
     average = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
     return torch.optim.swa_utils.AveragedModel(generator, multi_avg_fn=average, use_buffers=True)
+
+
+class GradientClip:
+    """Clips the generator's gradient norm before the optimiser step: to ``absolute``, and to ``relative``
+    times the median of the last ``CLIP_WINDOW`` (unclipped) norms; either may be None (off).
+
+    A relative clip is scale-free: it lets the gradient's ordinary size through whatever it is, and stops a
+    burst (a step whose gradient is many times the usual) from filling Adam's second-moment estimate, which
+    would shrink every later step for thousands of iterations (the stall in BENCHMARKS.md 2026-11-27).
+
+    Examples
+    --------
+    >>> clip = GradientClip(relative=2.0)
+    >>> weight = torch.nn.Parameter(torch.zeros(1))
+    >>> for _ in range(CLIP_MIN_STEPS):
+    ...     weight.grad = torch.ones(1)
+    ...     _ = clip(weight)
+    >>> weight.grad = torch.full((1,), 10.0)
+    >>> clip(weight), round(float(weight.grad), 4)
+    (10.0, 2.0)
+    """
+
+    def __init__(self, *, absolute: float | None = None, relative: float | None = None):
+        self.absolute, self.relative = absolute, relative
+        self.recent: list[float] = []
+        self.clipped = 0  # steps whose gradient was scaled down
+
+    @property
+    def active(self) -> bool:
+        return bool(self.absolute or self.relative)
+
+    def limit(self) -> float:
+        """The norm the next gradient is clipped to (inf when nothing clips yet)."""
+        limit = self.absolute or math.inf
+        if self.relative and len(self.recent) >= CLIP_MIN_STEPS:
+            limit = min(limit, self.relative * float(np.median(self.recent)))
+        return limit
+
+    def __call__(self, parameters: Any) -> float:
+        """Clip the gradients of ``parameters`` in place; the norm before clipping."""
+        limit = self.limit()
+        norm = float(torch.nn.utils.clip_grad_norm_(parameters, limit))
+        self.clipped += norm > limit
+        if math.isfinite(norm):
+            self.recent = (self.recent + [norm])[-CLIP_WINDOW:]
+        return norm
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"recent": list(self.recent), "clipped": self.clipped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.recent, self.clipped = list(state["recent"]), int(state["clipped"])
 
 
 class DivergenceGuard:

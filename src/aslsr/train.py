@@ -224,10 +224,11 @@ def train_scale(
     residual = level > 0
     validator = _validator(scale, source, held, config, lowpass, residual)
     guard = stability.DivergenceGuard(modules, config.learning_rate)
+    clip = stability.GradientClip(absolute=config.grad_clip_norm, relative=config.grad_clip_relative)
     rows: list[dict] = []
     start, seconds_before = 0, 0.0
     if resume is not None:
-        start, rows, seconds_before = _restore_scale(resume, modules, guard, validator)
+        start, rows, seconds_before = _restore_scale(resume, modules, guard, validator, clip)
         restore_rngs(resume, rng, noise_generator)
     started = time.perf_counter() - seconds_before
     bar = progress_bar(
@@ -293,9 +294,8 @@ def train_scale(
                 bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g")})
             optimizer_g.zero_grad(set_to_none=True)
             loss.backward()
-            if config.grad_clip_norm:
-                norm = torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip_norm)
-                row["grad_norm"] = float(norm)  # before clipping; recorded on logged rows
+            if clip.active:
+                row["grad_norm"] = clip(generator.parameters())  # before clipping; recorded on logged rows
             optimizer_g.step()
             problem = "" if guard.weights_finite() else "the weights became non-finite after a step"
             if ema is not None and not problem:
@@ -319,6 +319,7 @@ def train_scale(
                 {
                     **{name: module.state_dict() for name, module in modules.items()},
                     "guard": guard.state_dict(),
+                    "clip": clip.state_dict(),
                     "validator": validator.state_dict(),
                     "rows": rows,
                     "seconds": time.perf_counter() - started,
@@ -334,6 +335,7 @@ def train_scale(
         rows[-1]["best_iteration"] = validator.best_iteration
         rows[-1]["best_weights"] = validator.best_label
         rows[-1]["hard_batches"] = guard.hard_batches  # spikes the last good weights shared: not roll-backs
+        rows[-1]["clipped_steps"] = clip.clipped
     return rows, time.perf_counter() - started
 
 
@@ -382,11 +384,13 @@ def _restore_scale(
     modules: dict[str, Any],
     guard: stability.DivergenceGuard,
     validator: stability.HeldOutValidator,
+    clip: stability.GradientClip,
 ) -> tuple[int, list[dict], float]:
-    """Load a mid-scale checkpoint's modules, guard and validator; (next iteration, rows, seconds)."""
+    """Load a mid-scale checkpoint's modules, guard, validator and clip; (next iteration, rows, seconds)."""
     saved = state.scale
     for name, module in modules.items():
         module.load_state_dict(saved[name])
     guard.load_state_dict(saved["guard"])
+    clip.load_state_dict(saved.get("clip", {"recent": [], "clipped": 0}))  # absent from checkpoints written before it
     validator.load_state_dict(saved["validator"])
     return state.iteration, list(saved["rows"]), float(saved["seconds"])
