@@ -45,8 +45,9 @@ def learning_rate_at(
 ) -> float:
     """Learning rate of step ``iteration`` (0-based) of ``iterations``.
 
-    ``constant``; ``step``: SinGAN's x0.1 after 80 % of the steps; ``cosine``: linear warm-up over
-    ``warmup`` steps, then a half cosine from ``base`` down to ``final_fraction * base``.
+    Every schedule starts with a linear warm-up over ``warmup`` steps (none when 0), then ``constant``;
+    ``step``: SinGAN's x0.1 after 80 % of the steps; ``cosine``: a half cosine from ``base`` down to
+    ``final_fraction * base``.
     """
     ramp = min(1.0, (iteration + 1) / warmup) if warmup > 0 else 1.0
     if schedule == "constant":
