@@ -178,11 +178,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         # decided the result (one seed best on all 8 panel variants); He init: seed spread 0.47 -> 0.18 and
         # 0.33 -> 0.03 dB on the two worst tune variants, mean -0.12 to -0.03 dB (BENCHMARKS.md 2026-11-27).
         "generator_init": "he",
-        # The output layer starts at zero, so Adam's first full-size, sign-like steps moved every hidden weight at
-        # once; the gradient burst that followed (up to ~1000x the usual norm) filled Adam's second moment and
-        # slowed every later step: one run stalled, others ended short of converged. A 50-step linear warm-up
-        # removed the burst and the stall (BENCHMARKS.md 2026-12-02).
-        "warmup_iterations": 50,
     },
     # Seconds-long runs for tests only.
     "test": {
