@@ -302,7 +302,7 @@ def test_a_relative_gradient_clip_stops_a_burst_but_lets_the_usual_size_through(
         clip(weight)
         assert torch.equal(weight.grad, before)  # never clipped: within 4x their median
     median = float(np.median(clip.recent))
-    weight.grad = torch.full((3,), 10.0)  # a burst ~600x the usual norm
+    weight.grad = torch.full((3,), 10.0)  # a burst ~500x the usual norm
     assert clip(weight) == pytest.approx(10.0 * 3**0.5)
     assert float(weight.grad.norm()) == pytest.approx(4.0 * median)
     assert clip.limit() == pytest.approx(4.0 * float(np.median(clip.recent)))  # the burst barely moves the median

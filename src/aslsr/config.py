@@ -60,7 +60,7 @@ class Config:
     lr_schedule: str = "constant"  # constant | step (SinGAN: x0.1 after 80 %) | cosine (warm-up, then down to 5 %)
     warmup_iterations: int = 0  # linear learning-rate warm-up at the start of each scale
     grad_clip_norm: float | None = None  # clip the generator's gradient norm (None: off)
-    grad_clip_relative: float | None = None  # clip it to this multiple of its median over the last 50 steps (None: off)
+    grad_clip_relative: float | None = None  # clip to k x its median over the last 50 steps, from step 10 (None: off)
     validation_fraction: float = 0.1  # share of brain blocks held out of the loss to validate on (0: whole volume)
     validation_block_voxels: int = 4  # side of a held-out block, voxels of the scale being trained
     validate_every: int = 25  # iterations between validations
