@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -239,6 +240,33 @@ def test_a_spike_that_the_last_good_weights_share_is_a_hard_batch_not_a_divergen
         next(generator.parameters()).add_(1.0)
     probe = guard.remembered("generator")  # the remembered weights, in a copy; the live module is untouched
     assert probe is not generator and not torch.equal(next(probe.parameters()), next(generator.parameters()))
+
+
+def test_a_roll_back_returns_to_the_best_validated_weights(inputs, monkeypatch):
+    """The guard remembers the live weights exactly when their held-out loss is the best so far: going back to
+    the last weights with a sound batch loss, already oscillating, froze two runs (BENCHMARKS.md 2026-12-02)."""
+    events = []
+    update, remember = stability.HeldOutValidator.update, stability.DivergenceGuard.remember
+
+    def scored(self, generator, iteration, *, label="last"):
+        value = update(self, generator, iteration, label=label)
+        events.append((iteration, label, value))
+        return value
+
+    def remembered(self):
+        events.append(("remember",))
+        return remember(self)
+
+    monkeypatch.setattr(stability.HeldOutValidator, "update", scored)
+    monkeypatch.setattr(stability.DivergenceGuard, "remember", remembered)
+    asl, t1, zoom = inputs
+    config = preset("test", iterations=(12,), single_scale=True, use_adversarial=False, validate_every=1, seed=3)
+    train(asl, t1, config=config, zoom=zoom, progress=False)
+    in_loop = [e for e in events if e[0] == "remember" or (e[0] < 12 and e[1] == "last")]
+    remembered_after = [in_loop[i - 1] for i, e in enumerate(in_loop) if e[0] == "remember"]
+    live = [e for e in in_loop if e[0] != "remember"]
+    new_bests = [e for i, e in enumerate(live) if e[2] < min((x[2] for x in live[:i]), default=math.inf)]
+    assert remembered_after == new_bests and 2 <= len(new_bests) < len(live)
 
 
 def test_a_hard_batch_in_training_is_not_rolled_back_but_a_blown_up_step_is(inputs, monkeypatch):

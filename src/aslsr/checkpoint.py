@@ -30,7 +30,7 @@ FORMAT = "aslsr-checkpoint-1"
 class TrainingState:
     """Everything the training loop needs to continue from scale ``level``, iteration ``iteration``.
 
-    ``scale`` holds the per-scale state (optimisers, critic, last good weights, this scale's rows)
+    ``scale`` holds the per-scale state (optimisers, critic, the guard's remembered weights, this scale's rows)
     while a scale is under way; it is empty at a scale boundary (``iteration == 0``).
     """
 

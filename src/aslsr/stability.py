@@ -7,9 +7,10 @@ best-weight selection, and the divergence guard (the last resort).
   validation signal that needs no reference image. The weights with the best validation loss are
   the ones a scale returns, not the last ones.
 - Guard: a non-finite loss term or weight, or a data loss (alpha * MSE + beta * low-pass) many times
-  its recent median that the last good weights did not also give on the same batch (a hard batch is
-  not a divergence), sends the generator, the critic and both optimisers back to the last weights
-  known to be good, with half the learning rate.
+  its recent median that the remembered weights did not also give on the same batch (a hard batch is
+  not a divergence), sends the generator, the critic and both optimisers back to the remembered state,
+  with half the learning rate. Training remembers the state whose live weights had the best held-out
+  loss so far (train.py): the last weights with a sound batch loss may already be oscillating.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SPIKE_MIN_STEPS = 20
 #: the loss (the low-pass term is ~1 % of it) is patch-to-patch noise, not a divergence. The adversarial
 #: terms change sign and scale by design and are only checked for being finite.
 WATCHED_TERMS = ("data",)
-#: A spike is the step's fault only when the last good weights gave the same batch a data loss at least this
+#: A spike is the step's fault only when the remembered weights gave the same batch a data loss at least this
 #: many times smaller; otherwise the batch is hard (a lesion or vessel the input cannot show), not the weights.
 SAME_BATCH_FACTOR = 2.0
 MAX_RETRIES = 4  # roll-backs per scale, each halving the learning rate, before the scale stops
@@ -216,7 +217,7 @@ class GradientClip:
 
 
 class DivergenceGuard:
-    """Catches a diverging step and rolls back to the last weights known to be good.
+    """Catches a diverging step and rolls back to the remembered state (``remember``: the caller decides when).
 
     Watches every loss term (finite), the data loss (``SPIKE_FACTOR`` times its recent median) and
     the weights after each step (finite). A roll-back restores the generator,
@@ -242,7 +243,7 @@ class DivergenceGuard:
     def check(self, terms: dict[str, float], *, remembered_terms: Callable[[], dict[str, float]] | None = None) -> str:
         """'' when the loss terms of the current weights are sound, else what is wrong with them.
 
-        ``remembered_terms``: the same batch's loss terms under the remembered (last good) weights, called
+        ``remembered_terms``: the same batch's loss terms under the remembered weights, called
         only on a spike; a spike those weights share is a hard batch, not a divergence.
         """
         for name, value in terms.items():
@@ -271,7 +272,7 @@ class DivergenceGuard:
         return hard
 
     def remembered(self, name: str) -> nn.Module:
-        """A copy of module ``name`` holding the remembered (last good) weights, for re-evaluating a batch."""
+        """A copy of module ``name`` holding the remembered weights, for re-evaluating a batch."""
         if name not in self._probes:
             self._probes[name] = copy.deepcopy(self.modules[name])
         probe = self._probes[name]

@@ -230,6 +230,7 @@ def train_scale(
     if resume is not None:
         start, rows, seconds_before = _restore_scale(resume, modules, guard, validator, clip)
         restore_rngs(resume, rng, noise_generator)
+    best_live = min((row["validation"] for row in rows if "validation" in row), default=math.inf)
     started = time.perf_counter() - seconds_before
     bar = progress_bar(
         range(start, iterations),
@@ -278,7 +279,6 @@ def train_scale(
         if not problem:
             validate = iteration % config.validate_every == 0
             if validate or iteration % config.log_every == 0 or iteration == iterations - 1:
-                guard.remember()  # these weights just gave a sound loss; the step below is not yet checked
                 row = {
                     "scale": level,
                     "iteration": iteration,
@@ -288,6 +288,12 @@ def train_scale(
                 }
                 if validate:
                     row["validation"] = validator.update(generator, iteration)
+                    if row["validation"] < best_live:
+                        # A roll-back returns here, to the best-validated live weights (and their optimiser state):
+                        # going back to the last weights with a sound batch loss, already oscillating and with
+                        # Adam's second moment full of it, froze two runs (BENCHMARKS.md 2026-12-02 afternoon).
+                        best_live = row["validation"]
+                        guard.remember()
                     if ema is not None:
                         row["validation_ema"] = validator.update(ema.module, iteration, label="ema")
                 rows.append(row)
@@ -307,7 +313,7 @@ def train_scale(
                 + (
                     "stopped this scale with the best weights so far"
                     if stop
-                    else f"went back to the last good weights with {guard.learning_rate_factor:.3g}x the learning rate"
+                    else f"went back to the best-validated weights with {guard.learning_rate_factor:.3g}x the rate"
                 )
             )
             if stop:
@@ -334,7 +340,7 @@ def train_scale(
     if rows:
         rows[-1]["best_iteration"] = validator.best_iteration
         rows[-1]["best_weights"] = validator.best_label
-        rows[-1]["hard_batches"] = guard.hard_batches  # spikes the last good weights shared: not roll-backs
+        rows[-1]["hard_batches"] = guard.hard_batches  # spikes the remembered weights shared: not roll-backs
         rows[-1]["clipped_steps"] = clip.clipped
     return rows, time.perf_counter() - started
 
