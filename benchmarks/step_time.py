@@ -1,0 +1,60 @@
+"""Seconds per training step of the default generator on the CPU, in float32 and with other number formats.
+
+One step = forward, MSE, backward and Adam on a batch of 2 patches of 32^3 voxels (the ``fast`` preset's
+U-Net, He initialisation). Prints the median of 10 steps after 2 warm-up steps for: float32, float32 with
+channels-last memory, and bfloat16 autocast (fast only where the CPU has bf16 units, e.g. AMX or AVX512-BF16;
+not used by aslsr). A micro-benchmark, not a run's time (BENCHMARKS.md 2026-12-02 afternoon).
+
+    python benchmarks/step_time.py [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from aslsr.config import preset
+from aslsr.networks import Generator
+
+
+def step_seconds(*, channels_last: bool = False, bfloat16: bool = False, steps: int = 12) -> float:
+    """Median seconds of one training step (the first two steps not counted)."""
+    torch.manual_seed(0)
+    fast = preset("fast")
+    generator = Generator(channels=fast.generator_channels, init=fast.generator_init)
+    image, t1 = torch.randn(2, 1, 32, 32, 32), torch.randn(2, 1, 32, 32, 32)
+    if channels_last:
+        generator = generator.to(memory_format=torch.channels_last_3d)
+        image, t1 = (x.to(memory_format=torch.channels_last_3d) for x in (image, t1))
+    optimizer = torch.optim.Adam(generator.parameters(), lr=fast.learning_rate, betas=fast.adam_betas)
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            loss = generator(image, t1, residual=True).float().square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times[2:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for label, options in (
+        ("float32", {}),
+        ("float32, channels-last", {"channels_last": True}),
+        ("bfloat16 autocast", {"bfloat16": True}),
+    ):
+        print(f"{label:24s} {step_seconds(**options):.3f} s per step")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
