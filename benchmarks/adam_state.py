@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from aslsr_command import run_command
 
 QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)
 SAMPLE = 100_000
@@ -66,9 +67,8 @@ def main(argv: list[str]) -> int:
     watch_first_adam(rows)
     from aslsr.cli import main as aslsr
 
-    files = {"--asl": "asl_lr", "--t1": "t1", "--m0": "m0_lr", "--like": "ref_clean"}
-    command = ["run", *(x for flag, name in files.items() for x in (flag, str(case / f"{name}.nii.gz")))]
-    code = aslsr([*command, "--out", out, "--seed", seed, "--overwrite", "--quiet", "--no-register", *config])
+    command = run_command(case, Path(out), t1="t1.nii.gz", like="ref_clean.nii.gz", seed=int(seed), extra=config)
+    code = aslsr([*command[command.index("run") :], "--no-register"])  # in this process: the same arguments
     with table.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
