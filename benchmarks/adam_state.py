@@ -4,7 +4,9 @@ After every step of the first Adam optimiser the run creates (the generator's), 
 learning rate, the gradient norm before the step, quantiles (1, 10, 50, 90, 99 %) of sqrt(v_hat), Adam's
 bias-corrected second-moment estimate per weight (sampled from at most 100,000 weights), and the largest and
 median per-weight change in units of the learning rate. It only reads: the run is the same computation as
-without it (BENCHMARKS.md 2026-12-02 afternoon).
+without it (BENCHMARKS.md 2026-12-02 afternoon). Beside STEPS.csv, STEPS_tensors.csv holds a row per step and
+weight tensor (index in ``generator.parameters()`` order, shape, gradient norm, median sqrt(v_hat), median and
+largest change in units of the learning rate).
 
     python benchmarks/adam_state.py CASE_DIR OUT_DIR SEED STEPS.csv [CONFIG.toml]
 
@@ -25,8 +27,11 @@ QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)
 SAMPLE = 100_000
 
 
-def watch_first_adam(rows: list[dict[str, Any]]) -> None:
-    """Wrap ``torch.optim.Adam.step`` so that the first optimiser stepped appends a row per step to ``rows``."""
+def watch_first_adam(rows: list[dict[str, Any]], tensor_rows: list[dict[str, Any]] | None = None) -> None:
+    """Wrap ``torch.optim.Adam.step`` so that the first optimiser stepped appends a row per step to ``rows``.
+
+    With ``tensor_rows``, also a row per step and weight tensor (its index in ``module.parameters()`` order).
+    """
     original = torch.optim.Adam.step
     watched: list[torch.optim.Adam] = []
 
@@ -55,24 +60,47 @@ def watch_first_adam(rows: list[dict[str, Any]]) -> None:
                 "change_median_lr": float(change.median()),
             }
         )
+        if tensor_rows is not None:
+            tensor_rows.extend(_per_tensor(self, params, before, count, rate, beta2))
         return result
 
     torch.optim.Adam.step = step
+
+
+def _per_tensor(optimizer: torch.optim.Adam, params: list, before: list, count: int, rate: float, beta2: float):
+    for index, (p, b) in enumerate(zip(params, before)):
+        scale = optimizer.state[p]["exp_avg_sq"].div(1 - beta2**count).sqrt()
+        change = (p.detach() - b).abs() / rate
+        yield {
+            "step": count,
+            "tensor": index,
+            "shape": "x".join(map(str, p.shape)),
+            "grad_norm": float(p.grad.detach().norm()),
+            "sqrt_v_median": float(scale.median()),
+            "change_median_lr": float(change.median()),
+            "change_max_lr": float(change.max()),
+        }
+
+
+def _write(table: Path, rows: list[dict[str, Any]]) -> None:
+    with table.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv: list[str]) -> int:
     case, out, seed, table = Path(argv[0]), argv[1], argv[2], Path(argv[3])
     config = ["--config", argv[4]] if len(argv) > 4 else []
     rows: list[dict[str, Any]] = []
-    watch_first_adam(rows)
+    tensor_rows: list[dict[str, Any]] = []
+    watch_first_adam(rows, tensor_rows)
     from aslsr.cli import main as aslsr
 
     command = run_command(case, Path(out), t1="t1.nii.gz", like="ref_clean.nii.gz", seed=int(seed), extra=config)
     code = aslsr([*command[command.index("run") :], "--no-register"])  # in this process: the same arguments
-    with table.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write(table, rows)
+    _write(table.with_name(table.stem + "_tensors.csv"), tensor_rows)
     return code
 
 
