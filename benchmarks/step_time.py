@@ -2,8 +2,10 @@
 
 One step = forward, MSE, backward and Adam on a batch of 2 patches of 32^3 voxels (the ``fast`` preset's
 U-Net, He initialisation). Prints the median of 10 steps after 2 warm-up steps for: float32, float32 with
-channels-last memory, and bfloat16 autocast (fast only where the CPU has bf16 units, e.g. AMX or AVX512-BF16;
-not used by aslsr). A micro-benchmark, not a run's time (BENCHMARKS.md 2026-12-02 afternoon).
+channels-last memory (``Config.channels_last``, on by default since 2026-12-02 evening), bfloat16 autocast
+(``Config.bfloat16``; fast only where the CPU has bf16 units, e.g. AMX or AVX512-BF16) and both; then the seconds of
+one no-gradient pass over a whole 128 x 96 x 48 volume (what a validation or a generation pass costs), float32 with
+either layout. A micro-benchmark, not a run's time (BENCHMARKS.md 2026-12-02 afternoon and evening).
 
     python benchmarks/step_time.py [--threads 1]
 """
@@ -42,6 +44,23 @@ def step_seconds(*, channels_last: bool = False, bfloat16: bool = False, steps: 
     return statistics.median(times[2:])
 
 
+def volume_pass_seconds(*, channels_last: bool = False, passes: int = 4) -> float:
+    """Median seconds of one no-gradient pass of the U-Net over a 128 x 96 x 48 volume (the first not counted)."""
+    torch.manual_seed(0)
+    fast = preset("fast")
+    generator = Generator(channels=fast.generator_channels, init=fast.generator_init).eval()
+    if channels_last:
+        generator = generator.to(memory_format=torch.channels_last_3d)
+    image, t1 = torch.randn(1, 1, 128, 96, 48), torch.randn(1, 1, 128, 96, 48)
+    times = []
+    with torch.no_grad():
+        for _ in range(passes):
+            started = time.perf_counter()
+            generator(image, t1, residual=True)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -51,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         ("float32", {}),
         ("float32, channels-last", {"channels_last": True}),
         ("bfloat16 autocast", {"bfloat16": True}),
+        ("bfloat16, channels-last", {"bfloat16": True, "channels_last": True}),
     ):
         print(f"{label:24s} {step_seconds(**options):.3f} s per step")
+    for label, options in (("float32", {}), ("float32, channels-last", {"channels_last": True})):
+        print(f"{label:24s} {volume_pass_seconds(**options):.3f} s per whole-volume pass")
     return 0
 
 

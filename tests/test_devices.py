@@ -7,11 +7,19 @@ import torch
 from scipy import ndimage
 
 from aslsr.config import preset, replace
-from aslsr.devices import resolve_device, scoped_torch_state, seed_everything
+from aslsr.devices import (
+    compute_layout,
+    cpu_has_bfloat16,
+    resolve_device,
+    scoped_torch_state,
+    seed_everything,
+    use_bfloat16,
+)
 from aslsr.errors import InputError
 from aslsr.generate import super_resolve
 from aslsr.grids import Grid
 from aslsr.io import Volume
+from aslsr.networks import Generator
 from aslsr.pyramid import zoom_between
 from aslsr.train import train
 
@@ -86,3 +94,29 @@ def test_seeding_inside_the_scope_is_reproducible_and_leaves_the_global_stream_a
             draws.append((torch.rand(2), torch.rand(2, generator=generator)))
     assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
     assert torch.equal(torch.rand(2), expected)
+
+
+def test_channels_last_layout_changes_the_memory_order_not_the_result():
+    torch.manual_seed(0)
+    plain = Generator(channels=(4, 8, 8), init="he").eval()
+    torch.nn.init.normal_(plain.unet.head.weight, std=0.5)  # the head starts at zero: give the U-Net a say
+    laid_out = Generator(channels=(4, 8, 8), init="he").eval()
+    laid_out.load_state_dict(plain.state_dict())
+    cpu = torch.device("cpu")
+    compute_layout(laid_out, cpu, channels_last=True)
+    compute_layout(plain, cpu, channels_last=False)
+    weight = laid_out.unet.encoder1[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last_3d) and not weight.is_contiguous()
+    assert plain.unet.encoder1[0].weight.is_contiguous()
+    image, t1 = torch.randn(1, 1, 10, 9, 7), torch.randn(1, 1, 10, 9, 7)
+    with torch.no_grad():
+        expected, got = plain(image, t1), laid_out(image, t1)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_follows_its_setting_and_auto_follows_the_cpu():
+    cpu = torch.device("cpu")
+    assert use_bfloat16(cpu, "on") and not use_bfloat16(cpu, "off")
+    assert use_bfloat16(cpu, "auto") == cpu_has_bfloat16()
+    assert not use_bfloat16(torch.device("cuda"), "auto")  # auto is a CPU setting; "on" asks for it anywhere

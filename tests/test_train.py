@@ -67,6 +67,17 @@ def test_ablations_train(inputs, ablation):
         assert {r["scale"] for r in rows} == {len(model.grids) - 1}
 
 
+def test_bfloat16_training_computes_the_forward_pass_in_bfloat16_and_stays_close(inputs):
+    asl, t1, zoom = inputs
+    config = preset("test", single_scale=True, use_adversarial=False, iterations=(6,))
+    full = train(asl, t1, config=config, zoom=zoom, progress=False).history
+    half = train(asl, t1, config=dataclasses.replace(config, bfloat16="on"), zoom=zoom, progress=False).history
+    full_mse, half_mse = (np.array([row["mse"] for row in rows]) for rows in (full, half))
+    assert full_mse[0] == half_mse[0]  # the identity start: the output is the input, whatever the precision
+    assert not np.array_equal(full_mse, half_mse)  # later steps saw bfloat16 arithmetic
+    np.testing.assert_allclose(half_mse, full_mse, rtol=0.1)
+
+
 def test_plan_follows_zoom_axes(inputs):
     asl, _, _ = inputs
     factor, grids = plan_scales(asl.grid, np.array([1.0, 3.0, 1.0]), preset("test"))

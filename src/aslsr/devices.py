@@ -22,6 +22,31 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def compute_layout(module: torch.nn.Module, device: torch.device, *, channels_last: bool) -> torch.nn.Module:
+    """``module`` moved to ``device`` (in place), its 5D weights channels-last there when asked and on the CPU.
+
+    oneDNN's 3D convolutions run 1.2-1.4x faster on channels-last feature maps (N, D, H, W, C in memory) with
+    the same float32 arithmetic; :class:`aslsr.networks.UNet3d` lays its input out like its first weight.
+    """
+    module = module.to(device)
+    if channels_last and device.type == "cpu":
+        module = module.to(memory_format=torch.channels_last_3d)
+    return module
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), as PyTorch's oneDNN reports it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def use_bfloat16(device: torch.device, setting: str) -> bool:
+    """Whether ``Config.bfloat16 = setting`` turns bfloat16 autocast on: "on", or "auto" on a CPU with bf16 units."""
+    return setting == "on" or (setting == "auto" and device.type == "cpu" and cpu_has_bfloat16())
+
+
 def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
     """Seed torch's global stream (network initialisation); call inside :func:`scoped_torch_state`."""
     torch.manual_seed(seed)

@@ -23,7 +23,7 @@ import torch
 
 from . import checks
 from .config import MODEL_SETTINGS, Config, model_settings, replace
-from .devices import resolve_device
+from .devices import compute_layout, resolve_device
 from .errors import InputError
 from .grids import Grid
 from .io import atomic_path
@@ -188,7 +188,7 @@ def apply_generator(
     residual: bool = True,
 ) -> np.ndarray:
     """Run a generator on whole 3D arrays (network units), tiling when larger than ``tile_size``."""
-    generator = generator.to(device).eval()
+    generator = compute_layout(generator, device, channels_last=config.channels_last).eval()
     shape = np.array(image.shape)
     tile = np.minimum(shape, config.tile_size)
     overlap = np.minimum(config.tile_overlap, tile // 4)

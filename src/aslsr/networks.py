@@ -72,6 +72,9 @@ class UNet3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]
+        first = self.encoder1[0].weight
+        if not first.is_contiguous() and first.is_contiguous(memory_format=torch.channels_last_3d):
+            x = x.contiguous(memory_format=torch.channels_last_3d)  # the layout of the weights (devices.compute_layout)
         pad = [p for n in reversed(size) for p in (0, (-n) % 4)]
         if any(pad):
             x = F.pad(x, pad, mode="replicate")

@@ -24,7 +24,7 @@ from .acquisition import as_box_acquisition
 from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
 from .config import Config, replace
-from .devices import resolve_device, scoped_torch_state, seed_everything
+from .devices import compute_layout, resolve_device, scoped_torch_state, seed_everything, use_bfloat16
 from .grids import Grid
 from .io import Volume
 from .model import Model, apply_generator
@@ -201,12 +201,13 @@ def train_scale(
     mid-scale checkpoint; ``on_checkpoint(next_iteration, scale_state)`` is called when one is due.
     """
     iterations = config.iterations_at(level, n_scales)
-    generator.to(device).train()
+    compute_layout(generator, device, channels_last=config.channels_last).train()
     optimizer_g = _adam(generator, config)
     modules: dict[str, Any] = {"generator": generator, "optimizer_g": optimizer_g}
     critic = optimizer_d = None
     if config.use_adversarial:
-        critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers).to(device)
+        critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers)
+        critic = compute_layout(critic, device, channels_last=config.channels_last)
         optimizer_d = _adam(critic, config)
         modules.update(critic=critic, optimizer_d=optimizer_d)
     ema = stability.weight_average(generator, config.ema_decay)
@@ -225,6 +226,7 @@ def train_scale(
     validator = _validator(scale, source, held, config, lowpass, residual)
     guard = stability.DivergenceGuard(modules, config.learning_rate)
     clip = stability.GradientClip(absolute=config.grad_clip_norm, relative=config.grad_clip_relative)
+    bfloat16 = use_bfloat16(device, config.bfloat16)
     rows: list[dict] = []
     start, seconds_before = 0, 0.0
     if resume is not None:
@@ -257,7 +259,8 @@ def train_scale(
             image = torch.randn(real.shape, generator=noise_generator)
         image, t1, real, weight = image.to(device), t1.to(device), real.to(device), weight.to(device)
         terms: dict[str, float] = {}
-        fake = generator(image, t1, residual=residual)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            fake = generator(image, t1, residual=residual)
         if config.use_adversarial and iteration % config.critic_every == 0:
             critic_step(
                 critic,
