@@ -6,6 +6,7 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_run_args
 
 from aslsr.cli import main
@@ -154,3 +155,17 @@ def test_generate_refuses_a_crafted_model(tiny_case, tmp_path, capsys):
     )
     assert code == 2 and "model.pt" in capsys.readouterr().err
     assert not (tmp_path / "sr.nii.gz").exists()
+
+
+def test_config_threads_bound_the_whole_run_and_are_restored(tiny_case, tmp_path):
+    config = tmp_path / "one.toml"
+    config.write_text("threads = 1\n")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        code = main(tiny_run_args(tiny_case, tmp_path / "out", "--config", str(config), "--method", "dtv"))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert code == 0 and report["threads"] == 1 and after == 2

@@ -13,6 +13,7 @@ from aslsr.devices import (
     resolve_device,
     scoped_torch_state,
     seed_everything,
+    torch_threads,
     use_bfloat16,
 )
 from aslsr.errors import InputError
@@ -120,3 +121,12 @@ def test_bfloat16_follows_its_setting_and_auto_follows_the_cpu():
     assert use_bfloat16(cpu, "on") and not use_bfloat16(cpu, "off")
     assert use_bfloat16(cpu, "auto") == cpu_has_bfloat16()
     assert not use_bfloat16(torch.device("cuda"), "auto")  # auto is a CPU setting; "on" asks for it anywhere
+
+
+def test_torch_threads_sets_and_restores_the_count_and_none_leaves_it():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+        with torch_threads(None):
+            assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -103,7 +103,7 @@ class Config:
 
     # Machine.
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # torch CPU threads; None = all cores at hand
+    threads: int | None = None  # torch CPU threads for the whole run (dTV, training, generation); None = all cores
     # CPU: the networks' 3D feature maps stored channels-last (N, D, H, W, C in memory): the same float32
     # arithmetic in another summation order, 1.2-1.4x faster oneDNN convolutions (BENCHMARKS.md 2026-12-02 evening).
     channels_last: bool = True

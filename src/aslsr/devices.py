@@ -54,18 +54,30 @@ def seed_everything(seed: int) -> tuple[np.random.Generator, torch.Generator]:
 
 
 @contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch's CPU thread count set to ``threads`` (``None``: left as it is), restored afterwards.
+
+    A run holds it for all its torch work (dTV, training, generation), so ``Config.threads`` bounds the whole run.
+    """
+    before = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def scoped_torch_state(threads: int | None) -> Iterator[None]:
     """Torch's global random stream, CPU thread count and cuDNN TF32 switch as training needs them, restored
     afterwards. TF32 convolutions (cuDNN's default on recent GPUs) keep 10 mantissa bits, while the data
     term is a small residual of its inputs; training convolves in full float32 on every device, so that a
     GPU run computes the same losses as the CPU does (to float32 rounding)."""
-    before, tf32 = torch.get_num_threads(), torch.backends.cudnn.allow_tf32
-    with torch.random.fork_rng(devices=[]):
+    tf32 = torch.backends.cudnn.allow_tf32
+    with torch.random.fork_rng(devices=[]), torch_threads(threads):
         try:
             torch.backends.cudnn.allow_tf32 = False
-            if threads is not None:
-                torch.set_num_threads(threads)
             yield
         finally:
-            torch.set_num_threads(before)
             torch.backends.cudnn.allow_tf32 = tf32

@@ -20,7 +20,7 @@ from . import masking, registration
 from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config
-from .devices import resolve_device
+from .devices import resolve_device, torch_threads
 from .grids import Grid, resample_average
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask
@@ -102,14 +102,17 @@ def run(
     mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 
-    with StagedFolder(
-        out_dir,
-        keep=options.resume,
-        keep_on_failure=[CHECKPOINT_NAME],
-        on_kept=lambda staging: logger.warning(
-            "stopped; the training state is kept in %s: continue with --resume", staging
-        ),
-    ) as staged:
+    with (
+        StagedFolder(
+            out_dir,
+            keep=options.resume,
+            keep_on_failure=[CHECKPOINT_NAME],
+            on_kept=lambda staging: logger.warning(
+                "stopped; the training state is kept in %s: continue with --resume", staging
+            ),
+        ) as staged,
+        torch_threads(config.threads),
+    ):
         staging = staged.path
         clock = time.perf_counter()
         result = register_t1(inputs.fixed, t1, register=options.register, seed=config.seed)
