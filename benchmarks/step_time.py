@@ -2,10 +2,10 @@
 
 One step = forward, MSE, backward and Adam on a batch of 2 patches of 32^3 voxels (the ``fast`` preset's
 U-Net, He initialisation). Prints the median of 10 steps after 2 warm-up steps for: float32, float32 with
-channels-last memory (``Config.channels_last``, on by default since 2026-12-02 evening), bfloat16 autocast
+channels-last memory (``Config.channels_last``, on by default since 2026-12-06), bfloat16 autocast
 (``Config.bfloat16``; fast only where the CPU has bf16 units, e.g. AMX or AVX512-BF16) and both; then the seconds of
 one no-gradient pass over a whole 128 x 96 x 48 volume (what a validation or a generation pass costs), float32 with
-either layout. A micro-benchmark, not a run's time (BENCHMARKS.md 2026-12-02 afternoon and evening).
+either layout. A micro-benchmark, not a run's time (BENCHMARKS.md 2026-12-02 afternoon, 2026-12-06).
 
     python benchmarks/step_time.py [--threads 1]
 """
