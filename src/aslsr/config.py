@@ -105,7 +105,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch CPU threads for the whole run (dTV, training, generation); None = all cores
     # CPU: the networks' 3D feature maps stored channels-last (N, D, H, W, C in memory): the same float32
-    # arithmetic in another summation order, 1.2-1.3x faster oneDNN convolutions (BENCHMARKS.md 2026-12-06).
+    # arithmetic in another summation order, 1.15-1.3x faster oneDNN convolutions (BENCHMARKS.md 2026-12-06).
     channels_last: bool = True
     # Training's generator forward pass under bfloat16 autocast: off | on | auto (on where the CPU has bfloat16
     # units, AVX512-BF16 or AMX). Validation, selection and generation stay float32.
