@@ -19,19 +19,26 @@ import time
 import torch
 
 from aslsr.config import preset
+from aslsr.devices import compute_layout
 from aslsr.networks import Generator
+
+FAST = preset("fast")
+
+
+def fast_generator(*, channels_last: bool) -> Generator:
+    """The ``fast`` preset's generator (seed 0) on the CPU, laid out as a run lays it out."""
+    torch.manual_seed(0)
+    generator = Generator(channels=FAST.generator_channels, init=FAST.generator_init)
+    return compute_layout(generator, torch.device("cpu"), channels_last=channels_last)
 
 
 def step_seconds(*, channels_last: bool = False, bfloat16: bool = False, steps: int = 12) -> float:
     """Median seconds of one training step (the first two steps not counted)."""
-    torch.manual_seed(0)
-    fast = preset("fast")
-    generator = Generator(channels=fast.generator_channels, init=fast.generator_init)
+    generator = fast_generator(channels_last=channels_last)
     image, t1 = torch.randn(2, 1, 32, 32, 32), torch.randn(2, 1, 32, 32, 32)
     if channels_last:
-        generator = generator.to(memory_format=torch.channels_last_3d)
         image, t1 = (x.to(memory_format=torch.channels_last_3d) for x in (image, t1))
-    optimizer = torch.optim.Adam(generator.parameters(), lr=fast.learning_rate, betas=fast.adam_betas)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=FAST.learning_rate, betas=FAST.adam_betas)
     times = []
     for _ in range(steps):
         started = time.perf_counter()
@@ -46,11 +53,7 @@ def step_seconds(*, channels_last: bool = False, bfloat16: bool = False, steps: 
 
 def volume_pass_seconds(*, channels_last: bool = False, passes: int = 4) -> float:
     """Median seconds of one no-gradient pass of the U-Net over a 128 x 96 x 48 volume (the first not counted)."""
-    torch.manual_seed(0)
-    fast = preset("fast")
-    generator = Generator(channels=fast.generator_channels, init=fast.generator_init).eval()
-    if channels_last:
-        generator = generator.to(memory_format=torch.channels_last_3d)
+    generator = fast_generator(channels_last=channels_last).eval()
     image, t1 = torch.randn(1, 1, 128, 96, 48), torch.randn(1, 1, 128, 96, 48)
     times = []
     with torch.no_grad():
