@@ -30,6 +30,7 @@ def test_toml_overrides_preset_and_command_line_overrides_toml(tmp_path):
         ("iterations = [", "not valid TOML"),
         ('consistency = "sometimes"\n', "consistency"),
         ("patch_size = 2\n", "patch_size"),
+        ('extend_iterations = 200\nlr_schedule = "cosine"\n', "extend_iterations needs lr_schedule 'constant'"),
     ],
 )
 def test_bad_config_files_name_the_file(tmp_path, text, message):

@@ -123,16 +123,8 @@ def test_a_step_that_blows_up_the_weights_is_caught_even_at_the_last_iteration(i
 
 def _overshooting(**overrides):
     """12 validated steps at a learning rate that overshoots, so the best weights are not the last ones."""
-    return preset(
-        "test",
-        iterations=(12,),
-        single_scale=True,
-        use_adversarial=False,
-        validate_every=1,
-        learning_rate=3e-2,
-        lr_schedule="constant",
-        **overrides,
-    )
+    settings = {"iterations": (12,), "learning_rate": 3e-2, "validate_every": 1, **overrides}
+    return preset("test", single_scale=True, use_adversarial=False, lr_schedule="constant", **settings)
 
 
 def test_each_scale_returns_its_best_validated_weights(inputs):
@@ -216,6 +208,57 @@ def test_learning_rate_schedules():
     cosine = [learning_rate_at(i, 100, base=1.0, schedule="cosine", warmup=10) for i in range(100)]
     assert cosine[0] == pytest.approx(0.1) and max(cosine) == pytest.approx(cosine[9], rel=0.01)
     assert cosine[-1] == pytest.approx(0.05) and all(a >= b for a, b in zip(cosine[9:], cosine[10:]))
+
+
+def test_still_improving_compares_the_best_held_out_loss_one_window_apart():
+    from aslsr.stability import still_improving
+
+    rows = [
+        {"iteration": 0, "validation": 1.0},
+        {"iteration": 5},  # a logged row without validation
+        {"iteration": 10, "validation": 0.8, "validation_ema": 0.99},
+        {"iteration": 20, "validation": 2.0, "validation_ema": 0.79},  # the average's score counts too
+        {"iteration": 30, "validation": 0.9, "validation_ema": 0.85},  # worse than the best: the best stays 0.79
+    ]
+    assert still_improving(rows, 10, window=10, min_fall=0.19)  # 1.0 -> 0.8
+    assert not still_improving(rows, 10, window=10, min_fall=0.2)
+    assert not still_improving(rows, 30, window=10, min_fall=0.0)  # no new best in the window: never extends
+    assert still_improving(rows, 20, window=10, min_fall=0.01)  # 0.8 -> 0.79
+    assert not still_improving(rows, 20, window=10, min_fall=0.02)
+    assert not still_improving(rows, 5, window=10, min_fall=0.0)  # nothing validated a window ago
+
+
+def _extending(**overrides):
+    """4 nominal steps, then up to 8 more in windows of 2, validated every step."""
+    settings = {"iterations": (4,), "extend_window": 2, "learning_rate": 1e-3, **overrides}
+    return _overshooting(extend_iterations=8, **settings)
+
+
+def test_training_goes_on_past_its_count_while_the_held_out_loss_falls(inputs):
+    asl, t1, zoom = inputs
+    model = train(asl, t1, config=_extending(extend_min_fall=0.0), zoom=zoom, progress=False)
+    scores = {row["iteration"]: row["validation"] for row in model.history if "validation" in row}
+    stops = [t for t in (4, 6, 8, 10) if not stability.still_improving(model.history, t, window=2, min_fall=0.0)]
+    expected = stops[0] if stops else 12  # where the rule, replayed on the logged losses, ends the run
+    assert model.history[-1]["steps"] == expected and max(scores) == min(expected, 11)
+    assert expected > 4  # this tiny run still learns after its 4 nominal steps
+
+
+def test_a_run_whose_held_out_loss_stopped_falling_ends_as_the_fixed_count_run(inputs):
+    asl, t1, zoom = inputs
+    stopped = train(asl, t1, config=_extending(extend_min_fall=1.0), zoom=zoom, progress=False)
+    fixed = train(asl, t1, config=_overshooting(iterations=(4,), learning_rate=1e-3), zoom=zoom, progress=False)
+    assert stopped.history[-1]["steps"] == fixed.history[-1]["steps"] == 4
+    assert max(row["iteration"] for row in stopped.history) == 4  # the validation that ended it is logged
+    assert torch.equal(_weights(stopped), _weights(fixed))
+
+
+def test_the_extension_decides_at_the_first_validation_of_each_window(inputs):
+    """Nominal 5 steps, validations every 2: the window that starts at 5 is decided at the validation of 6."""
+    asl, t1, zoom = inputs
+    config = _extending(extend_min_fall=1.0, iterations=(5,), validate_every=2, extend_window=3)
+    model = train(asl, t1, config=config, zoom=zoom, progress=False)
+    assert model.history[-1]["steps"] == 6
 
 
 def test_training_leaves_torch_global_state_as_it_found_it(inputs):

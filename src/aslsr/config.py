@@ -67,6 +67,11 @@ class Config:
     select_best: bool = True  # a scale ends with its best-validated weights (else the last sound ones)
     ema_decay: float = 0.0  # >0: also validate an exponential moving average of the generator's weights (per step)
     iterations: tuple[int, ...] = (2000,)  # per scale, coarse to fine; the last entry repeats
+    # Past those, up to extend_iterations more per scale, in windows of extend_window iterations: another window
+    # while the best held-out loss fell by at least extend_min_fall (a fraction) over the last one (0: a fixed count).
+    extend_iterations: int = 0
+    extend_window: int = 200
+    extend_min_fall: float = 0.01
     patch_size: int | None = None  # voxels per side of training sub-volumes; None = whole volume
     batch_size: int = 1
     brain_patch_fraction: float = 0.8  # share of patches centred in the brain mask (when known)
@@ -165,6 +170,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # tune half the 200 more gained 0 to +0.14 dB per run (never less), where the held-out loss still fell
         # (BENCHMARKS.md 2026-12-06).
         "iterations": (800,),
+        # ... and up to 800 more, 200 at a time, while the held-out loss still falls by 1 % per 200 steps: where a
+        # run had not converged at 800, the seed decided up to 0.43 dB (BENCHMARKS.md 2026-12-06 afternoon).
+        "extend_iterations": 800,
         "adam_betas": (0.9, 0.999),  # GAN's beta1 0.5 let one outlier patch move every weight ~16x lr (BENCHMARKS.md)
         # No low-pass loss term: it doubled the weight on the output's lowest frequencies, the mode whose growing
         # oscillation made every guard roll-back (BENCHMARKS.md); the dTV input and the consistency step hold them.
@@ -279,6 +287,9 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "select_best": checks.boolean(),
     "ema_decay": checks.number(0.0, 0.9999),
     "iterations": checks.sequence(checks.integer(0, 10**7), min_length=1, max_length=MAX_SCALES),
+    "extend_iterations": checks.integer(0, 10**7),
+    "extend_window": checks.integer(1, 10**7),
+    "extend_min_fall": checks.number(0.0, 1.0),
     "patch_size": checks.optional(checks.integer(8, 1024)),
     "batch_size": checks.integer(1, 1024),
     "brain_patch_fraction": checks.number(0.0, 1.0),
@@ -324,6 +335,10 @@ CONSISTENCY_CHECKS: tuple[tuple[str, Callable[[Config], bool]], ...] = (
     (
         "the finest scale needs at least 1 iteration (the last entry of iterations); an untrained generator is refused",
         lambda c: c.iterations[-1] >= 1,
+    ),
+    (
+        "extend_iterations needs lr_schedule 'constant' (a decaying schedule's length would be unknown)",
+        lambda c: c.extend_iterations == 0 or c.lr_schedule == "constant",
     ),
     (
         "no loss term is on: alpha, beta (with use_lowpass) or adversarial_weight (with use_adversarial) must be "

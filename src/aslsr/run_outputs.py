@@ -186,6 +186,7 @@ def write_losses_csv(path: Path, history: Sequence[dict]) -> None:
         "best_weights",
         "hard_batches",
         "clipped_steps",
+        "steps",
     ]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

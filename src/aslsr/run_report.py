@@ -43,8 +43,8 @@ def build_report(
     """
     grids = model.grids if model is not None else []
     iterations = {}
-    for row in model.history if model is not None else []:
-        iterations[row["scale"]] = max(iterations.get(row["scale"], 0), row["iteration"] + 1)
+    for row in model.history if model is not None else []:  # a scale's last row says how many steps it took
+        iterations[row["scale"]] = row.get("steps", max(iterations.get(row["scale"], 0), row["iteration"] + 1))
     return {
         "aslsr_version": __version__,
         "versions": {

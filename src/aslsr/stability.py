@@ -1,7 +1,8 @@
 """What keeps one scale's training sound: the learning-rate schedule, held-out validation with
 best-weight selection, and the divergence guard (the last resort).
 
-- Schedule: the learning rate of every step, a pure function of the iteration (so resuming is exact).
+- Schedule: the learning rate of every step, a pure function of the iteration (so resuming is exact), and
+  how long to train: past the nominal count, a scale goes on in windows while its held-out loss still falls.
 - Held-out validation: a fixed share of the scale's voxels (small blocks, mostly in the brain) is left
   out of the training loss; the generator's loss on those voxels, over the whole volume, is a
   validation signal that needs no reference image. The weights with the best validation loss are
@@ -17,13 +18,16 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import losses
+
+if TYPE_CHECKING:
+    from .config import Config
 
 #: A step diverged when a watched term exceeds this multiple of the median of its recent values.
 SPIKE_FACTOR = 20.0
@@ -57,6 +61,44 @@ def learning_rate_at(
         return base * ramp * (0.1 if iteration >= int(0.8 * iterations) else 1.0)
     progress = iteration / max(1, iterations - 1)
     return base * ramp * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def still_improving(rows: Sequence[Mapping[str, Any]], iteration: int, *, window: int, min_fall: float) -> bool:
+    """Whether training still learns: the best held-out loss validated up to ``iteration`` (live or averaged
+    weights) is at least ``min_fall`` (a fraction) below the best validated up to ``iteration - window``.
+
+    ``rows`` as in losses.csv: ``iteration``, and ``validation`` (and ``validation_ema``) on validated rows.
+
+    Examples
+    --------
+    >>> rows = [{"iteration": 0, "validation": 1.0}, {"iteration": 200, "validation": 0.95, "validation_ema": 0.9}]
+    >>> still_improving(rows, 200, window=200, min_fall=0.05)
+    True
+    >>> still_improving(rows, 200, window=200, min_fall=0.2)
+    False
+    """
+
+    def best_until(last: int) -> float:
+        scores = (
+            min(row["validation"], row.get("validation_ema", math.inf))
+            for row in rows
+            if "validation" in row and row["iteration"] <= last
+        )
+        return min(scores, default=math.inf)
+
+    before = best_until(iteration - window)
+    return math.isfinite(before) and best_until(iteration) < (1.0 - min_fall) * before
+
+
+def learning_stalled(rows: Sequence[Mapping[str, Any]], iteration: int, nominal: int, config: Config) -> bool:
+    """Whether a run past its ``nominal`` iterations ends at ``iteration``: decided at the first validation of
+    each ``config.extend_window`` past them, when the held-out loss fell less than ``config.extend_min_fall``."""
+    past, window = iteration - nominal, config.extend_window
+    return (
+        past >= 0
+        and past // window > (past - config.validate_every) // window
+        and not still_improving(rows, iteration, window=window, min_fall=config.extend_min_fall)
+    )
 
 
 def holdout_mask(

@@ -196,11 +196,13 @@ def train_scale(
 ) -> tuple[list[dict], float]:
     """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale.
 
-    The generator ends with the weights of the best held-out validation loss (stability.py).
+    The generator ends with the weights of the best held-out validation loss (stability.py). Past the
+    scale's nominal iterations it trains on, up to ``config.extend_iterations`` more, while that loss still falls.
     Returns the logged rows and the seconds spent on this scale. ``resume`` continues a scale from a
     mid-scale checkpoint; ``on_checkpoint(next_iteration, scale_state)`` is called when one is due.
     """
     iterations = config.iterations_at(level, n_scales)
+    total = iterations + config.extend_iterations
     compute_layout(generator, device, channels_last=config.channels_last).train()
     optimizer_g = _adam(generator, config)
     modules: dict[str, Any] = {"generator": generator, "optimizer_g": optimizer_g}
@@ -235,14 +237,15 @@ def train_scale(
     best_live = min((row["validation"] for row in rows if "validation" in row), default=math.inf)
     started = time.perf_counter() - seconds_before
     bar = progress_bar(
-        range(start, iterations),
+        range(start, total),
         enabled=progress,
         initial=start,
-        total=iterations,
+        total=total,
         desc=f"scale {level} {scale.grid.shape}",
         leave=True,
         dynamic_ncols=True,
     )
+    steps = total
     for iteration in bar:
         rate = guard.learning_rate_factor * stability.learning_rate_at(
             iteration,
@@ -281,7 +284,7 @@ def train_scale(
         row: dict[str, Any] = {}
         if not problem:
             validate = iteration % config.validate_every == 0
-            if validate or iteration % config.log_every == 0 or iteration == iterations - 1:
+            if validate or iteration % config.log_every == 0 or iteration == total - 1:
                 row = {
                     "scale": level,
                     "iteration": iteration,
@@ -301,6 +304,13 @@ def train_scale(
                         row["validation_ema"] = validator.update(ema.module, iteration, label="ema")
                 rows.append(row)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g")})
+                if (
+                    validate
+                    and config.extend_iterations
+                    and stability.learning_stalled(rows, iteration, iterations, config)
+                ):
+                    steps = bar.total = iteration  # these weights, validated, are the last: no step from here
+                    break
             optimizer_g.zero_grad(set_to_none=True)
             loss.backward()
             if clip.active:
@@ -322,7 +332,7 @@ def train_scale(
             if stop:
                 break
             continue
-        if on_checkpoint is not None and _checkpoint_due(config, iteration, iterations):
+        if on_checkpoint is not None and _checkpoint_due(config, iteration, total):
             on_checkpoint(
                 iteration + 1,
                 {
@@ -335,9 +345,9 @@ def train_scale(
                 },
             )
     bar.close()
-    final = validator.update(generator, iterations)  # the last step is checked like every other
+    final = validator.update(generator, steps)  # the last step is checked like every other
     if ema is not None:
-        final = min(final, validator.update(ema.module, iterations, label="ema"))
+        final = min(final, validator.update(ema.module, steps, label="ema"))
     if config.select_best or not math.isfinite(final):
         validator.restore_best(generator)
     if rows:
@@ -345,6 +355,7 @@ def train_scale(
         rows[-1]["best_weights"] = validator.best_label
         rows[-1]["hard_batches"] = guard.hard_batches  # spikes the remembered weights shared: not roll-backs
         rows[-1]["clipped_steps"] = clip.clipped
+        rows[-1]["steps"] = steps
     return rows, time.perf_counter() - started
 
 
