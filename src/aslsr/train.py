@@ -330,6 +330,7 @@ def train_scale(
                 )
             )
             if stop:
+                steps = bar.total = iteration
                 break
             continue
         if on_checkpoint is not None and _checkpoint_due(config, iteration, total):
