@@ -253,6 +253,21 @@ def test_a_run_whose_held_out_loss_stopped_falling_ends_as_the_fixed_count_run(i
     assert torch.equal(_weights(stopped), _weights(fixed))
 
 
+def test_the_progress_bar_shows_the_nominal_count_and_grows_with_the_extension(inputs, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    asl, t1, zoom = inputs
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    model = train(asl, t1, config=_extending(extend_min_fall=0.0), zoom=zoom, progress=True)
+    steps = model.history[-1]["steps"]
+    assert steps > 4 and "0/4" in terminal.getvalue() and f"{steps}/{steps}" in terminal.getvalue()
+
+
 def test_the_extension_decides_at_the_first_validation_of_each_window(inputs):
     """Nominal 5 steps, validations every 2: the window that starts at 5 is decided at the validation of 6."""
     asl, t1, zoom = inputs

@@ -240,13 +240,16 @@ def train_scale(
         range(start, total),
         enabled=progress,
         initial=start,
-        total=total,
+        total=max(iterations, start),  # grows by a window each time training goes on past the nominal count
         desc=f"scale {level} {scale.grid.shape}",
         leave=True,
         dynamic_ncols=True,
     )
     steps = total
     for iteration in bar:
+        if iteration >= bar.total:
+            bar.total = min(total, bar.total + config.extend_window)
+            bar.refresh()
         rate = guard.learning_rate_factor * stability.learning_rate_at(
             iteration,
             iterations,
