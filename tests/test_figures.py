@@ -105,7 +105,7 @@ def _history() -> list[dict]:
                 "adv_g": -0.2,
             }
             if iteration % 10 == 0:
-                row.update(loss_d=-0.5, gp=0.01)
+                row.update(loss_d=-0.5, gp=0.01, validation=2.0 / (1 + iteration), validation_ema=2.1 / (1 + iteration))
             rows.append(row)
     return rows
 
@@ -128,6 +128,18 @@ def test_qc_figure_writes_a_png(tmp_path, history):
     )
     assert out == tmp_path / "qc.png"
     _check_png(out, min_width=1500)
+
+
+def test_the_loss_panel_shows_the_held_out_loss_that_picks_the_weights_and_the_training_length():
+    import matplotlib.pyplot as plt
+
+    from aslsr.figure_qc import _plot_losses
+
+    figure, (recon, adversarial) = plt.subplots(1, 2)
+    _plot_losses(recon, adversarial, _history())
+    labels = [text.get_text() for text in recon.get_legend().get_texts()]
+    plt.close(figure)
+    assert labels == ["mse", "lowpass", "gp", "held-out loss (live)", "held-out loss (average)"]
 
 
 def test_qc_figure_survives_an_empty_mask_and_rejects_wrong_shapes(tmp_path):

@@ -42,7 +42,12 @@ _LOSS_STYLE = {
     "gp": "tab:purple",
     "adv_g": "tab:green",
     "loss_d": "tab:red",
+    "validation": "0.35",
+    "validation_ema": "black",
 }
+#: Legend names of the terms whose key is not self-explanatory: the held-out loss (alpha * MSE, plus the low-pass
+#: term where it is on, over the held-out blocks of the whole volume) decides best weights and training length.
+_LOSS_LABEL = {"validation": "held-out loss (live)", "validation_ema": "held-out loss (average)"}
 
 
 def qc_figure(
@@ -217,7 +222,7 @@ def _overlay_edges(axes: Axes, t1_plane: np.ndarray, region: np.ndarray, aspect:
 
 def _plot_losses(recon_axes: Axes, adv_axes: Axes, history: Sequence[dict]) -> None:
     """Loss curves on a cumulative iteration axis: non-negative terms (log y) and adversarial terms."""
-    recon_axes.set_title("reconstruction terms (log scale)", fontsize=10)
+    recon_axes.set_title("reconstruction terms and held-out loss (log scale)", fontsize=10)
     adv_axes.set_title("adversarial terms (WGAN-GP)", fontsize=10)
     for axes in (recon_axes, adv_axes):
         axes.set_xlabel("iteration (cumulative over scales)", fontsize=9)
@@ -238,18 +243,19 @@ def _plot_losses(recon_axes: Axes, adv_axes: Axes, history: Sequence[dict]) -> N
             axes.set_yticks([])
         return
     x, starts = _cumulative_iterations(history)
-    for axes, keys, log in ((recon_axes, ("mse", "lowpass", "gp"), True), (adv_axes, ("adv_g", "loss_d"), False)):
+    recon_keys = ("mse", "lowpass", "gp", "validation", "validation_ema")
+    for axes, keys, log in ((recon_axes, recon_keys, True), (adv_axes, ("adv_g", "loss_d"), False)):
         plotted = False
         for key in keys:
             y = np.array([_number(row.get(key)) for row in history])
             keep = np.isfinite(y) & ((y > 0) if log else True)
             if keep.any():
-                axes.plot(x[keep], y[keep], lw=1.0, color=_LOSS_STYLE[key], label=key)
+                axes.plot(x[keep], y[keep], lw=1.0, color=_LOSS_STYLE[key], label=_LOSS_LABEL.get(key, key))
                 plotted = True
         if plotted:
             if log:
                 axes.set_yscale("log")
-            axes.legend(fontsize=8, loc="upper right")
+            axes.legend(fontsize=8, loc="best")
         else:
             axes.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axes.transAxes, color="0.4")
             axes.set_yticks([])
