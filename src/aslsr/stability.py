@@ -92,7 +92,8 @@ def still_improving(rows: Sequence[Mapping[str, Any]], iteration: int, *, window
 
 def learning_stalled(rows: Sequence[Mapping[str, Any]], iteration: int, nominal: int, config: Config) -> bool:
     """Whether a run past its ``nominal`` iterations ends at ``iteration``: decided at the first validation of
-    each ``config.extend_window`` past them, when the held-out loss fell less than ``config.extend_min_fall``."""
+    each ``config.extend_window`` past them, when the held-out loss fell less than ``config.extend_min_fall``.
+    Never true before ``nominal``, so a run without extension (which stops at ``nominal``) is not affected."""
     past, window = iteration - nominal, config.extend_window
     return (
         past >= 0

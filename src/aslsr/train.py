@@ -307,11 +307,7 @@ def train_scale(
                         row["validation_ema"] = validator.update(ema.module, iteration, label="ema")
                 rows.append(row)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g")})
-                if (
-                    validate
-                    and config.extend_iterations
-                    and stability.learning_stalled(rows, iteration, iterations, config)
-                ):
+                if validate and stability.learning_stalled(rows, iteration, iterations, config):
                     steps = bar.total = iteration  # these weights, validated, are the last: no step from here
                     break
             optimizer_g.zero_grad(set_to_none=True)
