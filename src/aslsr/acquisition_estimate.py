@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from .acquisition import AcquisitionModel, transfer_function
 from .config import Config
 from .io import Volume
 from .masking import brain_mask_from_image
+from .noise import background_is_zeroed, background_region
 
 #: The noise power in the top band (k >= 7/16 cycle per voxel), relative to the band k in [1/16, 1/4],
 #: below which an axis counts as k-space filtered. White noise gives 1; a Tukey window with alpha 0.1 gives ~0.2.
@@ -85,13 +85,11 @@ def estimate_acquisition(
     'box'
     """
     data = np.asarray(asl.data, dtype=np.float64)
-    voxel = asl.grid.voxel_size
-    distance = ndimage.distance_transform_edt(~np.asarray(mask, bool), sampling=voxel / voxel.min())
-    background = (distance > margin_voxels) & np.isfinite(data)
+    background = background_region(data, mask, asl.grid.voxel_size, margin_voxels)
     count = int(background.sum())
     if count < min_background_voxels:
         return AcquisitionEstimate("box", None, (), count, f"only {count} background voxels: too few to read the noise")
-    if np.mean(data[background] == 0.0) > 0.5 or float(data[background].std()) == 0.0:
+    if background_is_zeroed(data[background]):
         return AcquisitionEstimate("box", None, (), count, "the background is zeroed: no noise to read")
     spectra = [noise_spectrum(data, background, axis) for axis in range(3)]
     top = tuple(round(float(power[k >= 7 / 16].mean()), 3) for k, power in spectra)

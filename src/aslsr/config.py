@@ -81,6 +81,10 @@ class Config:
     # brought up (paper Eq. 1); "dtv": the dTV reconstruction of x_{n-1} on grid n, and at SR time the dTV
     # reconstruction of the LR on the target grid (the generator refines the model-based solution).
     input_source: str = "real"
+    # "matched": white noise added to x_{n-1} before it becomes G_n's training input, so that the input is as noisy
+    # as x_n (at the finest scale: as the LR the generator refines at super-resolution time; noise.py); "off": none.
+    input_noise: str = "off"
+    input_noise_sd: float | None = None  # the LR's noise sd (ASL units, per LR voxel); None: read off the image
     upsample_order: int = 1  # interpolation for x_{n-1} -> grid n and for LR -> target (1 linear, 3 spline)
     log_every: int = 10  # iterations between rows of losses.csv
     checkpoint_every: int = 100  # iterations between mid-scale checkpoints (0: only after each scale)
@@ -295,6 +299,8 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "brain_patch_fraction": checks.number(0.0, 1.0),
     "single_scale": checks.boolean(),
     "input_source": checks.choice("real", "generated", "dtv"),
+    "input_noise": checks.choice("off", "matched"),
+    "input_noise_sd": checks.optional(checks.number(0.0)),
     "upsample_order": checks.choice(0, 1, 3),
     "log_every": _count,
     "checkpoint_every": checks.integer(0, 10**7),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import masking, registration
+from .acquisition import as_box_acquisition
 from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config
@@ -25,6 +26,7 @@ from .grids import Grid, resample_average
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask
 from .model import Model
+from .noise import resolve_input_noise
 from .outputs import check_run_folder, listed_outputs, run_inputs
 from .pyramid import zoom_between
 from .run_outputs import write_outputs
@@ -126,6 +128,9 @@ def run(
         if acquisition_estimate is not None:
             reason = acquisition_estimate.reason
             logger.info("%s: acquisition auto -> %s (%s)", out_dir.name, config.acquisition, reason)
+        config, noise_estimate = resolve_input_noise(config, as_box_acquisition(asl, config), mask)
+        if noise_estimate is not None:
+            logger.info("%s: noise sd %.4g, read off the %s", out_dir.name, noise_estimate.sd, noise_estimate.source)
 
         zoom = zoom_between(asl.grid, target_grid)
         device = resolve_device(config.device)  # once per run; passed to every step that computes
@@ -191,6 +196,7 @@ def run(
                 "units": inputs.units,
                 "registration_target": inputs.fixed_source,
                 "acquisition_estimate": None if acquisition_estimate is None else acquisition_estimate.to_dict(),
+                "noise_estimate": None if noise_estimate is None else noise_estimate.to_dict(),
             },
             resumed=resumed,
             device=device,

@@ -10,6 +10,7 @@ brings up G_{n-1}'s output (Eq. 1).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import baselines, losses, stability
+from . import baselines, losses, noise, stability
 from .acquisition import as_box_acquisition
 from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
@@ -90,6 +91,7 @@ def _train(
     rng, noise_generator = seed_everything(config.seed)
     config, _ = resolve_acquisition(config, asl, mask)
     asl = as_box_acquisition(asl, config)
+    config, _ = noise.resolve_input_noise(config, asl, mask)
     factor, grids = plan_scales(asl.grid, zoom, config)
     raw_scales = build_pyramid(asl, t1, grids, mask)
     normalizer = Normalizer.fit(raw_scales[-1].asl, raw_scales[-1].t1)
@@ -134,9 +136,11 @@ def _train(
         elif config.input_source == "generated" and previous_output is not None:
             source = bring_up(previous_output, grids[level - 1], scale.grid, config.upsample_order)
         elif config.input_source == "dtv":
-            source = normalizer.asl_to_net(dtv_step(raw_scales[level - 1], raw_scales[level], config, device))
+            coarse = noisy_coarse(raw_scales[level - 1], config, factor, level, len(scales))
+            source = normalizer.asl_to_net(dtv_step(coarse, raw_scales[level], config, device))
         else:
-            source = bring_up(scales[level - 1].asl, grids[level - 1], scale.grid, config.upsample_order)
+            coarse = normalizer.apply(noisy_coarse(raw_scales[level - 1], config, factor, level, len(scales)))
+            source = bring_up(coarse.asl, grids[level - 1], scale.grid, config.upsample_order)
         if level == 1 and not config.single_scale and resume is None:
             generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
         rows, seconds = train_scale(
@@ -165,6 +169,15 @@ def _train(
             save(level + 1, 0, {})
     model.generator = generator.eval()
     return model
+
+
+def noisy_coarse(coarse: Scale, config: Config, factor: np.ndarray, level: int, n_scales: int) -> Scale:
+    """x_{level-1} (input units) as G_level's training input: with ``input_noise = "matched"`` plus white noise
+    that makes it as noisy as x_level (noise.py), drawn from its own generator seeded by the run's seed."""
+    sd = noise.input_noise_sd(config, factor, level, n_scales)
+    if sd == 0.0:
+        return coarse
+    return dataclasses.replace(coarse, asl=noise.add_noise(coarse.asl, sd, seed=config.seed * 1000 + level))
 
 
 def dtv_step(coarse: Scale, fine: Scale, config: Config, device: torch.device) -> np.ndarray:
