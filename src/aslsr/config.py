@@ -186,6 +186,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "patch_size": 32,
         "batch_size": 2,
         "input_source": "dtv",  # beat input_source "real" on all 8 panel variants x 3 seeds (BENCHMARKS.md)
+        # Noise added to x_{N-1} so the training input is as noisy as the LR the generator refines at SR time
+        # (noise.py): +0.1..+0.8 dB on the tune half, experiment 2 +2.1 dB (BENCHMARKS.md 2026-12-06 evening).
+        "input_noise": "matched",
         # A windowed k-space readout, read off the background noise, is undone before training; a box
         # assumed on such data cost 1-3 dB (BENCHMARKS.md). Box wherever the noise is white.
         "acquisition": "auto",
