@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tiny_run_args
 from scipy import ndimage
 
 from aslsr import noise
@@ -11,8 +12,6 @@ from aslsr.grids import Grid
 from aslsr.io import Volume, load_volume
 from aslsr.pyramid import build_pyramid, zoom_between
 from aslsr.train import noisy_coarse, plan_scales
-
-from conftest import tiny_run_args
 
 SHAPE = (48, 48, 40)
 
