@@ -60,6 +60,7 @@ def _weights(model):
             "input_source": "dtv",
             "use_lowpass": False,
             "acquisition": "kspace",
+            "input_noise": "matched",  # the noise estimate and the noise drawn for the input come out the same
         },
         # training extended past the nominal count while the held-out loss falls: the rule reads the restored rows
         {"validate_every": 1, "extend_iterations": 4, "extend_window": 2, "extend_min_fall": 0.0},
