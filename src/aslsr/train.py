@@ -5,7 +5,8 @@ Scale n > 0: G_n(x_{n-1} brought up, a_n), with G_n initialised from G_{n-1}'s w
 Each scale minimises WGAN-GP + alpha * MSE + beta * low-pass MSE against x_n (Eq. 3), with its own
 critic D_n. ``config.input_source`` chooses the image fed to G_n: "real" brings up the real x_{n-1}
 (the same kind of input the finest generator gets at super-resolution time, Eq. 2), "generated"
-brings up G_{n-1}'s output (Eq. 1).
+brings up G_{n-1}'s output (Eq. 1). With ``config.input_noise = "matched"`` x_{n-1} first gets the noise that
+makes it as noisy as x_n (:func:`noisy_coarse`, noise.py), as the LR is at super-resolution time.
 """
 
 from __future__ import annotations
