@@ -97,3 +97,10 @@ def test_a_run_reports_the_noise_it_matched(tiny_case, tmp_path):
     assert estimate["source"] == "brain"  # 32 x 24 x 12 LR voxels: too few beyond the margin to read a background
     assert report["config"]["input_noise_sd"] == estimate["sd"] > 0
     assert 0 < estimate["voxels"] <= np.prod(load_volume(tiny_case["asl_lr"]).grid.shape)
+
+
+def test_the_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(noise, raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0
