@@ -140,8 +140,8 @@ def _train(
             coarse = noisy_coarse(raw_scales[level - 1], config, factor, level, len(scales))
             source = normalizer.asl_to_net(dtv_step(coarse, raw_scales[level], config, device))
         else:
-            coarse = normalizer.apply(noisy_coarse(raw_scales[level - 1], config, factor, level, len(scales)))
-            source = bring_up(coarse.asl, grids[level - 1], scale.grid, config.upsample_order)
+            coarse = normalizer.asl_to_net(noisy_coarse(raw_scales[level - 1], config, factor, level, len(scales)).asl)
+            source = bring_up(coarse, grids[level - 1], scale.grid, config.upsample_order)
         if level == 1 and not config.single_scale and resume is None:
             generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
         rows, seconds = train_scale(
