@@ -23,13 +23,15 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .acquisition import as_box_acquisition
 from .config import Config, replace
 from .io import Volume
 from .masking import brain_mask_from_image
 
 #: Side (in 2x2x2-voxel Haar blocks) of the brain regions whose noise is read one by one: anatomy only adds to a
 #: region's reading, so the lower quartile of the regions is taken: -8..+17 % off the true sd on the demo phantom and
-#: the panel's white-noise variants with their background masked away (the median over the whole brain: +3..+32 %).
+#: the panel's white-noise variants with their background masked away (the median over the whole brain: +3..+32 %;
+#: benchmarks/noise_estimates.py). On noise alone the quartile reads ~10 % low (the regions' own scatter).
 BRAIN_BLOCK = 4
 
 #: Normal-distribution constant: sd = MAD / 0.6745 for Gaussian noise.
@@ -101,14 +103,16 @@ def estimate_noise(asl: Volume, mask: np.ndarray, *, min_background_voxels: int 
 def resolve_input_noise(
     config: Config, asl: Volume, mask: np.ndarray | None = None
 ) -> tuple[Config, NoiseEstimate | None]:
-    """``config`` with ``input_noise_sd`` read off ``asl`` (the LR's box equivalent) when noise matching needs it.
+    """``config`` with ``input_noise_sd`` read off the LR ``asl`` when noise matching needs it.
 
-    ``mask``: the brain on ``asl``'s grid (None: the bright object of ``asl`` itself). Returns the
-    estimate, or None when nothing was estimated (``input_noise`` off, or the sd given).
+    The noise is read on the LR's box equivalent (``config.acquisition``, resolved), the image the
+    generator's chain sees. ``mask``: the brain on ``asl``'s grid (None: the bright object of ``asl``
+    itself). Returns the estimate, or None when nothing was estimated (``input_noise`` off, or the sd given).
     """
     if config.input_noise == "off" or config.input_noise_sd is not None:
         return config, None
-    estimate = estimate_noise(asl, brain_mask_from_image(asl) if mask is None else mask)
+    box = as_box_acquisition(asl, config)
+    estimate = estimate_noise(box, brain_mask_from_image(box) if mask is None else mask)
     return replace(config, input_noise_sd=estimate.sd), estimate
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from . import masking, registration
-from .acquisition import as_box_acquisition
 from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config
@@ -128,7 +127,7 @@ def run(
         if acquisition_estimate is not None:
             reason = acquisition_estimate.reason
             logger.info("%s: acquisition auto -> %s (%s)", out_dir.name, config.acquisition, reason)
-        config, noise_estimate = resolve_input_noise(config, as_box_acquisition(asl, config), mask)
+        config, noise_estimate = resolve_input_noise(config, asl, mask)
         if noise_estimate is not None:
             logger.info("%s: noise sd %.4g, read off the %s", out_dir.name, noise_estimate.sd, noise_estimate.source)
 

@@ -91,8 +91,8 @@ def _train(
 ) -> Model:
     rng, noise_generator = seed_everything(config.seed)
     config, _ = resolve_acquisition(config, asl, mask)
+    config, _ = noise.resolve_input_noise(config, asl, mask)  # a no-op when a run has resolved it already
     asl = as_box_acquisition(asl, config)
-    config, _ = noise.resolve_input_noise(config, asl, mask)
     factor, grids = plan_scales(asl.grid, zoom, config)
     raw_scales = build_pyramid(asl, t1, grids, mask)
     normalizer = Normalizer.fit(raw_scales[-1].asl, raw_scales[-1].t1)
