@@ -12,13 +12,22 @@ prepared case ``CASES_DIR/<variant>``) to both LR images with ``aslsr generate``
 per lesion: an SR that paints the T1's anatomy over a lesion errs on the noise-free LR too; one whose error
 is the noise's does not.
 
-    python benchmarks/lesion_noise.py PANEL_OUT [--models STABILITY_OUT --cases CASES_DIR [--generate-args ARGS]]
+With ``--draws K`` instead of that table, each of those variants is simulated again K times with the same
+truth, anatomy, lesions and acquisition but other draws of the ASL noise (``PhantomSpec.noise_draw`` 1..K, the
+spec read from the panel's ``phantom.json``), and spline and every model are scored on each: the worst-lesion
+error's mean and range over the draws, and on how many draws each model's error is below spline's on the same
+draw. One noisy case decides "below spline's" by its draw; K draws say how often.
+
+    python benchmarks/lesion_noise.py PANEL_OUT [--models STABILITY_OUT --cases CASES_DIR [--generate-args ARGS]
+                                                 [--draws K]]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +37,8 @@ from stability import generate, lesion_roi_paths
 from aslsr import metrics
 from aslsr.baselines import interpolate
 from aslsr.io import load_mask, load_volume
+from aslsr.phantom_spec import PhantomSpec
+from aslsr.phantom_variant_simulation import simulate_variant
 
 NOISE = ("asl_lr", "asl_lr_clean")
 
@@ -81,15 +92,42 @@ def _cells(case: Path, image) -> str:
 
 
 def _sr_cells(run: Path, case: Path, phantom: Path, extra: str) -> list[str]:
-    cells = []
+    return [_cells(case, _generated(run, case, phantom / f"{name}.nii.gz", extra)) for name in NOISE]
+
+
+def draw_table(panel_out: Path, models: Path, cases: Path, draws: int, extra: str = "") -> None:
+    print(f"\n| case | method | worst lesion over {draws} noise draws: mean (range) | draws below spline's |")
+    print("|---|---|---|---|")
+    for variant in sorted({run.parts[-4] for run in models.glob("*/*/seed*/model.pt")}):
+        case, phantom = cases / variant, panel_out / variant / "seed0" / "phantom"
+        if not lesion_roi_paths(case) or not (phantom / "phantom.json").exists():
+            continue
+        spec = PhantomSpec.from_dict(json.loads((phantom / "phantom.json").read_text())["spec"])
+        grid = _truth(case)[0].grid
+        with tempfile.TemporaryDirectory() as scratch:
+            lrs = []
+            for draw in range(1, draws + 1):
+                simulate_variant(Path(scratch) / f"draw{draw}", dataclasses.replace(spec, noise_draw=draw))
+                lrs.append(Path(scratch) / f"draw{draw}" / "asl_lr.nii.gz")
+            spline = [max(lesion_errors(case, interpolate(load_volume(lr), grid, "spline"))) for lr in lrs]
+            print(f"| {variant} | spline | {_spread(spline)} | |")
+            for run in sorted(models.glob(f"{variant}/*/seed*/model.pt")):
+                errors = [max(lesion_errors(case, _generated(run, case, lr, extra))) for lr in lrs]
+                below = sum(e < s for e, s in zip(errors, spline))
+                print(f"| {variant} | {run.parts[-3]} {run.parts[-2]} | {_spread(errors)} | {below} of {draws} |")
+
+
+def _spread(errors: list[float]) -> str:
+    return f"{sum(errors) / len(errors):.2f} % ({min(errors):.2f}-{max(errors):.2f})"
+
+
+def _generated(run: Path, case: Path, lr: Path, extra: str):
     with tempfile.TemporaryDirectory() as scratch:
-        for name in NOISE:
-            out = Path(scratch) / f"{name}.nii.gz"
-            process = generate(run, case, phantom / f"{name}.nii.gz", out, extra)
-            if process.returncode:
-                raise SystemExit(f"{run}: {(process.stderr or process.stdout).strip()}")
-            cells.append(_cells(case, load_volume(out).data))
-    return cells
+        out = Path(scratch) / "sr.nii.gz"
+        process = generate(run, case, lr, out, extra)
+        if process.returncode:
+            raise SystemExit(f"{run}: {(process.stderr or process.stdout).strip()}")
+        return load_volume(out).data
 
 
 def main(argv: list[str]) -> int:
@@ -98,12 +136,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--models", type=Path, help="benchmarks/stability.py output with model.pt files")
     parser.add_argument("--cases", type=Path, help="the prepared cases those models were trained on")
     parser.add_argument("--generate-args", default="", help='extra `aslsr generate` arguments, e.g. "--flip-ensemble"')
+    parser.add_argument("--draws", type=int, default=0, help="score spline and the models on K other noise draws")
     args = parser.parse_args(argv)
     interpolation_table(args.panel_out)
     if args.models:
         if not args.cases:
             parser.error("--models needs --cases")
-        model_table(args.panel_out, args.models, args.cases, args.generate_args)
+        if args.draws > 0:
+            draw_table(args.panel_out, args.models, args.cases, args.draws, args.generate_args)
+        else:
+            model_table(args.panel_out, args.models, args.cases, args.generate_args)
     return 0
 
 

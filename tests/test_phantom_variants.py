@@ -5,6 +5,7 @@ at 7.5 x 7.5 x 10 mm (the default field of view), T1 at 3 mm."""
 
 from __future__ import annotations
 
+import doctest
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from conftest import tiny_simulate_options
 from nibabel.orientations import aff2axcodes
 
-from aslsr import cli, metrics, phantom_fields
+from aslsr import cli, metrics, phantom_fields, phantom_spec
 from aslsr.errors import InputError
 from aslsr.grids import Grid, rigid_matrix
 from aslsr.io import load_volume
@@ -102,6 +103,25 @@ def test_lesions_are_invisible_on_the_t1(cases, tmp_path):
     index = np.indices(roi.shape).transpose(1, 2, 3, 0)
     far = np.linalg.norm((index - center) * np.array([7.5, 7.5, 10.0]), axis=-1) > 30
     np.testing.assert_allclose(with_lesion[far], without[far], rtol=1e-5, atol=1e-4)
+
+
+def test_noise_draw_changes_only_the_asl_noise(cases, tmp_path):
+    spec = variant("lesions-kspace-lpi", seed=1, **COARSE)
+    first = cases["lesions-kspace-lpi"]
+    spec_again = PhantomSpec.from_dict(_info(first)["spec"])
+    assert spec_again == spec
+    second = simulate_variant(tmp_path / "draw1", replace(spec_again, noise_draw=1))
+    for role in ("ref_clean", "asl_lr_clean", "asl_nr_clean", "t1w", "m0", "mask", "lesion"):
+        assert np.array_equal(_load(first, role).data, _load(second, role).data), role
+    for role, clean in (("asl_lr", "asl_lr_clean"), ("asl_nr", "asl_nr_clean"), ("ref_hr", "ref_clean")):
+        noise_a = _load(first, role).data - _load(first, clean).data
+        noise_b = _load(second, role).data - _load(second, clean).data
+        assert not np.allclose(noise_a, noise_b), role
+        assert abs(noise_b.std() / noise_a.std() - 1) < 0.1, role  # another draw of the same noise
+        assert abs(np.corrcoef(noise_a.ravel(), noise_b.ravel())[0, 1]) < 0.1, role
+    with pytest.raises(InputError, match="noise draw must be a non-negative integer"):
+        replace(spec, noise_draw=-1)
+    assert doctest.testmod(phantom_spec).failed == 0  # from_dict's example
 
 
 def test_orientation_variants_keep_world_values(cases, tmp_path):

@@ -67,6 +67,7 @@ class PhantomSpec:
     half: str = ""  # "tune" | "report" | "" (not in the panel)
     seed: int = 0
     noise_sd: float = 6.0  # white-noise sd of an NR voxel (LR: scaled by the voxel volumes)
+    noise_draw: int = 0  # > 0: another draw of the ASL noise, all else (truth, anatomy, lesions, T1) the same
     hr_average_factor: int = 8
     nr_shape: tuple[int, int, int] = (128, 96, 48)
     nr_voxel_size: tuple[float, float, float] = (1.875, 1.875, 2.5)
@@ -103,8 +104,10 @@ class PhantomSpec:
         for name in ("nr_voxel_size", "asl_rotation_deg"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         object.__setattr__(self, "lesions", tuple(float(v) for v in self.lesions))
-        if int(self.seed) != self.seed or self.seed < 0:
-            raise InputError(f"the seed must be a non-negative integer, got {self.seed}")
+        for name in ("seed", "noise_draw"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise InputError(f"the {name.replace('_', ' ')} must be a non-negative integer, got {value}")
         self.phantom_config()  # validates the fields it shares with PhantomConfig
         if self.asl_orientation not in ASL_ORIENTATIONS:
             raise InputError(
@@ -154,3 +157,15 @@ class PhantomSpec:
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PhantomSpec:
+        """The spec that :meth:`to_dict` wrote (as in a simulated case's ``phantom.json``).
+
+        Examples
+        --------
+        >>> spec = PhantomSpec(name="x", lesions=(0.5,), psf=PSF(kind="kspace"))
+        >>> PhantomSpec.from_dict(spec.to_dict()) == spec
+        True
+        """
+        return cls(**{**values, "psf": PSF(**values["psf"])})

@@ -58,7 +58,13 @@ DESCRIPTIONS = {
 }
 
 
+#: The streams of the ASL's noise, which ``spec.noise_draw`` > 0 draws anew.
+_ASL_NOISE = ("noise_lr", "noise_nr", "noise_hr")
+
+
 def _rng(spec: PhantomSpec, stream: str) -> np.random.Generator:
+    if spec.noise_draw and stream in _ASL_NOISE:
+        return np.random.default_rng([spec.stream_seed, _STREAMS[stream], spec.noise_draw])
     return np.random.default_rng([spec.stream_seed, _STREAMS[stream]])
 
 
