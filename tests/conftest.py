@@ -31,6 +31,8 @@ def benchmark_script(name: str):
 
 #: NR 32x24x12 at 7.5x7.5x10 mm, LR 16x12x12: small enough to train on in seconds.
 TINY = {"nr_shape": (32, 24, 12), "nr_voxel_size": (7.5, 7.5, 10.0), "t1_voxel_size": 2.0}
+#: A phantom variant's fields for a coarse version of it: 3 mm templates, the TINY grid, T1 at 3 mm.
+COARSE_VARIANT = {**TINY, "t1_voxel_size": 3.0, "template_resolution_mm": 3}
 
 
 def tiny_simulate_options(**fields) -> list[str]:

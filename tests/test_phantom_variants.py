@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_simulate_options
+from conftest import COARSE_VARIANT, tiny_simulate_options
 from nibabel.orientations import aff2axcodes
 
 from aslsr import cli, metrics, phantom_fields, phantom_spec
@@ -25,7 +25,7 @@ from aslsr.phantom_spec import PhantomSpec
 from aslsr.phantom_variant_simulation import simulate_variant
 from aslsr.phantom_variants import VARIANTS, variant
 
-COARSE = dict(nr_shape=(32, 24, 12), nr_voxel_size=(7.5, 7.5, 10.0), t1_voxel_size=3.0, template_resolution_mm=3)
+COARSE = COARSE_VARIANT
 CLI_COARSE = tiny_simulate_options(t1_voxel_size=3, template_resolution=3)
 
 
