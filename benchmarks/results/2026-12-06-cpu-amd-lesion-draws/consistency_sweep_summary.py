@@ -16,24 +16,21 @@ for r in rows:
     if errors:
         lesion[key].append((r["run"].split("/")[-1], max(errors, key=abs)))
 cases = sorted({r["case"] for r in rows}, key=lambda c: (HALF.get(c, "report") != "tune", c))
-print("| variant (half) | LR | " + " | ".join(IMAGES) + " |")
-print("|---|---|" + "---|" * len(IMAGES))
-for case in cases:
-    for lr in ("noisy", "clean"):
-        cells = []
-        for image in IMAGES:
-            values = [v for _, v in sorted(psnr.get((case, lr, image), []))]
-            cells.append(f"{sum(values) / len(values):.2f}" if values else "-")
-        if any(c != "-" for c in cells):
-            print(f"| {case} ({HALF.get(case, 'report')}) | {lr} | " + " | ".join(cells) + " |")
+
+
+def table(values_by_key, cell) -> None:
+    print("| variant (half) | LR | " + " | ".join(IMAGES) + " |")
+    print("|---|---|" + "---|" * len(IMAGES))
+    for case in cases:
+        for lr in ("noisy", "clean"):
+            cells = []
+            for image in IMAGES:
+                values = [v for _, v in sorted(values_by_key.get((case, lr, image), []))]
+                cells.append(cell(values) if values else "-")
+            if any(c != "-" for c in cells):
+                print(f"| {case} ({HALF.get(case, 'report')}) | {lr} | " + " | ".join(cells) + " |")
+
+
+table(psnr, lambda values: f"{sum(values) / len(values):.2f}")
 print()
-print("| variant (half) | LR | " + " | ".join(IMAGES) + " |")
-print("|---|---|" + "---|" * len(IMAGES))
-for case in cases:
-    for lr in ("noisy", "clean"):
-        cells = []
-        for image in IMAGES:
-            values = [v for _, v in sorted(lesion.get((case, lr, image), []))]
-            cells.append(" / ".join(f"{v:+.2f}" for v in values) if values else "-")
-        if any(c != "-" for c in cells):
-            print(f"| {case} ({HALF.get(case, 'report')}) | {lr} | " + " | ".join(cells) + " |")
+table(lesion, lambda values: " / ".join(f"{v:+.2f}" for v in values))
