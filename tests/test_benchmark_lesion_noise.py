@@ -1,5 +1,6 @@
-"""benchmarks/lesion_noise.py: the noisy-vs-noise-free lesion table that BENCHMARKS.md quotes for #14."""
+"""benchmarks/lesion_noise.py: the noisy-vs-noise-free and noise-draw lesion tables quoted for #14."""
 
+import dataclasses
 import shutil
 
 import pytest
@@ -9,6 +10,8 @@ from aslsr import metrics
 from aslsr.baselines import interpolate
 from aslsr.cli import main
 from aslsr.io import load_mask, load_volume
+from aslsr.phantom_variant_simulation import simulate_variant
+from aslsr.phantom_variants import variant
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +55,6 @@ def test_models_need_their_cases(layout):
 def test_draws_score_spline_and_models_on_other_noise(tmp_path, capsys):
     """--draws: the variant simulated again with other ASL noise; spline's mean over the draws is the mean of
     the errors on those same draws, recomputed here from the simulation."""
-    import dataclasses
-
-    from aslsr.phantom_variant_simulation import simulate_variant
-    from aslsr.phantom_variants import variant
-
     spec = variant("hypo-box", seed=1, **COARSE_VARIANT)
     phantom, case = tmp_path / "panel/hypo-box/seed0/phantom", tmp_path / "cases/hypo-box"
     files = {role: entry["path"] for role, entry in simulate_variant(phantom, spec)["files"].items()}
