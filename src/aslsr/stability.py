@@ -211,9 +211,9 @@ class GradientClip:
     times the median of the last ``CLIP_WINDOW`` (unclipped) norms; either may be None (off).
 
     A relative clip is scale-free: it lets the gradient's ordinary size through whatever it is, and keeps a
-    later burst (a step whose gradient is many times the usual) out of Adam's second-moment estimate. It is
-    an option, off in every preset: it starts after ``CLIP_MIN_STEPS`` steps, so it cannot catch the burst
-    of Adam's first steps, and on the tune half it cost 0.07-0.11 dB (BENCHMARKS.md 2026-12-02).
+    later burst (a step whose gradient is many times the usual) out of Adam's second-moment estimate. The
+    ``fast`` preset clips at 5x (BENCHMARKS.md 2026-12-06 night). It starts after ``CLIP_MIN_STEPS`` steps,
+    so it cannot catch the burst of Adam's first steps.
 
     Examples
     --------
