@@ -203,7 +203,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # 0.33 -> 0.03 dB on the two worst tune variants, mean -0.12 to -0.03 dB (BENCHMARKS.md 2026-11-27).
         "generator_init": "he",
         # Each step's gradient clipped to 5x the median norm of the last 50: the late bursts (up to 1126x) behind
-        # the guard's roll-backs never reach Adam's state: no roll-back in 25 runs (without it 2 in 26); the mean
+        # the guard's roll-backs never reach Adam's state: no roll-back in 26 runs (without it 2 in 26); the mean
         # moved +0.04 dB on the tune half and -0.03 on the report half (BENCHMARKS.md 2026-12-06 late).
         "grad_clip_relative": 5.0,
     },
