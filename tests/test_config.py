@@ -9,6 +9,7 @@ def test_presets_differ_where_documented():
     assert paper.iterations == (2000,) and paper.learning_rate == 1e-3 and paper.use_adversarial
     assert fast.single_scale and fast.patch_size == 32
     assert fast.generator_init == "he" and paper.generator_init == "pytorch"
+    assert fast.grad_clip_relative == 5.0 and paper.grad_clip_relative is None  # the paper clips nothing
     assert set(PRESETS) >= {"paper", "fast"}
 
 
