@@ -46,7 +46,7 @@ def _report(sidecar_units: str = "<script>alert(1)</script>") -> dict:
         "timings": {"load_s": 0.25, "registration_s": 2.0, "training_s": 12.5, "generation_s": 0.5, "writing_s": 0.75},
         "warnings": ["generator drifted from the data"],
         "outputs": ["sr.nii.gz", "qc.png"],
-        "lr_agreement": {"sr_rms": 3.0, "spline_rms": 1.0, "ratio_to_spline": 3.0},
+        "lr_agreement": {"sr_rms": 3.0, "spline_rms": 1.0, "ratio_to_spline": 3.0, "noise_sd": 1.5, "departs": True},
         "asl": {
             "kind": "deltam",
             "volume_types": {"control": 2, "label": 2},
@@ -87,7 +87,7 @@ def test_page_contents(tmp_path, png):
         assert timing in text
     assert "generator drifted from the data" in text and "class='warn'" in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script" not in text.lower()
-    assert "look closely" in text and "Rotation (deg)" in text and "1.25" in text
+    assert "<strong>(look closely)</strong>" in text and "Rotation (deg)" in text and "1.25" in text
     assert 'href="sr.nii.gz"' in text and "<details>" in text and "preset.name" in text
     assert "http://" not in text and "https://" not in text and "&amp;" not in text  # no double escaping
     assert not list(out.parent.glob(".*part*"))  # no temporary left behind
@@ -99,7 +99,7 @@ def test_missing_figure_and_sparse_report(tmp_path):
     )
     text = out.read_text(encoding="utf-8")
     assert "not available" in text and "absent.png" in text and "data:image" not in text
-    assert "class='ok'>none<" in text
+    assert "class='ok'>none<" in text and "(look closely)" not in text
 
 
 def test_deterministic(tmp_path, png):

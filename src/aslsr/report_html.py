@@ -124,13 +124,14 @@ def _summary(report: dict) -> str:
         )
     )
     ratio = agreement.get("ratio_to_spline")
-    flag = " <strong>(look closely)</strong>" if isinstance(ratio, (int, float)) and ratio > 2 else ""
+    flag = " <strong>(look closely)</strong>" if agreement.get("departs") else ""
     rows.append(
         (
             "LR agreement",
             f"ratio {_num(ratio)}{flag} (SR rms {_num(agreement.get('sr_rms'))}, "
-            f"spline rms {_num(agreement.get('spline_rms'))})<br><span class='hint'>SR averaged back onto "
-            "the ASL grid vs the ASL, relative to spline interpolation; above 2 means look closely.</span>",
+            f"spline rms {_num(agreement.get('spline_rms'))}, ASL noise sd {_num(agreement.get('noise_sd'))})"
+            "<br><span class='hint'>SR averaged back onto the ASL grid vs the ASL, relative to spline "
+            "interpolation; above 2, and above 1.5x the ASL's noise, means look closely.</span>",
         )
     )
     solver = report.get("dtv") or {}

@@ -25,6 +25,7 @@ from .generate import super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, save_json, save_volume
 from .model import Model
+from .noise import estimate_noise
 from .report_html import subject_report_html
 from .run_report import build_report, peak_memory
 
@@ -79,11 +80,15 @@ def write_outputs(
     sr = dtv_result.image if sr is None else sr
     interpolated = {**baselines.all_baselines(asl, target_grid), "dtv": dtv_result.image}
     warnings = model.warnings if model is not None else []
-    agreement = lr_agreement(asl, mask, target_grid, sr, interpolated["spline"], dtv=dtv_result.image)
-    if agreement["ratio_to_spline"] > AGREEMENT_WARNING_RATIO:
+    noise_sd = estimate_noise(asl, mask).sd
+    agreement = lr_agreement(
+        asl, mask, target_grid, sr, interpolated["spline"], dtv=dtv_result.image, noise_sd=noise_sd
+    )
+    if agreement["departs"]:
         warnings.append(
             f"the SR averaged back onto the ASL grid departs from the ASL {agreement['ratio_to_spline']:.1f}x "
-            "as much as spline interpolation does; look at qc.png before trusting it"
+            f"as much as spline interpolation does and {agreement['ratio_to_noise']:.1f}x the ASL's noise sd; "
+            "look at qc.png before trusting it"
         )
         logger.warning("%s", warnings[-1])
 
@@ -143,18 +148,30 @@ def write_outputs(
     return {"report": report, "sr": sr, "baselines": interpolated}
 
 
-#: Warn when the SR disagrees with the LR (at LR resolution) this many times more than spline does.
+#: Warn when the SR disagrees with the LR (at LR resolution) this many times more than spline does ...
 AGREEMENT_WARNING_RATIO = 2.0
+#: ... and more than this many times the LR's noise sd: an SR that removes the noise departs from the LR by up to
+#: the noise (1x for the noise-free image), so only an excess over it is structure the data do not hold.
+AGREEMENT_NOISE_RATIO = 1.5
 
 
 def lr_agreement(
-    asl: Volume, mask: np.ndarray, grid: Grid, sr: np.ndarray, spline: np.ndarray, dtv: np.ndarray | None = None
-) -> dict[str, float]:
+    asl: Volume,
+    mask: np.ndarray,
+    grid: Grid,
+    sr: np.ndarray,
+    spline: np.ndarray,
+    dtv: np.ndarray | None = None,
+    noise_sd: float | None = None,
+) -> dict[str, Any]:
     """How far the SR, averaged back onto the ASL grid, is from the ASL, in the brain (a QC number).
 
     RMS in ASL units for the SR and for spline interpolation (and dTV when given), and the SR's ratio
     to spline's. A generator that paints structure the data do not support (rings, offsets) raises
-    the ratio well above 1.
+    the ratio well above 1; so does one that removes the noise, since spline keeps it. ``noise_sd``
+    (the ASL's noise sd per voxel, ASL units; None: unknown) tells the two apart: ``departs`` (the QC flag)
+    needs the ratio above ``AGREEMENT_WARNING_RATIO`` and, where the noise is known, the SR's RMS above
+    ``AGREEMENT_NOISE_RATIO`` times it.
     """
 
     def rms(image: np.ndarray) -> float:
@@ -162,7 +179,16 @@ def lr_agreement(
         return float(np.sqrt(np.mean((back[mask] - asl.data[mask]) ** 2)))
 
     sr_rms, spline_rms = rms(sr), rms(spline)
-    result = {"sr_rms": sr_rms, "spline_rms": spline_rms, "ratio_to_spline": sr_rms / max(spline_rms, 1e-12)}
+    result: dict[str, Any] = {
+        "sr_rms": sr_rms,
+        "spline_rms": spline_rms,
+        "ratio_to_spline": sr_rms / max(spline_rms, 1e-12),
+    }
+    departs = result["ratio_to_spline"] > AGREEMENT_WARNING_RATIO
+    if noise_sd is not None:
+        result.update(noise_sd=noise_sd, ratio_to_noise=sr_rms / max(noise_sd, 1e-12))
+        departs = departs and result["ratio_to_noise"] > AGREEMENT_NOISE_RATIO
+    result["departs"] = bool(departs)
     return result if dtv is None else {**result, "dtv_rms": rms(dtv)}
 
 
