@@ -80,7 +80,7 @@ def write_outputs(
     sr = dtv_result.image if sr is None else sr
     interpolated = {**baselines.all_baselines(asl, target_grid), "dtv": dtv_result.image}
     warnings = model.warnings if model is not None else []
-    noise_sd = estimate_noise(asl, mask).sd
+    noise_sd = estimate_noise(asl, mask).sd  # of the ASL as given (not its box equivalent): what the SR is held to
     agreement = lr_agreement(
         asl, mask, target_grid, sr, interpolated["spline"], dtv=dtv_result.image, noise_sd=noise_sd
     )
