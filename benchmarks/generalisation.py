@@ -21,12 +21,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
 from run_benchmarks import REPO, append_entry, machine, measure
 
 from aslsr import metrics
-from aslsr.io import load_mask, load_volume
+from aslsr.grids import Grid
+from aslsr.io import Volume, load_mask, load_volume
 from aslsr.phantom import PhantomConfig, simulate
 from aslsr.phantom_bids import simulate_bids
+from aslsr.realign import resample_volume
+from aslsr.registration import FLIP3, to_sitk
 
 #: name -> (what changes, PhantomConfig fields, BIDS 4D series instead of the 3D LR image)
 VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
@@ -40,6 +46,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], bool]] = {
         False,
     ),
     "bids4d": ("BIDS 4D pCASL series (M0 + 4 control/label pairs), --quantify (seed 2)", {"seed": 2}, True),
+    "bids4d-motion": (
+        "the bids4d series with head motion between its volumes (up to 2 mm / 2 deg), realigned (the default)",
+        {"seed": 2},
+        True,
+    ),
+    "bids4d-motion-norealign": ("the same moved series, --no-realign", {"seed": 2}, True),
+}
+#: variant -> (peak head motion between volumes in mm and degrees, extra arguments of its run)
+SERIES_MOTION: dict[str, tuple[float, list[str]]] = {
+    "bids4d-motion": (2.0, []),
+    "bids4d-motion-norealign": (2.0, ["--no-realign"]),
 }
 
 
@@ -73,6 +90,9 @@ def phantom_case(name: str, work: Path, *, tiny: bool = False) -> dict[str, Any]
         }
     root = work / name / "bids"
     simulate_bids(root, n_subjects=1, config=config, n_pairs=4)
+    peak, extra = SERIES_MOTION.get(name, (0.0, []))
+    if peak:
+        move_series(root / "sub-01/perf/sub-01_asl.nii.gz", peak, seed=config.seed)
     truth = root / "derivatives/phantom/sub-01/perf"
     nr = "res-" + "x".join(f"{v:g}".replace(".", "p") for v in config.nr_voxel_size) + "mm"
     return {
@@ -85,8 +105,30 @@ def phantom_case(name: str, work: Path, *, tiny: bool = False) -> dict[str, Any]
             "noise-free": str(truth / f"sub-01_space-asl_{nr}_desc-truth_cbf.nii.gz"),
             "HR": str(truth / f"sub-01_space-asl_{nr}_desc-reference_cbf.nii.gz"),
         },
-        "extra": ["--quantify"],
+        "extra": ["--quantify", *extra],
     }
+
+
+def move_series(path: Path, peak: float, *, seed: int) -> None:
+    """Move the head between the volumes of a 4D series, in place: after the first volume (the M0) a
+    drift from -peak/2 to +peak/2 (mm along and degrees about each axis) plus jitter of +-peak/4, so that
+    the series' mean lies near the unmoved head that the references show. The moved volumes are the
+    unmoved ones resampled (cubic B-spline), an approximation of acquiring the moved head."""
+    image = nib.load(str(path))
+    data = image.get_fdata(dtype=np.float32)
+    grid = Grid(data.shape[:3], image.affine)
+    rng = np.random.default_rng([seed, 7])
+    count = data.shape[3]
+    for t in range(1, count):
+        drift = peak * ((t - 1) / max(count - 2, 1) - 0.5)
+        angles, shift = drift + peak / 4 * rng.uniform(-1, 1, 3), drift + peak / 4 * rng.uniform(-1, 1, 3)
+        motion = sitk.Euler3DTransform()
+        motion.SetCenter([float(v) for v in FLIP3 @ grid.center])
+        motion.SetRotation(*[float(np.deg2rad(a)) for a in angles])
+        motion.SetTranslation([float(v) for v in shift])
+        volume = to_sitk(Volume(data[..., t], grid))
+        data[..., t] = resample_volume(volume, volume, motion.GetInverse())
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), str(path))
 
 
 def run_variant(name: str, work: Path, preset: str, *, tiny: bool = False) -> dict[str, Any]:
@@ -128,6 +170,7 @@ def run_variant(name: str, work: Path, preset: str, *, tiny: bool = False) -> di
         "lr_agreement": report["lr_agreement"]["ratio_to_spline"],
         "warnings": report["warnings"],
         "registration": report["registration"],
+        "realignment": report["asl"].get("realignment"),
     }
 
 

@@ -54,6 +54,13 @@ def _report(sidecar_units: str = "<script>alert(1)</script>") -> dict:
             "m0_source": None,
             "units": sidecar_units,
             "registration_target": "mean control",
+            "realignment": {
+                "volumes_registered": 4,
+                "volumes_resampled": 3,
+                "max_displacement_mm": 1.234,
+                "mean_displacement_mm": 0.5,
+                "displacement_mm": [0.0, 1.234, 0.4, 0.366],
+            },
         },
         "peak_memory_mb": 321.5,
     }
@@ -89,6 +96,7 @@ def test_page_contents(tmp_path, png):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "<script" not in text.lower()
     assert "<strong>(look closely)</strong>" in text and "Rotation (deg)" in text and "1.25" in text
     assert 'href="sr.nii.gz"' in text and "<details>" in text and "preset.name" in text
+    assert "3 of 4 volumes moved and resampled; displacement up to 1.23 mm (mean 0.5 mm)" in text
     assert "http://" not in text and "https://" not in text and "&amp;" not in text  # no double escaping
     assert not list(out.parent.glob(".*part*"))  # no temporary left behind
 

@@ -16,6 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -32,7 +33,11 @@ from .io import (
     quiet_nibabel,
     short_error,
 )
+from .realign import SeriesAligner, SeriesMotion
 
+#: A series is realigned only when every axis has at least this many voxels (fewer leave the
+#: registration nothing to lock on to).
+MIN_REALIGN_VOXELS = 8
 #: BIDS volume types, keyed by their lower-case spelling
 VOLUME_TYPES = {name.lower(): name for name in ("control", "label", "m0scan", "deltam", "cbf", "noRF")}
 
@@ -148,10 +153,14 @@ class AslSeries:
     n_pairs: int  # control/label pairs averaged; 0 for deltam/cbf input
     volume_types: tuple[str, ...]
     metadata_path: Path | None = None  # the closest sidecar (named in messages about the metadata)
+    motion: SeriesMotion | None = None  # the realignment of a control/label series (None: not realigned)
 
 
-def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False) -> AslSeries:
+def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False, realign: bool = True) -> AslSeries:
     """Load a BIDS ASL image: a 3D deltam/cbf map, or a 4D series described by its ``_aslcontext.tsv``.
+
+    With ``realign``, the volumes of a control/label series (and its ``m0scan`` volumes) are realigned
+    to their mean before they are subtracted and averaged (:mod:`aslsr.realign`).
 
     Raises :class:`InputError` (naming the file) for a bad image, context or sidecar, a series
     without perfusion volumes or with several kinds of them, NaN/Inf voxels in a result (unless
@@ -176,7 +185,7 @@ def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False) -
         )
     types = read_aslcontext(context, shape[3])
     return dataclasses.replace(
-        _reduce_series(image, path, context, types, metadata, allow_nonfinite), metadata_path=metadata_path
+        _reduce_series(image, path, context, types, metadata, allow_nonfinite, realign), metadata_path=metadata_path
     )
 
 
@@ -217,7 +226,7 @@ def _perfusion_plan(types: list[str], context: Path) -> tuple[str, list[int], li
 
 
 def _reduce_series(
-    image, path: Path, context: Path, types: list[str], metadata: dict, allow_nonfinite: bool
+    image, path: Path, context: Path, types: list[str], metadata: dict, allow_nonfinite: bool, realign: bool
 ) -> AslSeries:
     shape = tuple(int(n) for n in image.shape[:3])
     if min(shape) < 2:
@@ -233,8 +242,12 @@ def _reduce_series(
     kind, plus, minus = _perfusion_plan(types, context)
     controls = [i for i, t in enumerate(types) if t == "control"]
     m0scans = [i for i, t in enumerate(types) if t == "m0scan"]
-    sums = _sum_volumes(image, path, {"perfusion": (plus, minus), "control": (controls, []), "m0": (m0scans, [])})
     grid = Grid(shape, image.affine)
+    realign = realign and bool(minus) and min(shape) >= MIN_REALIGN_VOXELS
+    aligner = _aligner(image, path, grid, plus + minus, m0scans) if realign else None
+    sums = _sum_volumes(
+        image, path, {"perfusion": (plus, minus), "control": (controls, []), "m0": (m0scans, [])}, aligner
+    )
     perfusion = _finite_mean(sums["perfusion"], len(plus), path, allow_nonfinite, "perfusion")
     if float(perfusion.max()) == float(perfusion.min()):
         raise InputError(f"the perfusion image is constant (every voxel is {float(perfusion.min()):g})", path)
@@ -251,29 +264,52 @@ def _reduce_series(
         metadata=metadata,
         n_pairs=len(minus),
         volume_types=tuple(types),
+        motion=aligner.motion if aligner is not None else None,
     )
 
 
-def _sum_volumes(image, path: Path, plans: dict[str, tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
-    """Sum (plus minus minus) of the listed volumes for each plan, reading each volume once, in file order."""
+def _aligner(image, path: Path, grid: Grid, pairs: list[int], m0scans: list[int]) -> SeriesAligner:
+    """A realigner to the mean of the control and label volumes (read once more for it)."""
+    total = _sum_volumes(image, path, {"mean": (pairs, [])})["mean"]
+    with np.errstate(all="ignore"):
+        mean = np.nan_to_num(total / len(pairs)).astype(np.float32)
+    return SeriesAligner(Volume(mean, grid), mutual_information=frozenset(m0scans))
+
+
+def _sum_volumes(
+    image,
+    path: Path,
+    plans: dict[str, tuple[list[int], list[int]]],
+    adjust: Callable[[int, np.ndarray], np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Sum (plus minus minus) of the listed volumes for each plan, reading each volume once, in file order.
+
+    ``adjust(index, volume)``, when given, replaces each volume before it is added (the realignment).
+    """
     shape = tuple(int(n) for n in image.shape[:3])
     sums = {name: np.zeros(shape, np.float64) for name, (plus, _) in plans.items() if plus}
     wanted = sorted({t for plus, minus in plans.values() for t in plus + minus})
+    with np.errstate(all="ignore"), warnings.catch_warnings(), quiet_nibabel():
+        warnings.simplefilter("ignore")
+        # one open file: otherwise each volume of a .nii.gz is decompressed from the file's start
+        proxy = _read(lambda: type(image).from_filename(str(path), keep_file_open=True).dataobj, path)
+        for t in wanted:
+            volume = _read(lambda: np.asarray(proxy[..., t], dtype=np.float64), path)
+            if adjust is not None:
+                volume = np.asarray(adjust(t, volume), dtype=np.float64)
+            for name, (plus, minus) in plans.items():
+                if t in plus:
+                    sums[name] += volume
+                elif t in minus:
+                    sums[name] -= volume
+    return sums
+
+
+def _read(reader: Callable[[], Any], path: Path) -> Any:
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings(), quiet_nibabel():
-            warnings.simplefilter("ignore")
-            # one open file: otherwise each volume of a .nii.gz is decompressed from the file's start
-            proxy = type(image).from_filename(str(path), keep_file_open=True).dataobj
-            for t in wanted:
-                volume = np.asarray(proxy[..., t], dtype=np.float64)
-                for name, (plus, minus) in plans.items():
-                    if t in plus:
-                        sums[name] += volume
-                    elif t in minus:
-                        sums[name] -= volume
+        return reader()
     except Exception as error:  # nibabel and gzip raise many types for truncated/corrupt data
         raise InputError(f"could not read the voxel data ({short_error(error, path)})", path) from None
-    return sums
 
 
 def _finite_mean(total: np.ndarray, count: int, path: Path, allow_nonfinite: bool, what: str) -> np.ndarray:

@@ -101,6 +101,7 @@ def job_key(job: SubjectJob) -> str:
                 target.voxel_size,
                 target.zoom,
                 options.register,
+                options.realign,
                 options.quantify,
                 options.nan_to_zero,
                 __version__,

@@ -81,9 +81,13 @@ def load_inputs(
     *,
     nan_to_zero: bool = False,
     quantify: bool = False,
+    realign: bool = True,
 ) -> Inputs:
-    """Load and check ASL, T1 and M0, quantify CBF when asked, and resolve the target grid."""
-    series = load_asl_series(asl_path, allow_nonfinite=nan_to_zero)
+    """Load and check ASL, T1 and M0, quantify CBF when asked, and resolve the target grid.
+
+    ``realign``: realign the volumes of a 4D control/label series before subtracting them.
+    """
+    series = load_asl_series(asl_path, allow_nonfinite=nan_to_zero, realign=realign)
     if min(series.perfusion.grid.shape) < MIN_ASL_VOXELS:
         raise InputError(
             f"the ASL has shape {series.perfusion.grid.shape}; super-resolution needs at least "
@@ -100,6 +104,7 @@ def load_inputs(
         "kind": series.kind,
         "volume_types": _counts(series.volume_types),
         "pairs_averaged": series.n_pairs,
+        "realignment": series.motion.to_dict() if series.motion is not None else None,
         "m0_source": "--m0" if m0_path is not None else ("m0scan volumes" if series.m0 is not None else None),
     }
     if series.kind == "cbf":

@@ -54,6 +54,7 @@ class RunOptions:
     """How a run treats its inputs and outputs (the method's settings are the :class:`~aslsr.config.Config`).
 
     ``register``: align the T1 to the ASL rigidly (else it is taken as aligned through its affine);
+    ``realign``: realign the volumes of a 4D control/label series to their mean before subtraction;
     ``quantify``: turn a deltaM input into CBF (ml/100g/min) with its BIDS sidecar before training;
     ``nan_to_zero``: accept NaN/infinite voxels in the ASL, T1 and M0 as 0; ``overwrite``: replace
     existing outputs; ``resume``: continue an interrupted run from its checkpoint; ``progress``:
@@ -62,6 +63,7 @@ class RunOptions:
     """
 
     register: bool = True
+    realign: bool = True
     quantify: bool = False
     nan_to_zero: bool = False
     overwrite: bool = False
@@ -98,8 +100,25 @@ def run(
     )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    inputs = load_inputs(asl_path, t1_path, m0_path, target, nan_to_zero=options.nan_to_zero, quantify=options.quantify)
+    inputs = load_inputs(
+        asl_path,
+        t1_path,
+        m0_path,
+        target,
+        nan_to_zero=options.nan_to_zero,
+        quantify=options.quantify,
+        realign=options.realign,
+    )
     asl, t1, m0, target_grid = inputs.asl, inputs.t1, inputs.m0, inputs.target
+    motion = inputs.description.get("realignment")
+    if motion:
+        logger.info(
+            "%s: series realigned: %d of %d volumes moved (up to %.2f mm) and resampled",
+            out_dir.name,
+            motion["volumes_resampled"],
+            motion["volumes_registered"],
+            motion["max_displacement_mm"],
+        )
     mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 

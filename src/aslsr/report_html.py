@@ -93,6 +93,16 @@ def _summary(report: dict) -> str:
         ("Units", _e(asl.get("units"))),
         ("Registration target", _e(asl.get("registration_target"))),
     ]
+    motion = asl.get("realignment")
+    if isinstance(motion, dict):
+        rows.append(
+            (
+                "Series realignment",
+                f"{_e(motion.get('volumes_resampled'))} of {_e(motion.get('volumes_registered'))} volumes moved and "
+                f"resampled; displacement up to {_num(motion.get('max_displacement_mm'), 3)} mm "
+                f"(mean {_num(motion.get('mean_displacement_mm'), 3)} mm)",
+            )
+        )
     if asl.get("quantification"):
         rows.append(
             ("CBF quantification", "<br>".join(f"{_e(k)}: {_num(v, 4)}" for k, v in _flatten(asl["quantification"])))

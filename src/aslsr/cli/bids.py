@@ -41,6 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_target_arguments(parser)
     parser.add_argument("--no-register", action="store_true", help="T1w and ASL are already aligned")
     parser.add_argument(
+        "--no-realign",
+        action="store_true",
+        help="do not realign the volumes of a 4D control/label series before subtracting them",
+    )
+    parser.add_argument(
         "--quantify",
         action="store_true",
         help="super-resolve CBF in ml/100g/min (single-PLD model, from each ASL sidecar and M0)",
@@ -67,6 +72,7 @@ def main(args: argparse.Namespace) -> int:
     )
     options = RunOptions(
         register=not args.no_register,
+        realign=not args.no_realign,
         quantify=args.quantify,
         nan_to_zero=args.nan_to_zero,
         overwrite=args.overwrite,

@@ -33,6 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--m0", type=Path, help="M0 image used as the registration target")
     parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
     parser.add_argument(
+        "--no-realign",
+        action="store_true",
+        help="do not realign the volumes of a 4D control/label series before subtracting them",
+    )
+    parser.add_argument(
         "--quantify",
         action="store_true",
         help="quantify CBF (ml/100g/min) from a deltaM input first, as the model's run did",
@@ -63,7 +68,9 @@ def main(args: argparse.Namespace) -> int:
     if args.flip_ensemble is not None:
         model.config = replace(model.config, flip_ensemble=args.flip_ensemble)
     device = resolve_device(args.device)
-    inputs = load_inputs(args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify)
+    inputs = load_inputs(
+        args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify, realign=not args.no_realign
+    )
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.trained_seed)
     t1 = registration.apply_registration(inputs.t1, result)
     sr = super_resolve(model, inputs.asl, t1, inputs.target, device=device)

@@ -28,6 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mask", type=Path, help="brain mask on the ASL grid")
     parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
     parser.add_argument(
+        "--no-realign",
+        action="store_true",
+        help="do not realign the volumes of a 4D control/label series before subtracting them",
+    )
+    parser.add_argument(
         "--quantify",
         action="store_true",
         help="quantify CBF in ml/100g/min from a deltaM input with its BIDS sidecar and M0 "
@@ -69,6 +74,7 @@ def main(args: argparse.Namespace) -> int:
         mask_path=args.mask,
         options=RunOptions(
             register=not args.no_register,
+            realign=not args.no_realign,
             quantify=args.quantify,
             nan_to_zero=args.nan_to_zero,
             overwrite=args.overwrite,
