@@ -33,6 +33,7 @@ from .io import (
     quiet_nibabel,
     short_error,
 )
+from .progress import progress_bar
 from .realign import SeriesAligner, SeriesMotion
 
 #: A series is realigned only when every axis has at least this many voxels (fewer leave the
@@ -156,11 +157,14 @@ class AslSeries:
     motion: SeriesMotion | None = None  # the realignment of a control/label series (None: not realigned)
 
 
-def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False, realign: bool = True) -> AslSeries:
+def load_asl_series(
+    path: str | os.PathLike, *, allow_nonfinite: bool = False, realign: bool = True, progress: bool = False
+) -> AslSeries:
     """Load a BIDS ASL image: a 3D deltam/cbf map, or a 4D series described by its ``_aslcontext.tsv``.
 
     With ``realign``, the volumes of a control/label series (and its ``m0scan`` volumes) are realigned
-    to their mean before they are subtracted and averaged (:mod:`aslsr.realign`).
+    to their mean before they are subtracted and averaged (:mod:`aslsr.realign`; a series with fewer than
+    :data:`MIN_REALIGN_VOXELS` voxels along an axis is not), with a progress bar when ``progress``.
 
     Raises :class:`InputError` (naming the file) for a bad image, context or sidecar, a series
     without perfusion volumes or with several kinds of them, NaN/Inf voxels in a result (unless
@@ -185,7 +189,8 @@ def load_asl_series(path: str | os.PathLike, *, allow_nonfinite: bool = False, r
         )
     types = read_aslcontext(context, shape[3])
     return dataclasses.replace(
-        _reduce_series(image, path, context, types, metadata, allow_nonfinite, realign), metadata_path=metadata_path
+        _reduce_series(image, path, context, types, metadata, allow_nonfinite, realign, progress),
+        metadata_path=metadata_path,
     )
 
 
@@ -226,7 +231,14 @@ def _perfusion_plan(types: list[str], context: Path) -> tuple[str, list[int], li
 
 
 def _reduce_series(
-    image, path: Path, context: Path, types: list[str], metadata: dict, allow_nonfinite: bool, realign: bool
+    image,
+    path: Path,
+    context: Path,
+    types: list[str],
+    metadata: dict,
+    allow_nonfinite: bool,
+    realign: bool,
+    progress: bool,
 ) -> AslSeries:
     shape = tuple(int(n) for n in image.shape[:3])
     if min(shape) < 2:
@@ -244,10 +256,12 @@ def _reduce_series(
     m0scans = [i for i, t in enumerate(types) if t == "m0scan"]
     grid = Grid(shape, image.affine)
     realign = realign and bool(minus) and min(shape) >= MIN_REALIGN_VOXELS
-    aligner = _aligner(image, path, grid, plus + minus, m0scans) if realign else None
-    sums = _sum_volumes(
-        image, path, {"perfusion": (plus, minus), "control": (controls, []), "m0": (m0scans, [])}, aligner
-    )
+    volumes = len(plus + minus + m0scans)
+    with progress_bar(total=volumes, enabled=progress and realign, desc="realign", unit="volume") as bar:
+        aligner = _aligner(image, path, grid, plus + minus, m0scans, bar) if realign else None
+        sums = _sum_volumes(
+            image, path, {"perfusion": (plus, minus), "control": (controls, []), "m0": (m0scans, [])}, aligner
+        )
     perfusion = _finite_mean(sums["perfusion"], len(plus), path, allow_nonfinite, "perfusion")
     if float(perfusion.max()) == float(perfusion.min()):
         raise InputError(f"the perfusion image is constant (every voxel is {float(perfusion.min()):g})", path)
@@ -268,12 +282,12 @@ def _reduce_series(
     )
 
 
-def _aligner(image, path: Path, grid: Grid, pairs: list[int], m0scans: list[int]) -> SeriesAligner:
+def _aligner(image, path: Path, grid: Grid, pairs: list[int], m0scans: list[int], bar) -> SeriesAligner:
     """A realigner to the mean of the control and label volumes (read once more for it)."""
     total = _sum_volumes(image, path, {"mean": (pairs, [])})["mean"]
     with np.errstate(all="ignore"):
         mean = np.nan_to_num(total / len(pairs)).astype(np.float32)
-    return SeriesAligner(Volume(mean, grid), mutual_information=frozenset(m0scans))
+    return SeriesAligner(Volume(mean, grid), mutual_information=frozenset(m0scans), progress=bar)
 
 
 def _sum_volumes(

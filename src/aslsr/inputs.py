@@ -82,12 +82,14 @@ def load_inputs(
     nan_to_zero: bool = False,
     quantify: bool = False,
     realign: bool = True,
+    progress: bool = False,
 ) -> Inputs:
     """Load and check ASL, T1 and M0, quantify CBF when asked, and resolve the target grid.
 
-    ``realign``: realign the volumes of a 4D control/label series before subtracting them.
+    ``realign``: realign the volumes of a 4D control/label series before subtracting them (with a
+    progress bar when ``progress``).
     """
-    series = load_asl_series(asl_path, allow_nonfinite=nan_to_zero, realign=realign)
+    series = load_asl_series(asl_path, allow_nonfinite=nan_to_zero, realign=realign, progress=progress)
     if min(series.perfusion.grid.shape) < MIN_ASL_VOXELS:
         raise InputError(
             f"the ASL has shape {series.perfusion.grid.shape}; super-resolution needs at least "

@@ -108,6 +108,7 @@ def run(
         nan_to_zero=options.nan_to_zero,
         quantify=options.quantify,
         realign=options.realign,
+        progress=options.progress,
     )
     asl, t1, m0, target_grid = inputs.asl, inputs.t1, inputs.m0, inputs.target
     motion = inputs.description.get("realignment")

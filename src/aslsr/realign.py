@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
+from tqdm.auto import tqdm
 
 from .grids import Grid
 from .io import Volume
@@ -65,11 +66,20 @@ class SeriesAligner:
 
     Call it with ``(index, volume)`` for each volume (float array, NIfTI voxel order on the reference's
     grid); it returns the volume realigned (or unchanged) and records the motion in :attr:`motion`.
-    ``mutual_information`` names the volume positions (e.g. ``m0scan``) registered with Mattes MI.
+    ``mutual_information`` names the volume positions (e.g. ``m0scan``) registered with Mattes MI;
+    ``progress``, a progress bar that each volume advances by one.
     """
 
-    def __init__(self, reference: Volume, *, mutual_information: frozenset[int] = frozenset(), seed: int = 0):
+    def __init__(
+        self,
+        reference: Volume,
+        *,
+        mutual_information: frozenset[int] = frozenset(),
+        seed: int = 0,
+        progress: tqdm | None = None,
+    ):
         self.grid = reference.grid
+        self.progress = progress
         self.reference = to_sitk(Volume(reference.data.astype(np.float32), reference.grid))
         self.mutual_information = mutual_information
         self.seed = seed
@@ -94,6 +104,8 @@ class SeriesAligner:
             volume = resample_volume(moving, self.reference, transform)
             self.motion.resampled.append(index)
         self.motion.seconds += time.perf_counter() - start
+        if self.progress is not None:
+            self.progress.update()
         return volume
 
 
