@@ -27,10 +27,11 @@ import SimpleITK as sitk
 from run_benchmarks import REPO, append_entry, machine, measure
 
 from aslsr import metrics
-from aslsr.grids import Grid
-from aslsr.io import Volume, load_mask, load_volume
+from aslsr.grids import Grid, resample_average
+from aslsr.io import load_mask, load_volume
 from aslsr.phantom import PhantomConfig, simulate
-from aslsr.phantom_bids import simulate_bids
+from aslsr.phantom_bids import NOISE_STREAM, asl_sidecar, lr_noise_sd, pcasl_series, simulate_bids
+from aslsr.quantify import parameters_from_sidecar
 from aslsr.realign import resample_volume
 from aslsr.registration import FLIP3, to_sitk
 
@@ -91,8 +92,7 @@ def phantom_case(name: str, work: Path, *, tiny: bool = False) -> dict[str, Any]
     root = work / name / "bids"
     simulate_bids(root, n_subjects=1, config=config, n_pairs=4)
     peak, extra = SERIES_MOTION.get(name, (0.0, []))
-    if peak:
-        move_series(root / "sub-01/perf/sub-01_asl.nii.gz", peak, seed=config.seed)
+    motions = move_series(root, config, n_pairs=4, peak=peak) if peak else []
     truth = root / "derivatives/phantom/sub-01/perf"
     nr = "res-" + "x".join(f"{v:g}".replace(".", "p") for v in config.nr_voxel_size) + "mm"
     return {
@@ -106,29 +106,54 @@ def phantom_case(name: str, work: Path, *, tiny: bool = False) -> dict[str, Any]
             "HR": str(truth / f"sub-01_space-asl_{nr}_desc-reference_cbf.nii.gz"),
         },
         "extra": ["--quantify", *extra],
+        "series_motion": motions,
     }
 
 
-def move_series(path: Path, peak: float, *, seed: int) -> None:
-    """Move the head between the volumes of a 4D series, in place: after the first volume (the M0) a
-    drift from -peak/2 to +peak/2 (mm along and degrees about each axis) plus jitter of +-peak/4, so that
-    the series' mean lies near the unmoved head that the references show. The moved volumes are the
-    unmoved ones resampled (cubic B-spline), an approximation of acquiring the moved head."""
+def move_series(root: Path, config: PhantomConfig, *, n_pairs: int, peak: float) -> list[dict[str, list[float]]]:
+    """Acquire the subject's series again with the head moving between volumes; returns each volume's motion.
+
+    After the first volume (the M0, unmoved) a drift from -peak/2 to +peak/2 (mm along and degrees about
+    each axis, about the ASL grid's centre) plus jitter of +-peak/4, so that the series' mean lies near the
+    unmoved head that the references show. Each volume is made as ``simulate_bids`` makes it, from the
+    phantom's NR-grid CBF and M0 moved (cubic B-spline on the NR grid) and averaged onto the LR grid, with the
+    same noise as the unmoved series: the two differ only by the motion.
+    """
+    path = root / "sub-01/perf/sub-01_asl.nii.gz"
     image = nib.load(str(path))
     data = image.get_fdata(dtype=np.float32)
-    grid = Grid(data.shape[:3], image.affine)
-    rng = np.random.default_rng([seed, 7])
-    count = data.shape[3]
-    for t in range(1, count):
-        drift = peak * ((t - 1) / max(count - 2, 1) - 0.5)
+    lr = Grid(data.shape[:3], image.affine)
+    with tempfile.TemporaryDirectory() as temporary:
+        files = simulate(temporary, config)["files"]
+        m0, cbf = (load_volume(files[role]["path"]) for role in ("m0", "ref_clean"))
+        mask_lr = load_volume(files["mask_lr"]["path"], allow_constant=True).data > 0.5
+    volume_types = ["m0scan"] + ["control", "label"] * n_pairs
+    parameters = parameters_from_sidecar(asl_sidecar(n_pairs, lr.voxel_size), path, volume_types=volume_types)
+    rng = np.random.default_rng([config.seed, 7])
+    motions = []
+    for t in range(1, data.shape[3]):
+        drift = peak * ((t - 1) / max(data.shape[3] - 2, 1) - 0.5)
         angles, shift = drift + peak / 4 * rng.uniform(-1, 1, 3), drift + peak / 4 * rng.uniform(-1, 1, 3)
         motion = sitk.Euler3DTransform()
-        motion.SetCenter([float(v) for v in FLIP3 @ grid.center])
+        motion.SetCenter([float(v) for v in FLIP3 @ lr.center])
         motion.SetRotation(*[float(np.deg2rad(a)) for a in angles])
         motion.SetTranslation([float(v) for v in shift])
-        volume = to_sitk(Volume(data[..., t], grid))
-        data[..., t] = resample_volume(volume, volume, motion.GetInverse())
+        moved = [
+            resample_average(resample_volume(to_sitk(v), to_sitk(v), motion.GetInverse()), v.affine, lr)
+            for v in (cbf, m0)
+        ]
+        series = pcasl_series(
+            *moved,
+            mask_lr,
+            parameters,
+            noise_sd_cbf=lr_noise_sd(config, cbf.grid, lr),
+            n_pairs=n_pairs,
+            rng=np.random.default_rng([config.seed, NOISE_STREAM]),
+        )
+        data[..., t] = series[..., t]
+        motions.append({"volume": t, "rotation_deg": angles.tolist(), "translation_mm": shift.tolist()})
     nib.save(nib.Nifti1Image(data, image.affine, image.header), str(path))
+    return motions
 
 
 def run_variant(name: str, work: Path, preset: str, *, tiny: bool = False) -> dict[str, Any]:
@@ -171,6 +196,7 @@ def run_variant(name: str, work: Path, preset: str, *, tiny: bool = False) -> di
         "warnings": report["warnings"],
         "registration": report["registration"],
         "realignment": report["asl"].get("realignment"),
+        "series_motion": case.get("series_motion", []),
     }
 
 
