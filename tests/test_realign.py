@@ -19,7 +19,7 @@ from aslsr.io import Volume
 from aslsr.realign import (
     SeriesAligner,
     SeriesMotion,
-    _field_of_view_points,
+    field_of_view_points,
     register_volume,
     resample_volume,
     rms_displacement_mm,
@@ -138,4 +138,4 @@ def test_the_run_inputs_describe_the_realignment(tmp_path):
 
 
 def _points() -> np.ndarray:
-    return _field_of_view_points(GRID)
+    return field_of_view_points(GRID)

@@ -266,7 +266,7 @@ def _shrink_factors(grid: Grid) -> list[int]:
     return factors
 
 
-def _itk_seed(seed: int) -> int:
+def itk_seed(seed: int) -> int:
     """A non-zero ITK seed (SimpleITK reads seed 0 as "use the wall clock", which is not repeatable)."""
     return int(seed) % (2**32 - 1) + 1
 
@@ -279,7 +279,7 @@ def _method(fixed_mask: sitk.Image | None, grid: Grid, seed: int) -> sitk.ImageR
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=BINS)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(_percentage(grid.n_voxels), _itk_seed(seed))
+    method.SetMetricSamplingPercentage(_percentage(grid.n_voxels), itk_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetNumberOfThreads(THREADS)
     if fixed_mask is not None:
@@ -298,7 +298,7 @@ def _optimise(
     transform = sitk.Euler3DTransform(start)
     method = _method(fixed_mask, grid, seed)
     factors = _shrink_factors(grid)
-    method.SetMetricSamplingPercentagePerLevel([_percentage(grid.n_voxels / f**3) for f in factors], _itk_seed(seed))
+    method.SetMetricSamplingPercentagePerLevel([_percentage(grid.n_voxels / f**3) for f in factors], itk_seed(seed))
     method.SetShrinkFactorsPerLevel(factors)
     method.SetSmoothingSigmasPerLevel(list(LEVEL_SIGMA_MM))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()

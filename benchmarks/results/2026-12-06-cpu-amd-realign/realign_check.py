@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from aslsr.aslseries import load_asl_series
 from aslsr.grids import Grid
 from aslsr.io import Volume, load_volume
-from aslsr.realign import _field_of_view_points, resample_volume, rms_displacement_mm
+from aslsr.realign import field_of_view_points, resample_volume, rms_displacement_mm
 from aslsr.registration import FLIP3, matrix_from_sitk, to_sitk
 
 
@@ -48,7 +48,7 @@ def main(out: Path) -> None:
     still = image.get_fdata(dtype=np.float32)
     moved = nib.load(str(moved_path)).get_fdata(dtype=np.float32)
     grid = Grid(still.shape[:3], image.affine)
-    points = _field_of_view_points(grid)
+    points = field_of_view_points(grid)
     motions = {entry["volume"]: true_motion(entry, grid) for entry in results["bids4d-motion"]["series_motion"]}
     realigned = load_asl_series(moved_path)
     print("volume | true displacement mm | estimated | error of the estimate")
