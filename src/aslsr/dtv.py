@@ -26,7 +26,7 @@ Torch tensors (float32) on CPU or CUDA.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -34,8 +34,9 @@ import torch
 
 from .acquisition import AcquisitionModel, AcquisitionOperator
 from .config import Config
-from .grids import Grid, resample
+from .grids import Grid, resample, resample_average
 from .io import Volume
+from .pyramid import zoom_between
 
 Tensor = torch.Tensor
 
@@ -234,11 +235,31 @@ def super_resolve_dtv(
 ) -> DTVResult:
     """dTV SR of ``asl`` onto ``target`` guided by the registered T1 already on ``target`` (Volume level).
 
-    Starts from trilinear interpolation; the result is in the ASL's units, on ``target``.
+    Starts from trilinear interpolation; the result is in the ASL's units, on ``target``. A k-space
+    acquisition model needs whole target voxels per ASL voxel; on any other target the reconstruction is
+    made on the ASL grid subdivided by the next whole numbers (:func:`reconstruction_grid`) and averaged
+    onto ``target``.
     """
-    operator = AcquisitionOperator(acquisition, target, asl.grid, device=device)
-    initial = resample(asl.data, asl.affine, target, order=1)
-    return reconstruct(asl.data, operator, t1_on_target, settings=settings, initial=initial)
+    grid = reconstruction_grid(asl.grid, target, acquisition)
+    t1 = t1_on_target if grid == target else resample(t1_on_target, target.affine, grid, order=1)
+    operator = AcquisitionOperator(acquisition, grid, asl.grid, device=device)
+    initial = resample(asl.data, asl.affine, grid, order=1)
+    result = reconstruct(asl.data, operator, t1, settings=settings, initial=initial)
+    if grid == target:
+        return result
+    return replace(result, image=resample_average(result.image, grid.affine, target).astype(np.float32))
+
+
+def reconstruction_grid(asl_grid: Grid, target: Grid, acquisition: AcquisitionModel) -> Grid:
+    """``target``, unless a k-space model meets a target that does not split each ASL voxel into a whole
+    number of its voxels: then the ASL grid with each voxel split into the next whole number above the
+    zoom along each axis (3.75 mm ASL voxels and a 1.2 mm target, 3.125 per voxel: 4, voxels of 0.94 mm)."""
+    if acquisition.kind != "kspace":
+        return target
+    zoom = zoom_between(asl_grid, target)
+    if np.all(np.abs(zoom - np.round(zoom)) <= 1e-3):
+        return target
+    return asl_grid.zoomed(np.maximum(1.0, np.ceil(zoom - 1e-3)))
 
 
 def settings_from_config(config: Config) -> tuple[DTVSettings, AcquisitionModel]:
