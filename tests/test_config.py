@@ -10,6 +10,7 @@ def test_presets_differ_where_documented():
     assert fast.single_scale and fast.patch_size == 32
     assert fast.generator_init == "he" and paper.generator_init == "pytorch"
     assert fast.grad_clip_relative == 5.0 and paper.grad_clip_relative is None  # the paper clips nothing
+    assert fast.max_scale_factor == 2.0 and paper.max_scale_factor is None  # the paper learns the whole zoom
     assert set(PRESETS) >= {"paper", "fast"}
 
 

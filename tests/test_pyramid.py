@@ -1,6 +1,9 @@
+import doctest
+
 import numpy as np
 import pytest
 
+from aslsr import pyramid
 from aslsr.grids import Grid
 from aslsr.io import Volume
 from aslsr.pyramid import Normalizer, build_pyramid, count_scales, scale_factors, scale_grids, zoom_between
@@ -15,6 +18,18 @@ def test_zoom_and_factor_for_the_papers_experiment_1():
     zoom = zoom_between(lr, nr)
     np.testing.assert_allclose(zoom, [2, 2, 1])
     np.testing.assert_allclose(scale_factors(zoom), [2, 2, 1])
+
+
+def test_the_default_target_from_the_lr_is_learnt_as_at_most_a_doubling_when_capped():
+    lr, t1_grid = _grid((64, 48, 48), (3.75, 3.75, 2.5)), _grid((240, 180, 120), (1.0, 1.0, 1.0))
+    zoom = zoom_between(lr, t1_grid)
+    np.testing.assert_allclose(scale_factors(zoom), [3.75, 3.75, 2.5])
+    np.testing.assert_allclose(scale_factors(zoom, cap=2.0), [2, 2, 2])
+
+
+def test_docstring_examples():
+    result = doctest.testmod(pyramid, raise_on_error=False)
+    assert result.failed == 0 and result.attempted >= 2
 
 
 @pytest.mark.parametrize("shape", [(33, 25, 17), (64, 48, 48), (21, 9, 40)])

@@ -85,6 +85,16 @@ def test_plan_follows_zoom_axes(inputs):
     assert all(g.shape[0] == asl.grid.shape[0] for g in grids)
 
 
+def test_a_capped_plan_learns_at_most_the_cap_per_axis_and_an_explicit_factor_wins(inputs):
+    asl, _, _ = inputs
+    capped = dataclasses.replace(preset("test"), max_scale_factor=2.0)
+    factor, grids = plan_scales(asl.grid, np.array([3.75, 1.5, 1.0]), capped)
+    np.testing.assert_allclose(factor, [2.0, 1.5, 1.0])
+    np.testing.assert_allclose(grids[-2].voxel_size, asl.grid.voxel_size * [2.0, 1.5, 1.0])
+    explicit = dataclasses.replace(capped, scale_factor=(3.0, 3.0, 3.0))
+    np.testing.assert_allclose(plan_scales(asl.grid, np.array([3.75, 1.5, 1.0]), explicit)[0], [3.0, 3.0, 3.0])
+
+
 def test_finest_generator_learns_to_reduce_the_training_error(inputs):
     """A few dozen iterations must lower the MSE of G_N against x_N below the first logged value."""
     asl, t1, zoom = inputs

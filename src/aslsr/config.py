@@ -31,6 +31,7 @@ class Config:
 
     # Pyramid: x_n is the LR ASL downsampled by scale_factor**(N - n).
     scale_factor: tuple[float, float, float] | None = None  # per voxel axis; None = the SR zoom per axis
+    max_scale_factor: float | None = None  # with scale_factor None: the SR zoom capped at this per axis (None: no cap)
     n_scales: int | None = None  # None: as many as min_size_voxels allows, at most max_scales
     max_scales: int = 3
     min_size_voxels: int = 12  # smallest size of a downsampled axis at the coarsest scale
@@ -206,6 +207,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         # the guard's roll-backs never reach Adam's state: no roll-back in 26 runs (without it 2 in 26); the mean
         # moved +0.04 dB on the tune half and -0.03 on the report half (BENCHMARKS.md 2026-12-06 late).
         "grad_clip_relative": 5.0,
+        # The generator learns the step from x_{N-1} to the LR; at a zoom of 3.75 x 3.75 x 2.5 (LR to the T1's 1 mm, the
+        # default target) x_{N-1} had 14 x 14 x 6 mm voxels and the SR fell behind dTV on 3 of 4 phantoms. Learning at
+        # most a doubling per axis: +0.2 to +1.0 dB at 1 mm on all 4 (BENCHMARKS.md 2026-12-06 night 2); zooms up to 2
+        # (the panel, experiment 1) are unchanged.
+        "max_scale_factor": 2.0,
     },
     # Seconds-long runs for tests only.
     "test": {
@@ -269,6 +275,7 @@ _weight = checks.number(0.0, 1e6)
 #: One check per field of :class:`Config` (type, sign, range); a new field needs one line here.
 FIELD_CHECKS: dict[str, checks.Check] = {
     "scale_factor": checks.optional(checks.sequence(checks.number(1.0, 8.0), length=3)),
+    "max_scale_factor": checks.optional(checks.number(1.0, 8.0, above=True)),
     "n_scales": checks.optional(checks.integer(1, MAX_SCALES)),
     "max_scales": checks.integer(1, MAX_SCALES),
     "min_size_voxels": checks.integer(4, 4096),

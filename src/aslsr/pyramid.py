@@ -75,10 +75,19 @@ def zoom_between(source: Grid, target: Grid) -> np.ndarray:
     return np.linalg.norm(source_in_target, axis=0)
 
 
-def scale_factors(zoom: np.ndarray, tolerance: float = 1.05) -> np.ndarray:
-    """Per-axis factor r between pyramid scales: the zoom where it enlarges, else 1."""
+def scale_factors(zoom: np.ndarray, tolerance: float = 1.05, cap: float | None = None) -> np.ndarray:
+    """Per-axis factor r between pyramid scales: the zoom where it enlarges (at most ``cap``), else 1.
+
+    Examples
+    --------
+    >>> scale_factors(np.array([2.0, 2.0, 1.0])).tolist()
+    [2.0, 2.0, 1.0]
+    >>> scale_factors(np.array([3.75, 3.75, 2.5]), cap=2.0).tolist()
+    [2.0, 2.0, 2.0]
+    """
     zoom = np.asarray(zoom, dtype=np.float64)
-    return np.where(zoom > tolerance, zoom, 1.0)
+    factor = np.where(zoom > tolerance, zoom, 1.0)
+    return factor if cap is None else np.minimum(factor, cap)
 
 
 def count_scales(shape: tuple[int, int, int], factor: np.ndarray, *, min_size: int, max_scales: int) -> int:

@@ -39,7 +39,10 @@ from .sampling import PatchSampler
 
 def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.ndarray, list[Grid]]:
     """Factor between scales and the grids x_0..x_N for an SR zoom (per LR voxel axis)."""
-    factor = np.asarray(config.scale_factor, dtype=np.float64) if config.scale_factor else scale_factors(zoom)
+    if config.scale_factor:
+        factor = np.asarray(config.scale_factor, dtype=np.float64)
+    else:
+        factor = scale_factors(zoom, cap=config.max_scale_factor)
     if np.all(factor <= 1.0):
         factor = np.full(3, 4.0 / 3.0)  # same-grid denoising: fall back to SinGAN's factor
     n_scales = config.n_scales or count_scales(
