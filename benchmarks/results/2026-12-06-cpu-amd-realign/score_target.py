@@ -1,9 +1,13 @@
 """Score run folders against a phantom's 1 mm truth brought onto each run's target grid (brain, lesion)."""
+
 import sys
+
 import numpy as np
-from aslsr.io import load_volume
-from aslsr.grids import resample, resample_average
+
 from aslsr import metrics
+from aslsr.grids import resample, resample_average
+from aslsr.io import load_volume
+
 case, runs = sys.argv[1], sys.argv[2:]
 truth = load_volume(f"{case}/truth_1mm.nii.gz")
 m = load_volume(f"{case}/mask.nii.gz", allow_constant=True)
@@ -15,4 +19,7 @@ for run in runs:
     mask = resample(m.data.astype(np.float32), m.affine, grid, order=1) > 0.5
     lesion = resample(les.data.astype(np.float32), les.affine, grid, order=1) > 0.5
     r = metrics.evaluate(ref, {k: v.data for k, v in preds.items()}, mask=mask, lesion=lesion)
-    print(run, grid.shape, " ".join(f"{k} {v['psnr_brain']:.2f}/{v['ssim_brain']:.4f}/{100 * v['lesion_contrast_error']:.1f}%" for k, v in r.items()))
+    cells = [
+        f"{k} {v['psnr_brain']:.2f}/{v['ssim_brain']:.4f}/{100 * v['lesion_contrast_error']:.1f}%" for k, v in r.items()
+    ]
+    print(run, grid.shape, " ".join(cells))
