@@ -198,6 +198,11 @@ def save_itk_transform(result: RegistrationResult | np.ndarray, path: str | os.P
     return path
 
 
+def itk_seed(seed: int) -> int:
+    """A non-zero ITK seed (SimpleITK reads seed 0 as "use the wall clock", which is not repeatable)."""
+    return int(seed) % (2**32 - 1) + 1
+
+
 # ----------------------------------------------------------------------------- internals
 
 
@@ -264,11 +269,6 @@ def _shrink_factors(grid: Grid) -> list[int]:
             factor -= 1
         factors.append(factor)
     return factors
-
-
-def itk_seed(seed: int) -> int:
-    """A non-zero ITK seed (SimpleITK reads seed 0 as "use the wall clock", which is not repeatable)."""
-    return int(seed) % (2**32 - 1) + 1
 
 
 def _percentage(n_voxels: float) -> float:
