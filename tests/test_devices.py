@@ -1,6 +1,10 @@
 """Device selection (the CUDA path runs where a GPU is present and is skipped otherwise) and torch's
 process-wide state around training (aslsr.devices)."""
 
+import ctypes
+import ctypes.util
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +14,7 @@ from aslsr.config import preset, replace
 from aslsr.devices import (
     compute_layout,
     cpu_has_bfloat16,
+    keep_freed_memory,
     resolve_device,
     scoped_torch_state,
     seed_everything,
@@ -130,3 +135,29 @@ def test_torch_threads_sets_and_restores_the_count_and_none_leaves_it():
         with torch_threads(None):
             assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+        + ("keepcost",)
+    ]
+
+
+def _mmapped_bytes() -> int:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().hblkhd)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_keep_freed_memory_serves_large_tensors_from_the_heap_not_fresh_mappings():
+    size = 64 * 2**20  # bytes: above glibc's largest automatic mmap threshold (32 MiB)
+    assert keep_freed_memory()
+    before = _mmapped_bytes()
+    block = torch.ones(size // 4)
+    assert _mmapped_bytes() - before < size  # from the heap, not a new mapping
+    del block
+    again = torch.zeros(size // 4)
+    assert _mmapped_bytes() - before < size and float(again.sum()) == 0.0

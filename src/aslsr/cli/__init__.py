@@ -7,6 +7,8 @@ stderr and exit code 2.
 The command line configures :mod:`logging` (the library only logs): messages of the ``aslsr``
 loggers go to stderr, INFO and above by default, WARNING and above with ``--quiet`` (which also
 switches progress bars off), DEBUG with ``-v``. ``--quiet`` and ``-v`` work before or after the command.
+It also lets glibc's malloc keep freed memory for reuse in its own process
+(:func:`aslsr.devices.keep_freed_memory`: the same results, a 1 mm run about a sixth faster).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import sys
 
 from .._version import __version__
+from ..devices import keep_freed_memory
 from ..errors import InputError, TrainingError
 from ..progress import write_line
 
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.quiet, args.verbose = verbosity(args)
     configure_logging(quiet=args.quiet, verbose=args.verbose)
+    keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except InputError as error:
