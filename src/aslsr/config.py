@@ -104,7 +104,8 @@ class Config:
     dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
     dtv_iterations: int = 500  # at most; stops earlier at a relative change below 1e-4 per 10 iterations
     acquisition: str = "box"  # box | gaussian | kspace | auto: how the LR ASL was formed; dTV uses it as its operator,
-    # the generator sees the LR as its box equivalent (acquisition.box_equivalent); auto: kspace with a fitted
+    # the generator's chain sees the LR as its box equivalent (acquisition.box_equivalent; beyond the learnt zoom
+    # it refines the dTV through this model: generate.refines_acquisition_dtv); auto: kspace with a fitted
     # Tukey window when the background noise shows a k-space filter, else box (acquisition_estimate.py)
     acquisition_fwhm_mm: float | None = None  # gaussian in-plane FWHM (mm); None: the ASL in-plane voxel size
     acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness

@@ -23,7 +23,7 @@ from .devices import resolve_device
 from .grids import Grid, resample_average
 from .io import Volume
 from .model import Model
-from .pyramid import bring_up
+from .pyramid import bring_up, zoom_between
 
 
 def super_resolve(
@@ -39,18 +39,22 @@ def super_resolve(
     """The SR image on ``target`` (same units as ``asl``): G_N(asl brought up, t1 on target).
 
     ``t1_on_target``: the registered T1 already averaged onto ``target``, when the caller has it;
-    ``dtv_on_target``: the box-model dTV reconstruction there, the generator's input when it was trained
-    to refine it (``input_source = "dtv"``; computed when not given). The generator's chain sees the LR
-    as a box-average acquisition (:func:`as_box_acquisition`).
+    ``dtv_on_target``: the dTV reconstruction there that the generator refines when it was trained to
+    (``input_source = "dtv"``; computed when not given): the one :func:`refines_acquisition_dtv` picks.
+    The rest of the generator's chain sees the LR as a box-average acquisition (:func:`as_box_acquisition`).
     """
     config = model.config
     device = device or resolve_device(config.device)
     normalizer = model.normalizer
     prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
-    asl = as_box_acquisition(asl, config)
+    acquired, asl = asl, as_box_acquisition(asl, config)
     if config.input_source == "dtv":
         if dtv_on_target is None:
-            dtv_on_target = dtv_baseline(asl, prior, target, replace(config, acquisition="box"), device=device).image
+            if refines_acquisition_dtv(model, acquired.grid, target):
+                dtv_on_target = dtv_baseline(acquired, prior, target, config, device=device).image
+            else:
+                box = replace(config, acquisition="box")
+                dtv_on_target = dtv_baseline(asl, prior, target, box, device=device).image
         upsampled = dtv_on_target
     else:
         upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)
@@ -62,6 +66,23 @@ def super_resolve(
         sigma = config.consistency_sigma_voxels if config.consistency == "lowpass" else 0.0
         sr = enforce_consistency(sr, target, asl, sigma_lr_voxels=sigma)
     return sr
+
+
+def refines_acquisition_dtv(model: Model, asl_grid: Grid, target: Grid) -> bool:
+    """Whether G_N refines the dTV made through the run's acquisition model (the run's ``dtv.nii.gz``)
+    rather than the box-model dTV of the LR's box equivalent, the kind of input it was trained on.
+
+    The same for a box model. Otherwise: only where ``target`` is finer than the generator learnt (the
+    zoom from ``asl_grid`` above its factor along some axis, as at the T1's 1 mm with the factor capped
+    at 2). At the learnt zoom its input is what it was trained on; beyond, no input is, and the finer
+    the grid, the more the shape of the PSF matters: on k-space phantoms at the T1's 1-1.2 mm the
+    acquisition-model dTV was 0.5-1.8 dB above the box equivalent's and the SR on it 0.2-1.7 dB higher,
+    while at the learnt zoom of 2 it was worse at low SNR (BENCHMARKS.md, 2026-12-07).
+    """
+    if model.config.acquisition == "box":
+        return True
+    zoom = zoom_between(asl_grid, target)
+    return bool(np.any(zoom > np.asarray(model.factor, dtype=np.float64) * 1.05))
 
 
 #: The 8 flips of three voxel axes (each a tuple of the axes it reverses; () is the identity).

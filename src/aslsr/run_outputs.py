@@ -21,7 +21,7 @@ from ._version import __version__
 from .config import Config
 from .errors import TrainingError
 from .figure_qc import qc_figure
-from .generate import super_resolve
+from .generate import refines_acquisition_dtv, super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, save_json, save_volume
 from .model import Model
@@ -72,7 +72,7 @@ def write_outputs(
             target_grid,
             device=device,
             t1_on_target=t1_on_target,
-            dtv_on_target=dtv_result.image if config.acquisition == "box" else None,  # else: dTV of the box equivalent
+            dtv_on_target=dtv_result.image if refines_acquisition_dtv(model, asl.grid, target_grid) else None,
         )
     if sr is not None and not np.all(np.isfinite(sr)):
         raise TrainingError("the super-resolved image has non-finite values; training diverged")
