@@ -47,10 +47,12 @@ def keep_freed_memory() -> bool:
     Torch allocates each intermediate of a volume anew. glibc serves an allocation above its mmap
     threshold (at most 32 MiB) with a fresh ``mmap`` and unmaps it on ``free``, so every PDHG iteration of
     dTV and every convolution on a 1 mm volume (a 240 x 180 x 120 float32 array is 20 MiB) faults its
-    pages in again: on a 2-core CPU the default target's dTV spent 72 of its 186 CPU seconds in the
-    kernel. With both thresholds at 2 GiB the memory is reused (the same arithmetic, the same results);
-    PyTorch's CPU tuning guide gets the same with jemalloc or tcmalloc. The command line calls this for
-    its own process; a notebook may. Returns whether it applied (False off glibc, e.g. macOS, Windows, musl).
+    pages in again: on a 2-core CPU the default target's dTV spent 65 of its 162 CPU seconds in the
+    kernel (BENCHMARKS.md, 2026-12-07). With both thresholds at 2 GiB the memory is reused (the same
+    arithmetic, the same results; a higher peak, as the heap fragments). PyTorch's CPU tuning guide gets
+    the same with jemalloc or tcmalloc. The command line calls this for its own process (not in Dask
+    workers, whose memory Dask watches and trims); a notebook may. Returns whether it applied (False off
+    glibc, e.g. macOS, Windows, musl).
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -8,7 +8,7 @@ The command line configures :mod:`logging` (the library only logs): messages of 
 loggers go to stderr, INFO and above by default, WARNING and above with ``--quiet`` (which also
 switches progress bars off), DEBUG with ``-v``. ``--quiet`` and ``-v`` work before or after the command.
 It also lets glibc's malloc keep freed memory for reuse in its own process
-(:func:`aslsr.devices.keep_freed_memory`: the same results, a 1 mm run about a sixth faster).
+(:func:`aslsr.devices.keep_freed_memory`: the same results; a 1 mm run took 4:43 instead of 5:29).
 """
 
 from __future__ import annotations
