@@ -151,7 +151,12 @@ def _mmapped_bytes() -> int:
     return int(libc.mallinfo2().hblkhd)
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def _glibc_with_mallinfo2() -> bool:
+    name, version = platform.libc_ver()
+    return platform.system() == "Linux" and name == "glibc" and tuple(map(int, version.split(".")[:2])) >= (2, 33)
+
+
+@pytest.mark.skipif(not _glibc_with_mallinfo2(), reason="glibc's malloc only (mallinfo2: glibc 2.33 or later)")
 def test_keep_freed_memory_serves_large_tensors_from_the_heap_not_fresh_mappings():
     size = 64 * 2**20  # bytes: above glibc's largest automatic mmap threshold (32 MiB)
     assert keep_freed_memory()
