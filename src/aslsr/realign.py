@@ -33,6 +33,8 @@ STRIDE = 2
 #: Share of the voxels (random, seeded) on which the metric is evaluated: 2.7x faster than all of
 #: them in a trial on the phantom's series, with transforms within 0.02 mm of theirs.
 SAMPLING_FRACTION = 0.25
+#: The optimiser's step floor: 1e-3 left 0.27-0.28 mm of error on a known motion, 1e-4 0.015 mm (BENCHMARKS.md).
+MIN_STEP = 1e-4
 #: Shrink factors and smoothing (in voxels) of the two resolution levels.
 SHRINK_FACTORS = (2, 1)
 SMOOTHING_VOXELS = (1.0, 0.0)
@@ -106,12 +108,20 @@ class SeriesAligner:
 
 
 def register_volume(
-    fixed: sitk.Image, moving: sitk.Image, centre: np.ndarray, *, mutual_information: bool = False, seed: int = 0
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    centre: np.ndarray,
+    *,
+    mutual_information: bool = False,
+    seed: int = 0,
+    sampling: float | None = SAMPLING_FRACTION,
+    min_step: float = MIN_STEP,
 ) -> sitk.Euler3DTransform:
     """The rigid transform (ITK, LPS, fixed -> moving points) that best aligns ``moving`` with ``fixed``.
 
-    ``centre``: the rotation centre in LPS mm. Starts from the identity; if the optimiser fails
-    (e.g. no overlap), the identity is returned (the volume is then taken as not moved).
+    ``centre``: the rotation centre in LPS mm. ``sampling``: the fraction of voxels the metric samples
+    (seeded; None: all); ``min_step``: the optimiser's step floor. Starts from the identity; if the
+    optimiser fails (e.g. no overlap), the identity is returned (the volume is then taken as not moved).
     """
     transform = sitk.Euler3DTransform()
     transform.SetCenter([float(v) for v in centre])
@@ -120,15 +130,20 @@ def register_volume(
         method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     else:
         method.SetMetricAsCorrelation()
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_FRACTION, itk_seed(seed))
+    if sampling is not None:
+        method.SetMetricSamplingStrategy(method.RANDOM)
+        method.SetMetricSamplingPercentage(sampling, itk_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetNumberOfThreads(1)
     method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS))
     method.SetSmoothingSigmasPerLevel(list(SMOOTHING_VOXELS))
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-4, numberOfIterations=200, relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8
+        learningRate=1.0,
+        minStep=min_step,
+        numberOfIterations=200,
+        relaxationFactor=0.5,
+        gradientMagnitudeTolerance=1e-8,
     )
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetInitialTransform(transform, inPlace=True)
