@@ -23,7 +23,7 @@ from .devices import resolve_device
 from .grids import Grid, resample_average
 from .io import Volume
 from .model import Model
-from .pyramid import bring_up, zoom_between
+from .pyramid import ZOOM_TOLERANCE, bring_up, zoom_between
 
 
 def super_resolve(
@@ -82,7 +82,7 @@ def refines_acquisition_dtv(model: Model, asl_grid: Grid, target: Grid) -> bool:
     if model.config.acquisition == "box":
         return True
     zoom = zoom_between(asl_grid, target)
-    return bool(np.any(zoom > np.asarray(model.factor, dtype=np.float64) * 1.05))
+    return bool(np.any(zoom > np.asarray(model.factor, dtype=np.float64) * ZOOM_TOLERANCE))
 
 
 #: The 8 flips of three voxel axes (each a tuple of the axes it reverses; () is the identity).

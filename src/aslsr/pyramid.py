@@ -75,7 +75,11 @@ def zoom_between(source: Grid, target: Grid) -> np.ndarray:
     return np.linalg.norm(source_in_target, axis=0)
 
 
-def scale_factors(zoom: np.ndarray, tolerance: float = 1.05, cap: float | None = None) -> np.ndarray:
+#: A zoom within this ratio of 1 (or of the learnt factor) counts as none: grids that differ by rounding.
+ZOOM_TOLERANCE = 1.05
+
+
+def scale_factors(zoom: np.ndarray, tolerance: float = ZOOM_TOLERANCE, cap: float | None = None) -> np.ndarray:
     """Per-axis factor r between pyramid scales: the zoom where it enlarges (at most ``cap``), else 1.
 
     Examples
