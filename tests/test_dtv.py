@@ -77,6 +77,33 @@ def test_small_lambda_reproduces_the_lr_data():
     assert np.sqrt(np.mean((resample_average(spline, fine.affine, lr) - y) ** 2)) > 0.05
 
 
+def test_the_default_step_ratio_reaches_the_minimum_of_the_objective_sooner():
+    """The step ratio changes the path, not the minimiser: ratio 1 (equal steps) after 20000 iterations and the
+    default ratio after 3000 end at one objective value, below that of small perturbations of the solution; after
+    the same 2000 iterations the default is the closer to it (float64, a 2x zoom with the T1's edges)."""
+    rng = np.random.default_rng(2)
+    fine = Grid((24, 20, 12), np.diag([1.5, 1.5, 2.0, 1.0]))
+    lr = fine.with_voxel_size((3.0, 3.0, 4.0))
+    anatomy = _blocks(fine.shape).astype(float)
+    operator = AcquisitionOperator(AcquisitionModel(), fine, lr, dtype=torch.float64)
+    y = operator.apply(anatomy) + 0.1 * rng.standard_normal(lr.shape)
+    initial = resample(y, lr.affine, fine, order=1)
+
+    def solve(ratio: float, iterations: int) -> tuple[np.ndarray, float]:
+        settings = dtv.DTVSettings(step_ratio=ratio, iterations=iterations, tolerance=0.0)
+        image = dtv.reconstruct(y, operator, anatomy, settings=settings, initial=initial).image.astype(float)
+        return image, dtv.objective(image, y, operator, anatomy, settings=settings)
+
+    assert dtv.DTVSettings().step_ratio < 1.0
+    image, minimum = solve(dtv.DTVSettings().step_ratio, 3000)
+    assert solve(1.0, 20000)[1] == pytest.approx(minimum, rel=3e-5)
+    for _ in range(3):
+        assert dtv.objective(image + 0.02 * rng.standard_normal(image.shape), y, operator, anatomy) > minimum
+    equal_steps, default = solve(1.0, 2000)[1], solve(dtv.DTVSettings().step_ratio, 2000)[1]
+    assert default - minimum < 0.1 * (equal_steps - minimum)
+    assert dtv.objective(initial, y, operator, anatomy) > 1.1 * minimum
+
+
 @pytest.mark.parametrize("kind", ["box", "kspace"])
 def test_edges_shared_with_the_t1_are_recovered_better_than_by_interpolation(kind):
     """Piecewise-constant CBF whose edges are the T1's edges (other contrasts), acquired with

@@ -10,7 +10,7 @@ from aslsr.errors import InputError
 from aslsr.generate import enforce_consistency, super_resolve
 from aslsr.grids import resample_average
 from aslsr.io import load_volume
-from aslsr.model import Model, apply_generator
+from aslsr.model import Model, _tile_plan, apply_generator
 from aslsr.networks import Generator
 from aslsr.pyramid import zoom_between
 from aslsr.train import train
@@ -97,6 +97,19 @@ def test_tiling_blends_back_to_the_whole_volume():
     config = preset("test", tile_size=12, tile_overlap=4)
     out = apply_generator(generator, image, t1, config=config, device=torch.device("cpu"))
     np.testing.assert_allclose(out, image, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [17, 128, 129, 180, 240, 300, 517])
+def test_tiles_cover_each_axis_with_the_overlap_and_no_longer_than_needed(size):
+    length, starts, overlap = _tile_plan(size, 128, 16)
+    assert length <= 128 and starts[0] == 0 and starts[-1] + length == size
+    assert all(b - a <= length - overlap for a, b in zip(starts, starts[1:]))  # neighbours share >= overlap voxels
+    if len(starts) > 1:
+        assert overlap == 16 and length % 4 == 0
+        assert len(starts) == -(-(size - 16) // 112)  # as few tiles as 128-voxel tiles need
+        shorter = length - 4  # ... and the next shorter length could not cover the axis with as many
+        assert len(starts) * shorter - (len(starts) - 1) * 16 < size
+    assert _tile_plan(180, 128, 16)[:2] == (100, [0, 80])  # not two tiles of 128 (1.3x the voxels)
 
 
 def test_tiled_and_whole_generation_agree_for_a_trained_generator(trained):

@@ -102,7 +102,7 @@ class Config:
     dtv_lambda: float = 0.1  # TV weight in mm, for intensities relative to the ASL's 99th percentile
     dtv_gamma: float = 0.9  # 0: plain TV; towards 1: edges parallel to the T1's cost nothing
     dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
-    dtv_iterations: int = 500  # at most; stops earlier at a relative change below 1e-4 per 10 iterations
+    dtv_iterations: int = 500  # at most; stops earlier at a relative change below 3e-4 per 10 iterations
     acquisition: str = "box"  # box | gaussian | kspace | auto: how the LR ASL was formed; dTV uses it as its operator,
     # the generator's chain sees the LR as its box equivalent (acquisition.box_equivalent; beyond the learnt zoom
     # it refines the dTV through this model: generate.refines_acquisition_dtv); auto: kspace with a fitted

@@ -17,10 +17,12 @@ With the LR ASL y (normalised by s, the 99th percentile of |y|), the acquisition
 - |v|_eps: the Euclidean norm (eps = 0) or its Huber smoothing with eps relative to 1/mm.
 
 Solver: primal-dual hybrid gradient (Chambolle & Pock 2011, theta = 1), with both operators
-rescaled to unit norm (norm of A by power iteration, of P grad by its bound) and the step sizes
-set from the stacked operator's norm, estimated by power iteration; no step size to tune. It stops
-when the relative change of x over 10 iterations falls below ``tolerance`` or after ``iterations``.
-Torch tensors (float32) on CPU or CUDA.
+rescaled to unit norm (norm of A by power iteration, of P grad by its bound) and the steps set from
+the stacked operator's norm L (power iteration): tau = r / L, sigma = 1 / (r L). The ratio r = 0.1
+(image steps 100x smaller than dual steps) got closer to the minimum in 200 iterations than equal
+steps in 800 (a k-space phantom at 1 mm; BENCHMARKS.md 2026-12-07 afternoon); the minimiser does not
+depend on it. It stops when the relative change of x over 10 iterations falls below ``tolerance`` or
+after ``iterations``; :func:`objective` gives the value minimised. Torch tensors (float32) on CPU or CUDA.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class DTVSettings:
     ``gamma``: 0 = plain isotropic TV, towards 1 = edges parallel to the T1's are free;
     ``eta``: edge threshold relative to the 99th percentile of the T1 gradient magnitude;
     ``epsilon``: Huber smoothing of the norm, in (relative intensity)/mm, 0 = none;
-    ``iterations``: maximum PDHG iterations; ``tolerance``: relative change per 10 iterations to stop.
+    ``iterations``: maximum PDHG iterations; ``tolerance``: relative change per 10 iterations to stop;
+    ``step_ratio``: r in tau = r / L, sigma = 1 / (r L) (module docstring): the path, not the minimiser.
     """
 
     lam: float = Config.dtv_lambda
@@ -57,7 +60,8 @@ class DTVSettings:
     eta: float = Config.dtv_eta
     epsilon: float = 0.0
     iterations: int = Config.dtv_iterations
-    tolerance: float = 1e-4
+    tolerance: float = 3e-4
+    step_ratio: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +139,64 @@ def operator_norm(
     return float(np.sqrt(value))
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """The dTV problem in the solver's units: intensities divided by ``scale``, gradients per mm."""
+
+    y: Tensor  # LR data / scale
+    scale: float  # the 99th percentile of |y|, input units
+    c: float  # LR voxel volume / fine voxel volume
+    voxel_mm: tuple[float, float, float]
+    xi: Tensor  # the T1's normalised gradient, (3, *fine.shape)
+    eta_abs: float
+    gamma: float
+
+    def project(self, v: Tensor) -> Tensor:
+        """P(xi) v = v - gamma xi (xi . v); self-adjoint."""
+        return v.addcmul(self.xi, _dot3(self.xi, v), value=-self.gamma) if self.gamma else v
+
+
+def _problem(
+    y: np.ndarray, operator: AcquisitionOperator, anatomy: np.ndarray, settings: DTVSettings, anatomy_guided: bool
+) -> _Problem:
+    device, dtype = operator.device, operator.dtype
+    voxel_mm = tuple(float(v) for v in operator.fine.voxel_size)
+    y_t = torch.as_tensor(np.asarray(y), dtype=dtype, device=device)
+    scale = float(torch.quantile(y_t.abs().flatten().float(), 0.99))
+    c = abs(np.linalg.det(operator.lr.affine[:3, :3]) / np.linalg.det(operator.fine.affine[:3, :3]))
+    xi, eta_abs = directions(torch.as_tensor(np.asarray(anatomy), dtype=dtype, device=device), voxel_mm, settings.eta)
+    gamma = settings.gamma if anatomy_guided else 0.0
+    return _Problem(y_t / max(scale, 1e-30), scale, float(c), voxel_mm, xi, eta_abs, gamma)
+
+
+def objective(
+    image: np.ndarray,
+    y: np.ndarray,
+    operator: AcquisitionOperator,
+    anatomy: np.ndarray,
+    *,
+    settings: DTVSettings = DTVSettings(),
+    anatomy_guided: bool = True,
+) -> float:
+    """The dTV objective (module docstring) of ``image`` (fine grid, units of ``y``), in the solver's units.
+
+    ``0.5 * c * ||A x - y||^2 + lambda * sum |P(xi) grad x|_eps`` with x and y divided by the 99th percentile
+    of |y|: what :func:`reconstruct` minimises, to compare solutions (the lower, the closer to the minimiser).
+    """
+    problem = _problem(y, operator, anatomy, settings, anatomy_guided)
+    x = torch.as_tensor(np.asarray(image), dtype=operator.dtype, device=operator.device) / max(problem.scale, 1e-30)
+    residual = operator.forward(x) - problem.y
+    directional = problem.project(gradient(x, problem.voxel_mm))
+    norm = _dot3(directional, directional)
+    eps = settings.epsilon
+    if eps > 0:  # Huber: |v|^2 / (2 eps) below eps, |v| - eps / 2 above
+        magnitude = norm.sqrt()
+        penalty = torch.where(magnitude <= eps, norm / (2 * eps), magnitude - eps / 2)
+    else:
+        penalty = norm.sqrt()
+    return float(0.5 * problem.c * (residual * residual).sum() + settings.lam * penalty.sum())
+
+
 def reconstruct(
     y: np.ndarray,
     operator: AcquisitionOperator,
@@ -152,27 +214,13 @@ def reconstruct(
     """
     started = time.perf_counter()
     device, dtype = operator.device, operator.dtype
-    voxel_mm = tuple(float(v) for v in operator.fine.voxel_size)
-    y_t = torch.as_tensor(np.asarray(y), dtype=dtype, device=device)
-    scale = float(torch.quantile(y_t.abs().flatten().float(), 0.99))
+    problem = _problem(y, operator, anatomy, settings, anatomy_guided)
+    scale, c, voxel_mm, eta_abs = problem.scale, problem.c, problem.voxel_mm, problem.eta_abs
     if scale <= 0:
-        return DTVResult(
-            np.zeros(operator.fine.shape, np.float32),
-            0,
-            True,
-            0.0,
-            time.perf_counter() - started,
-            scale,
-            0.0,
-            str(device),
-        )
-    c = abs(np.linalg.det(operator.lr.affine[:3, :3]) / np.linalg.det(operator.fine.affine[:3, :3]))
-    data = y_t / scale * np.sqrt(c)  # the data term 0.5 * ||sqrt(c) A x - data||^2
-    gamma = settings.gamma if anatomy_guided else 0.0
-    xi, eta_abs = directions(torch.as_tensor(np.asarray(anatomy), dtype=dtype, device=device), voxel_mm, settings.eta)
-
-    def project(v: Tensor) -> Tensor:  # P(xi) v = v - gamma xi (xi . v); self-adjoint
-        return v.addcmul(xi, _dot3(xi, v), value=-gamma) if gamma else v
+        image = np.zeros(operator.fine.shape, np.float32)
+        return DTVResult(image, 0, True, 0.0, time.perf_counter() - started, scale, 0.0, str(device))
+    data = problem.y * np.sqrt(c)  # the data term 0.5 * ||sqrt(c) A x - data||^2
+    project = problem.project
 
     norm_a = np.sqrt(c) * operator_norm(
         operator.forward, operator.adjoint, torch.zeros(operator.fine.shape, dtype=dtype, device=device)
@@ -187,8 +235,8 @@ def reconstruct(
         return a_scale * operator.adjoint(p) + d_scale * gradient_adjoint(project(q), voxel_mm)
 
     if initial is None:
-        weight = operator.adjoint(torch.ones_like(y_t))
-        x = operator.adjoint(y_t / scale) / torch.clamp(weight, min=1e-6 * float(weight.max()))
+        weight = operator.adjoint(torch.ones_like(problem.y))
+        x = operator.adjoint(problem.y) / torch.clamp(weight, min=1e-6 * float(weight.max()))
     else:
         x = torch.as_tensor(np.asarray(initial), dtype=dtype, device=device) / scale
     norm_k = operator_norm(
@@ -196,7 +244,8 @@ def reconstruct(
         lambda w: adjoint(w[: data.numel()].view(data.shape), w[data.numel() :].view((3,) + tuple(x.shape))),
         x,
     )
-    tau = sigma = 0.99 / (norm_k * 1.01)
+    tau = 0.99 * settings.step_ratio / (norm_k * 1.01)
+    sigma = 0.99 / (settings.step_ratio * norm_k * 1.01)
     # sqrt(c) A = norm_a * A_hat, so the data term is (mu / 2) ||A_hat x - b||^2 with:
     mu, b = norm_a**2, data / norm_a
     bound = settings.lam / d_scale  # lambda * sum |P grad x| = (lambda / d_scale) * sum |D_hat x|

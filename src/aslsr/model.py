@@ -189,11 +189,10 @@ def apply_generator(
 ) -> np.ndarray:
     """Run a generator on whole 3D arrays (network units), tiling when larger than ``tile_size``."""
     generator = compute_layout(generator, device, channels_last=config.channels_last).eval()
-    shape = np.array(image.shape)
-    tile = np.minimum(shape, config.tile_size)
-    overlap = np.minimum(config.tile_overlap, tile // 4)
-    starts = [_tile_starts(n, t, o) for n, t, o in zip(shape, tile, overlap)]
-    window = _blend_window(tile, overlap)
+    plans = [_tile_plan(n, config.tile_size, config.tile_overlap) for n in image.shape]
+    tile = np.array([t for t, _, _ in plans])
+    starts = [s for _, s, _ in plans]
+    window = _blend_window(tile, np.array([o for _, _, o in plans]))
     total = np.zeros(image.shape, dtype=np.float32)
     weight = np.zeros(image.shape, dtype=np.float32)
     pair = np.stack([image, t1]).astype(np.float32)
@@ -209,12 +208,21 @@ def apply_generator(
     return total / weight
 
 
-def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    if tile >= size:
-        return [0]
-    step = max(1, tile - overlap)
-    starts = list(range(0, size - tile, step))
-    return starts + [size - tile]
+def _tile_plan(size: int, tile_size: int, overlap: int) -> tuple[int, list[int], int]:
+    """Tiles along one axis of ``size`` voxels: (tile length, starts, overlap used), all in voxels.
+
+    As few tiles as ``tile_size`` allows with at least ``overlap`` shared voxels (at most a quarter of a tile),
+    then the shortest length that covers the axis with that many (a multiple of 4, the U-Net's pooling), spread
+    evenly: 180 voxels in tiles of at most 128 are two tiles of 100, not two of 128.
+    """
+    if size <= tile_size:
+        return size, [0], 0
+    overlap = min(overlap, tile_size // 4)
+    count = -(-(size - overlap) // (tile_size - overlap))
+    length = min(tile_size, -(-(size + (count - 1) * overlap) // count))
+    length = min(tile_size, size, -(-length // 4) * 4)
+    starts = np.round(np.linspace(0, size - length, count)).astype(int)
+    return length, [int(a) for a in starts], overlap
 
 
 def _blend_window(tile: np.ndarray, overlap: np.ndarray) -> np.ndarray:
