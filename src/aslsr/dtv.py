@@ -20,7 +20,7 @@ Solver: primal-dual hybrid gradient (Chambolle & Pock 2011, theta = 1), with bot
 rescaled to unit norm (norm of A by power iteration, of P grad by its bound) and the steps set from
 the stacked operator's norm L (power iteration): tau = r / L, sigma = 1 / (r L). The ratio r = 0.1
 (image steps 100x smaller than dual steps) got closer to the minimum in 200 iterations than equal
-steps in 800 (a k-space phantom at 1 mm; BENCHMARKS.md 2026-12-07 afternoon); the minimiser does not
+steps in 800 (a k-space phantom at 1 mm; BENCHMARKS.md 2026-12-07 morning); the minimiser does not
 depend on it. It stops when the relative change of x over 10 iterations falls below ``tolerance`` or
 after ``iterations``; :func:`objective` gives the value minimised. Torch tensors (float32) on CPU or CUDA.
 """
