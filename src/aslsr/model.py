@@ -219,8 +219,8 @@ def _tile_plan(size: int, tile_size: int, overlap: int) -> tuple[int, list[int],
         return size, [0], 0
     overlap = min(overlap, tile_size // 4)
     count = -(-(size - overlap) // (tile_size - overlap))
-    length = min(tile_size, -(-(size + (count - 1) * overlap) // count))
-    length = min(tile_size, size, -(-length // 4) * 4)
+    covering = -(-(size + (count - 1) * overlap) // count)
+    length = min(tile_size, size, -(-covering // 4) * 4)
     starts = np.round(np.linspace(0, size - length, count)).astype(int)
     return length, [int(a) for a in starts], overlap
 
