@@ -49,6 +49,7 @@ def with_threads(args: list[str], threads: int, toml_path: Path) -> list[str]:
     if "--config" in args:
         at = args.index("--config")
         settings = tomllib.loads(Path(args[at + 1]).read_text())
+        settings = dict(settings.get("aslsr", settings))  # an [aslsr] table, as aslsr's own reader takes it
         del args[at : at + 2]
     settings.setdefault("threads", threads)
     toml_path.parent.mkdir(parents=True, exist_ok=True)

@@ -176,9 +176,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         # tune half the 200 more gained 0 to +0.14 dB per run (never less), where the held-out loss still fell
         # (BENCHMARKS.md 2026-12-06).
         "iterations": (800,),
-        # ... and up to 800 more, 200 at a time, while the held-out loss still falls by 1 % per 200 steps: where a
-        # run had not converged at 800, the seed decided up to 0.43 dB (BENCHMARKS.md 2026-12-06 afternoon).
-        "extend_iterations": 800,
+        # ... and 200 more if the held-out loss still fell by 1 % over the last 200: where a run had not converged at
+        # 800, the seed decided up to 0.43 dB (BENCHMARKS.md 2026-12-06 afternoon). Up to 800 more (1600 in all) took a
+        # run to the T1's 1 mm to 5:51 on two cores, and its last 600 steps gained nothing there (-0.03 dB) and 0.07 dB
+        # at the learnt zoom (BENCHMARKS.md 2026-12-07 late morning).
+        "extend_iterations": 200,
         "adam_betas": (0.9, 0.999),  # GAN's beta1 0.5 let one outlier patch move every weight ~16x lr (BENCHMARKS.md)
         # No low-pass loss term: it doubled the weight on the output's lowest frequencies, the mode whose growing
         # oscillation made every guard roll-back (BENCHMARKS.md); the dTV input and the consistency step hold them.
