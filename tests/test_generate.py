@@ -195,6 +195,35 @@ def test_beyond_the_learnt_zoom_the_generator_refines_the_dtv_through_the_acquis
     assert refines_acquisition_dtv(model, asl.grid, nr.grid)
 
 
+def test_beyond_the_learnt_zoom_on_box_data_a_share_of_the_sr_is_made_where_the_generator_learnt(trained):
+    import dataclasses
+
+    from aslsr.baselines import interpolate
+    from aslsr.generate import learnt_zoom_share
+    from aslsr.io import Volume
+
+    model, asl, nr, t1 = trained
+
+    def with_settings(**settings):
+        return dataclasses.replace(model, config=dataclasses.replace(model.config, **settings))
+
+    learnt = asl.grid.zoomed(model.factor)
+    finer = asl.grid.zoomed(model.factor * np.array([2.0, 1.0, 1.0]))  # beyond the learnt zoom along one axis
+    assert model.config.acquisition == "box"
+    assert learnt_zoom_share(with_settings(learnt_zoom_share=0.25), asl.grid, finer) == 0.25
+    assert learnt_zoom_share(with_settings(learnt_zoom_share=0.25), asl.grid, learnt) == 0.0  # where it learnt
+    assert learnt_zoom_share(with_settings(learnt_zoom_share=0.25, acquisition="kspace"), asl.grid, finer) == 0.0
+    assert learnt_zoom_share(with_settings(learnt_zoom_share=0.0), asl.grid, finer) == 0.0
+    on_target = super_resolve(with_settings(learnt_zoom_share=0.0), asl, t1, finer)
+    at_learnt = super_resolve(with_settings(learnt_zoom_share=0.0), asl, t1, learnt)
+    brought = interpolate(Volume(at_learnt, learnt), finer, "spline")
+    blended = super_resolve(with_settings(learnt_zoom_share=0.25), asl, t1, finer)
+    scale = float(np.abs(on_target).max())
+    np.testing.assert_allclose(blended, 0.75 * on_target + 0.25 * brought, rtol=1e-5, atol=1e-5 * scale)
+    assert np.abs(on_target - brought).max() > 1e-3 * scale  # the two SRs differ, so the share shows
+    assert np.array_equal(super_resolve(with_settings(learnt_zoom_share=0.25), asl, t1, learnt), at_learnt)
+
+
 def test_flip_ensemble_examples():
     import doctest
 

@@ -94,6 +94,10 @@ class Config:
     consistency: str = "lowpass"  # off | full | lowpass: make the SR averaged onto the LR grid agree with the LR
     consistency_sigma_voxels: float = 1.0  # "lowpass": Gaussian sigma (LR voxels) of the part made to agree
     flip_ensemble: bool = False  # average G_N over the 8 flips of its inputs' voxel axes (8x generation time)
+    # On a target finer than the zoom G_N learnt, with a box acquisition model: the SR is (1 - share) x G_N applied
+    # on the target + share x G_N applied on the grid it learnt, brought to the target by cubic spline
+    # (generate.learnt_zoom_share). 0: G_N on the target only.
+    learnt_zoom_share: float = 0.0
     tile_size: int = 128  # voxels per side when generating large volumes in tiles
     tile_overlap: int = 16
 
@@ -145,6 +149,7 @@ MODEL_SETTINGS: tuple[str, ...] = (
     "consistency",
     "consistency_sigma_voxels",
     "flip_ensemble",
+    "learnt_zoom_share",
     "dtv_lambda",
     "dtv_gamma",
     "dtv_eta",
@@ -215,6 +220,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         # most a doubling per axis: +0.2 to +1.0 dB at 1 mm on all 4 (BENCHMARKS.md 2026-12-06 night 2); zooms up to 2
         # (the panel, experiment 1) are unchanged.
         "max_scale_factor": 2.0,
+        # Beyond that learnt zoom on box data, G_N applied where it learnt and brought up by spline beat G_N applied
+        # on the target by 0.9-1.0 dB on 2 of 3 tune variants at 1 mm (level on the third); their plain mean was
+        # better still on all 3 (+0.16 to +1.09 dB). With another acquisition model G_N refines the dTV through it
+        # on the target, and the mean was mixed (-0.48 to +0.51 dB on 3 tune cases): not blended (BENCHMARKS.md
+        # 2026-12-07 late morning).
+        "learnt_zoom_share": 0.5,
     },
     # Seconds-long runs for tests only.
     "test": {
@@ -324,6 +335,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "consistency": checks.choice("off", "full", "lowpass"),
     "consistency_sigma_voxels": checks.number(0.0, 100.0),
     "flip_ensemble": checks.boolean(),
+    "learnt_zoom_share": checks.number(0.0, 1.0),
     "flip_augment": checks.boolean(),
     "generator_init": checks.choice("pytorch", "he"),  # networks.INITS
     "tile_size": checks.integer(8, 4096),

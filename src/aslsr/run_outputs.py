@@ -21,7 +21,7 @@ from ._version import __version__
 from .config import Config
 from .errors import TrainingError
 from .figure_qc import qc_figure
-from .generate import refines_acquisition_dtv, super_resolve
+from .generate import learnt_zoom_share, refines_acquisition_dtv, super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, save_json, save_volume
 from .model import Model
@@ -120,6 +120,11 @@ def write_outputs(
         command=command,
     )
     report["lr_agreement"] = agreement
+    if model is not None:  # how sr.nii.gz was made from G_N (generate.py)
+        report["generation"] = {
+            "refines_acquisition_dtv": refines_acquisition_dtv(model, asl.grid, target_grid),
+            "learnt_zoom_share": learnt_zoom_share(model, asl.grid, target_grid),
+        }
     report["dtv"] = dtv_result.summary()
     report["asl"] = description
     report["resumed_from_checkpoint"] = resumed
