@@ -8,7 +8,7 @@ grid the generator learnt (the ASL grid zoomed by the model's factor; written to
 brought to the run's target by cubic-spline or linear interpolation. Prints PSNR / SSIM / worst-lesion contrast
 error in the brain against the 1 mm truth averaged onto the target for the run's SR ("sr"; with ``--regenerate``
 its model applied on the run's grid again by ``aslsr generate --like``, for runs made by older code), the two
-interpolated ones, the run's dTV and spline, and then the PSNR of (1 - w) direct + w (learnt + spline).
+interpolated ones, the run's dTV and spline, and then the PSNR and lesion error of (1 - w) sr + w (learnt + spline).
 """
 
 import subprocess
@@ -72,7 +72,9 @@ def main(scratch: Path, pairs: list[str], regenerate: bool) -> None:
         print(f"{run}: learnt grid {learnt.grid.voxel_size} mm -> target {target.voxel_size} mm: " + " | ".join(cells))
         blends = {f"w {w}": (1 - w) * images["sr"] + w * images["learnt+spline"] for w in (0.25, 0.5, 0.75)}
         mixed = metrics.evaluate(truth, blends, mask=mask)
-        print("    blends: " + " | ".join(f"{name} {s['psnr_brain']:.2f}" for name, s in mixed.items()), flush=True)
+        worst = worst_lesion_errors(truth, blends, mask, lesions)
+        cells = [f"{name} {s['psnr_brain']:.2f} / {100 * worst[name]:.1f} %" for name, s in mixed.items()]
+        print("    blends (PSNR / worst lesion error): " + " | ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
