@@ -59,7 +59,7 @@ def test_report_holds_config_timings_and_registration(run_dir):
         agreement["sr_rms"] / agreement["spline_rms"]
     )
     assert [s["scale"] for s in report["scales"]] == list(range(len(report["grids"]["scales"])))
-    assert report["generation"] == {"refines_acquisition_dtv": True, "learnt_zoom_share": 0.0}  # box, at the zoom learnt
+    assert report["generation"] == {"refines_acquisition_dtv": True, "learnt_zoom_share": 0.0}  # box, learnt zoom
     header = (run_dir / "losses.csv").read_text().splitlines()[0]
     assert header.startswith("scale,iteration,seconds,lr,loss_g,mse") and "validation" in header
 

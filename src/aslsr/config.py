@@ -222,9 +222,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_scale_factor": 2.0,
         # Beyond that learnt zoom on box data, G_N applied where it learnt and brought up by spline beat G_N applied
         # on the target by 0.9-1.0 dB on 2 of 3 tune variants at 1 mm (level on the third); their plain mean was as
-        # good or better on all 3 (+0.16 to +1.09 dB over G_N on the target). With another acquisition model G_N refines the dTV through it
-        # on the target, and the mean was mixed (-0.48 to +0.51 dB on 3 tune cases): not blended (BENCHMARKS.md
-        # 2026-12-07 late morning).
+        # good or better on all 3 (+0.16 to +1.09 dB over G_N on the target). With another acquisition model G_N
+        # refines the dTV through it on the target, and the mean was mixed (-0.48 to +0.51 dB on 3 tune cases): not
+        # blended (BENCHMARKS.md 2026-12-07 late morning).
         "learnt_zoom_share": 0.5,
     },
     # Seconds-long runs for tests only.

@@ -88,8 +88,8 @@ def learnt_zoom_share(model: Model, asl_grid: Grid, target: Grid) -> float:
 
     Beyond its learnt zoom G_N refines an input finer than any it was trained on; on box data, G_N where it
     learnt, brought up by spline, was as good or 0.9-1.0 dB better at the T1's 1 mm, and the mean of the two
-    as good as the better one or better (BENCHMARKS.md 2026-12-07 late morning). With another acquisition model G_N refines the
-    dTV through that model on the target (:func:`refines_acquisition_dtv`), and that is kept whole.
+    as good as the better one or better (BENCHMARKS.md 2026-12-07 late morning). With another acquisition model
+    G_N refines the dTV through that model on the target (:func:`refines_acquisition_dtv`), kept whole.
     """
     if model.config.learnt_zoom_share <= 0 or model.config.acquisition != "box" or not model.factor.size:
         return 0.0
