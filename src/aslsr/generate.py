@@ -50,7 +50,7 @@ def super_resolve(
     share = learnt_zoom_share(model, asl.grid, target)
     if share > 0:
         learnt = asl.grid.zoomed(np.asarray(model.factor, dtype=np.float64))
-        at_learnt = super_resolve(model, asl, t1, learnt, device=device)
+        at_learnt = _on_target(model, asl, resample_average(t1.data, t1.affine, learnt), learnt, device, None)
         sr = (1.0 - share) * sr + share * interpolate(Volume(at_learnt, learnt), target, "spline")
     return sr.astype(np.float32)
 
