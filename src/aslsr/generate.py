@@ -2,8 +2,9 @@
 
 The LR ASL is interpolated onto the target grid, the registered T1 is averaged onto the same grid,
 and the finest generator maps the pair to the SR image (:meth:`aslsr.model.Model.apply`, which tiles
-large grids so that memory stays bounded at any output size). The model and its file are in
-:mod:`aslsr.model`.
+large grids so that memory stays bounded at any output size). On a target finer than the zoom G_N learnt,
+with a box acquisition model, the SR is the mean of that and G_N applied on the grid it learnt, brought up by
+spline (:func:`learnt_zoom_share`). The model and its file are in :mod:`aslsr.model`.
 """
 
 from __future__ import annotations
@@ -91,11 +92,15 @@ def learnt_zoom_share(model: Model, asl_grid: Grid, target: Grid) -> float:
     as good as the better one or better (BENCHMARKS.md 2026-12-07 late morning). With another acquisition model
     G_N refines the dTV through that model on the target (:func:`refines_acquisition_dtv`), kept whole.
     """
-    if model.config.learnt_zoom_share <= 0 or model.config.acquisition != "box" or not model.factor.size:
+    if model.config.learnt_zoom_share <= 0 or model.config.acquisition != "box":
         return 0.0
+    return float(model.config.learnt_zoom_share) if beyond_learnt_zoom(model, asl_grid, target) else 0.0
+
+
+def beyond_learnt_zoom(model: Model, asl_grid: Grid, target: Grid) -> bool:
+    """Whether ``target`` is finer than the grid G_N learnt (``asl_grid`` zoomed by its factor) along some axis."""
     zoom = zoom_between(asl_grid, target)
-    beyond = np.any(zoom > np.asarray(model.factor, dtype=np.float64) * ZOOM_TOLERANCE)
-    return float(model.config.learnt_zoom_share) if beyond else 0.0
+    return bool(np.any(zoom > np.asarray(model.factor, dtype=np.float64) * ZOOM_TOLERANCE))
 
 
 def refines_acquisition_dtv(model: Model, asl_grid: Grid, target: Grid) -> bool:
@@ -111,8 +116,7 @@ def refines_acquisition_dtv(model: Model, asl_grid: Grid, target: Grid) -> bool:
     """
     if model.config.acquisition == "box":
         return True
-    zoom = zoom_between(asl_grid, target)
-    return bool(np.any(zoom > np.asarray(model.factor, dtype=np.float64) * ZOOM_TOLERANCE))
+    return beyond_learnt_zoom(model, asl_grid, target)
 
 
 #: The 8 flips of three voxel axes (each a tuple of the axes it reverses; () is the identity).
