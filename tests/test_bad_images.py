@@ -191,6 +191,7 @@ def test_generate_bad_inputs(nan_run, tiny_case, tmp_path, capsys):
         (dict(t1=moved), (moved, "does not overlap")),
         (dict(extra=["--voxel-size", "0.001"]), ("would need about", "GiB of memory")),
         (dict(extra=["--like", missing]), (missing, "no such file")),
+        (dict(extra=["--mask", tiny_case["mask"]]), (tiny_case["mask"], "not on the image grid")),
     ]
     for options, fragments in cases:
         one_line_error(capsys, generate_args(nan_run, tiny_case, out, **options), *fragments)

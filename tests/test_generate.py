@@ -134,6 +134,53 @@ def test_consistency_projection_matches_the_lr(trained):
     assert after < 0.2 * before
 
 
+def test_with_weights_the_consistency_step_acts_only_where_they_are_nonzero():
+    from aslsr.generate import consistency_weights
+    from aslsr.grids import Grid
+    from aslsr.io import Volume
+
+    lr = Volume(np.random.default_rng(0).normal(10.0, 2.0, (16, 8, 8)), Grid((16, 8, 8), np.diag([4.0, 4.0, 4.0, 1.0])))
+    fine = lr.grid.zoomed(np.array([2.0, 2.0, 2.0]))
+    brain = np.zeros(lr.grid.shape, bool)
+    brain[:6] = True  # the first 6 LR slabs along i
+    weights = consistency_weights(brain)
+    assert np.all(weights[brain] == 1.0) and np.all(weights[11:] == 0.0) and 0.0 < weights[7, 0, 0] < 1.0
+    start = np.zeros(fine.shape, np.float32)
+    everywhere = enforce_consistency(start, fine, lr, iterations=10)
+    in_brain = enforce_consistency(start, fine, lr, iterations=10, weights=weights)
+
+    def disagreement(sr, where):
+        return np.abs(resample_average(sr, fine.affine, lr.grid) - lr.data)[where].mean()
+
+    assert disagreement(in_brain, slice(0, 4)) < 0.2 * disagreement(start, slice(0, 4))  # the brain agrees
+    assert disagreement(in_brain, slice(0, 4)) < 1.5 * disagreement(everywhere, slice(0, 4))
+    assert np.all(in_brain[2 * 12 :] == 0.0)  # far outside, the SR is left as it was
+    assert np.abs(everywhere[2 * 12 :]).mean() > 5.0  # where the step without weights pulls it to the LR
+
+
+def test_the_consistency_region_is_the_brain_unless_configured_otherwise(trained):
+    import dataclasses
+
+    from aslsr.grids import resample_average
+    from aslsr.masking import derive_mask
+
+    model, asl, nr, t1 = trained
+    assert model.config.consistency_region == "brain"
+    brain = derive_mask(None, t1, asl.grid)
+    assert brain.any() and not brain.all()
+    derived = super_resolve(model, asl, t1, nr.grid)
+    np.testing.assert_array_equal(derived, super_resolve(model, asl, t1, nr.grid, brain_mask=brain))
+    everywhere = dataclasses.replace(model, config=dataclasses.replace(model.config, consistency_region="all"))
+    all_sr = super_resolve(everywhere, asl, t1, nr.grid)
+    outside_lr = ~np.asarray(brain)
+    outside = resample_average(outside_lr.astype(np.float32), asl.affine, nr.grid) > 0.999
+    assert not np.allclose(derived[outside], all_sr[outside])
+    none = np.zeros(asl.grid.shape, bool)
+    np.testing.assert_allclose(
+        super_resolve(everywhere, asl, t1, nr.grid, brain_mask=none), all_sr, rtol=0, atol=0
+    )  # "all" ignores the mask
+
+
 def test_a_generator_trained_to_refine_dtv_takes_the_dtv_reconstruction_as_its_input(tiny_case):
     import dataclasses
 

@@ -93,6 +93,8 @@ class Config:
     # Super-resolution.
     consistency: str = "lowpass"  # off | full | lowpass: make the SR averaged onto the LR grid agree with the LR
     consistency_sigma_voxels: float = 1.0  # "lowpass": Gaussian sigma (LR voxels) of the part made to agree
+    # "brain": only in the brain mask grown by one LR voxel (outside it the LR holds noise, not perfusion); "all"
+    consistency_region: str = "brain"
     flip_ensemble: bool = False  # average G_N over the 8 flips of its inputs' voxel axes (8x generation time)
     # On a target finer than the zoom G_N learnt, with a box acquisition model: the SR is (1 - share) x G_N applied
     # on the target + share x G_N applied on the grid it learnt, brought to the target by cubic spline
@@ -148,6 +150,7 @@ MODEL_SETTINGS: tuple[str, ...] = (
     "upsample_order",
     "consistency",
     "consistency_sigma_voxels",
+    "consistency_region",
     "flip_ensemble",
     "learnt_zoom_share",
     "dtv_lambda",
@@ -334,6 +337,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "checkpoint_every": checks.integer(0, 10**7),
     "consistency": checks.choice("off", "full", "lowpass"),
     "consistency_sigma_voxels": checks.number(0.0, 100.0),
+    "consistency_region": checks.choice("brain", "all"),
     "flip_ensemble": checks.boolean(),
     "learnt_zoom_share": checks.number(0.0, 1.0),
     "flip_augment": checks.boolean(),

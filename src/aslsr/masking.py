@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
+from .grids import Grid, resample_average
 from .io import Volume
 
 
@@ -84,6 +85,15 @@ def brain_mask_from_t1(
     mask = _dilate(core, grow, voxel) & head
     mask = _closing(mask, 4.0, voxel)
     return _fill(mask)
+
+
+def derive_mask(m0: Volume | None, t1_registered: Volume, grid: Grid) -> np.ndarray:
+    """Brain mask on ``grid``, as a run without ``--mask`` makes it: from the M0 when given
+    (:func:`brain_mask_from_image`), else from the registered T1 averaged onto ``grid`` (:func:`brain_mask_from_t1`)."""
+    if m0 is not None:
+        return brain_mask_from_image(Volume(resample_average(m0.data, m0.affine, grid), grid))
+    t1_on_grid = resample_average(t1_registered.data, t1_registered.affine, grid)
+    return brain_mask_from_t1(t1_on_grid, grid.voxel_size)
 
 
 def _erode(mask: np.ndarray, radius_mm: float, voxel: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, fingerprint
 from .config import Config
 from .devices import resolve_device, torch_threads
-from .grids import Grid, resample_average
+from .grids import Grid
 from .inputs import TargetSpec, load_inputs
 from .io import Volume, load_mask
 from .model import Model
@@ -142,7 +142,7 @@ def run(
 
         mask_source = "given" if mask is not None else ("m0" if m0 is not None else "t1")
         if mask is None:
-            mask = derive_mask(m0, t1_registered, asl.grid)
+            mask = masking.derive_mask(m0, t1_registered, asl.grid)
         config, acquisition_estimate = resolve_acquisition(config, asl, mask)
         if acquisition_estimate is not None:
             reason = acquisition_estimate.reason
@@ -235,15 +235,6 @@ def register_t1(fixed: Volume, t1: Volume, *, register: bool, seed: int) -> regi
     for message in result.warnings:
         logger.warning("registration: %s", message)
     return result
-
-
-def derive_mask(m0: Volume | None, t1_registered: Volume, grid: Grid) -> np.ndarray:
-    """Brain mask on ``grid``: from the M0 when given, else from the registered T1 resampled there."""
-    if m0 is not None:
-        on_grid = resample_average(m0.data, m0.affine, grid)
-        return masking.brain_mask_from_image(Volume(on_grid, grid))
-    t1_on_grid = resample_average(t1_registered.data, t1_registered.affine, grid)
-    return masking.brain_mask_from_t1(t1_on_grid, grid.voxel_size)
 
 
 def _str(path: str | Path | None) -> str | None:

@@ -73,6 +73,7 @@ def write_outputs(
             device=device,
             t1_on_target=t1_on_target,
             dtv_on_target=dtv_result.image if refines_acquisition_dtv(model, asl.grid, target_grid) else None,
+            brain_mask=mask,
         )
     if sr is not None and not np.all(np.isfinite(sr)):
         raise TrainingError("the super-resolved image has non-finite values; training diverged")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import registration
+from .. import masking, registration
 from ..config import replace
 from ..devices import resolve_device
 from ..errors import InputError
 from ..generate import super_resolve
 from ..inputs import load_inputs
-from ..io import save_volume
+from ..io import load_mask, save_volume
 from ..model import Model
 from ..outputs import check_output, run_inputs
 from ..pipeline import register_t1
@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="SR.nii.gz", help="output image")
     add_target_arguments(parser)
     parser.add_argument("--m0", type=Path, help="M0 image used as the registration target")
+    parser.add_argument(
+        "--mask", type=Path, help="brain mask on the ASL grid (default: from the M0, else the T1, as aslsr run does)"
+    )
     parser.add_argument("--no-register", action="store_true", help="T1 and ASL are already aligned")
     parser.add_argument(
         "--no-realign",
@@ -62,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
         args.out,
         kind="file",
         overwrite=args.overwrite,
-        inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like)],
+        inputs=[args.model, *run_inputs(args.asl, args.t1, args.m0, args.like, args.mask)],
     )
     model = Model.load(args.model)
     if args.flip_ensemble is not None:
@@ -71,9 +74,11 @@ def main(args: argparse.Namespace) -> int:
     inputs = load_inputs(
         args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify, realign=not args.no_realign
     )
+    given_mask = load_mask(args.mask, inputs.asl.grid) if args.mask is not None else None
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.trained_seed)
     t1 = registration.apply_registration(inputs.t1, result)
-    sr = super_resolve(model, inputs.asl, t1, inputs.target, device=device)
+    mask = masking.derive_mask(inputs.m0, t1, inputs.asl.grid) if given_mask is None else given_mask
+    sr = super_resolve(model, inputs.asl, t1, inputs.target, device=device, brain_mask=mask)
     if not np.all(np.isfinite(sr)):
         raise InputError(
             "the model produced NaN or infinite values on these inputs (a damaged model file?); nothing was written",
