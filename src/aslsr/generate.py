@@ -196,7 +196,7 @@ def consistency_weights(brain_mask: np.ndarray) -> np.ndarray:
 
     Outside the brain the LR holds noise and no perfusion; made to agree with it there, the SR kept the LR's noise at
     the LR voxel scale in the background, where G_N and dTV leave it flat (whole-volume SSIM 0.87 against dTV's 0.98
-    on the demo phantom). In the brain the step is unchanged (BENCHMARKS.md 2026-12-07 afternoon).
+    on the demo phantom). In the brain the step is unchanged (BENCHMARKS.md 2026-12-07 midday).
 
     Examples
     --------
