@@ -222,7 +222,9 @@ def _overlay_edges(axes: Axes, t1_plane: np.ndarray, region: np.ndarray, aspect:
 
 def _plot_losses(recon_axes: Axes, adv_axes: Axes, history: Sequence[dict]) -> None:
     """Loss curves on a cumulative iteration axis: non-negative terms (log y) and adversarial terms."""
-    recon_axes.set_title("reconstruction terms and held-out loss (log scale)", fontsize=10)
+    recon_axes.set_title(
+        "reconstruction terms, and the held-out loss (alpha x mse + beta x lowpass) (log scale)", fontsize=10
+    )
     adv_axes.set_title("adversarial terms (WGAN-GP)", fontsize=10)
     for axes in (recon_axes, adv_axes):
         axes.set_xlabel("iteration (cumulative over scales)", fontsize=9)
