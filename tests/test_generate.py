@@ -267,6 +267,8 @@ def test_beyond_the_learnt_zoom_on_box_data_a_share_of_the_sr_is_made_where_the_
     blended = super_resolve(with_settings(learnt_zoom_share=0.25), asl, t1, finer)
     scale = float(np.abs(on_target).max())
     np.testing.assert_allclose(blended, 0.75 * on_target + 0.25 * brought, rtol=1e-5, atol=1e-5 * scale)
+    whole = super_resolve(with_settings(learnt_zoom_share=1.0), asl, t1, finer)
+    np.testing.assert_allclose(whole, brought, rtol=1e-5, atol=1e-5 * scale)
     assert np.abs(on_target - brought).max() > 1e-3 * scale  # the two SRs differ, so the share shows
     assert np.array_equal(super_resolve(with_settings(learnt_zoom_share=0.25), asl, t1, learnt), at_learnt)
 

@@ -54,8 +54,8 @@ def super_resolve(
     weights = None
     if config.consistency != "off" and config.consistency_region == "brain":
         weights = consistency_weights(derive_mask(None, t1, asl.grid) if brain_mask is None else brain_mask)
-    sr = _on_target(model, asl, prior, target, device, dtv_on_target, weights)
     share = learnt_zoom_share(model, asl.grid, target)
+    sr = _on_target(model, asl, prior, target, device, dtv_on_target, weights) if share < 1 else 0.0
     if share > 0:
         learnt = asl.grid.zoomed(np.asarray(model.factor, dtype=np.float64))
         at_learnt = _on_target(model, asl, resample_average(t1.data, t1.affine, learnt), learnt, device, None, weights)
