@@ -13,8 +13,7 @@ from pathlib import Path
 
 from aslsr.acquisition_estimate import estimate_acquisition
 from aslsr.io import load_volume
-from aslsr.masking import brain_mask_from_image
-from aslsr.pipeline import derive_mask
+from aslsr.masking import brain_mask_from_image, derive_mask
 
 
 def row(case: Path) -> str:

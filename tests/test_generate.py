@@ -179,6 +179,8 @@ def test_the_consistency_region_is_the_brain_unless_configured_otherwise(trained
     np.testing.assert_allclose(
         super_resolve(everywhere, asl, t1, nr.grid, brain_mask=none), all_sr, rtol=0, atol=0
     )  # "all" ignores the mask
+    with pytest.raises(ValueError, match="not the ASL grid"):
+        super_resolve(model, asl, t1, nr.grid, brain_mask=np.ones(nr.grid.shape, bool))
 
 
 def test_a_generator_trained_to_refine_dtv_takes_the_dtv_reconstruction_as_its_input(tiny_case):

@@ -51,6 +51,8 @@ def super_resolve(
     config = model.config
     device = device or resolve_device(config.device)
     prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
+    if brain_mask is not None and np.shape(brain_mask) != asl.grid.shape:
+        raise ValueError(f"brain_mask has shape {np.shape(brain_mask)}, not the ASL grid's {asl.grid.shape}")
     weights = None
     if config.consistency != "off" and config.consistency_region == "brain":
         weights = consistency_weights(derive_mask(None, t1, asl.grid) if brain_mask is None else brain_mask)
