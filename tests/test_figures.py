@@ -140,6 +140,12 @@ def test_the_loss_panel_shows_the_held_out_loss_that_picks_the_weights_and_the_t
     labels = [text.get_text() for text in recon.get_legend().get_texts()]
     plt.close(figure)
     assert labels == ["mse", "lowpass", "gp", "held-out loss (live)", "held-out loss (average)"]
+    without_critic = [{k: v for k, v in row.items() if k not in ("adv_g", "loss_d", "gp")} for row in _history()]
+    figure, recon = plt.subplots(1, 1)
+    _plot_losses(recon, None, without_critic)  # a run without a critic: one loss panel
+    labels = [text.get_text() for text in recon.get_legend().get_texts()]
+    plt.close(figure)
+    assert labels == ["mse", "lowpass", "held-out loss (live)", "held-out loss (average)"]
 
 
 def test_qc_figure_survives_an_empty_mask_and_rejects_wrong_shapes(tmp_path):

@@ -48,6 +48,9 @@ _LOSS_STYLE = {
 #: Legend names of the terms whose key is not self-explanatory: the held-out loss (alpha * MSE, plus the low-pass
 #: term where it is on, over the held-out blocks of the whole volume) decides best weights and training length.
 _LOSS_LABEL = {"validation": "held-out loss (live)", "validation_ema": "held-out loss (average)"}
+#: losses.csv's columns of the two loss panels; the adversarial panel is drawn only for a run that logged its terms.
+RECONSTRUCTION_TERMS = ("mse", "lowpass", "gp", "validation", "validation_ema")
+ADVERSARIAL_TERMS = ("adv_g", "loss_d")
 
 
 def qc_figure(
@@ -148,8 +151,10 @@ def qc_figure(
     colorbar = figure.colorbar(image, cax=colorbar_axes)
     colorbar.set_label(f"{ASL_UNITS}; window {asl_window[0]:.3g} to {asl_window[1]:.3g}", fontsize=10)
 
-    loss_layout = outer[1].subgridspec(1, 2, wspace=0.14)
-    _plot_losses(figure.add_subplot(loss_layout[0, 0]), figure.add_subplot(loss_layout[0, 1]), history)
+    adversarial = any(np.isfinite(_number(row.get(key))) for row in history for key in ADVERSARIAL_TERMS)
+    loss_layout = outer[1].subgridspec(1, 2 if adversarial else 1, wspace=0.14)
+    adversarial_axes = figure.add_subplot(loss_layout[0, 1]) if adversarial else None
+    _plot_losses(figure.add_subplot(loss_layout[0, 0]), adversarial_axes, history)
     height = figure.get_figheight()
     figure.suptitle(_qc_title(lr.grid, grid), fontsize=12, y=1 - 0.2 / height)
     figure.text(
@@ -220,17 +225,21 @@ def _overlay_edges(axes: Axes, t1_plane: np.ndarray, region: np.ndarray, aspect:
     axes.imshow(rgba, aspect=aspect, interpolation="nearest")
 
 
-def _plot_losses(recon_axes: Axes, adv_axes: Axes, history: Sequence[dict]) -> None:
-    """Loss curves on a cumulative iteration axis: non-negative terms (log y) and adversarial terms."""
+def _plot_losses(recon_axes: Axes, adv_axes: Axes | None, history: Sequence[dict]) -> None:
+    """Loss curves on a cumulative iteration axis: non-negative terms (log y) and, on ``adv_axes`` when the run had a
+    critic (None: no such panel), the adversarial terms."""
     recon_axes.set_title(
         "reconstruction terms, and the held-out loss (alpha x mse + beta x lowpass) (log scale)", fontsize=10
     )
-    adv_axes.set_title("adversarial terms (WGAN-GP)", fontsize=10)
-    for axes in (recon_axes, adv_axes):
+    panels = [(recon_axes, RECONSTRUCTION_TERMS, True)]
+    if adv_axes is not None:
+        adv_axes.set_title("adversarial terms (WGAN-GP)", fontsize=10)
+        panels.append((adv_axes, ADVERSARIAL_TERMS, False))
+    for axes, _, _ in panels:
         axes.set_xlabel("iteration (cumulative over scales)", fontsize=9)
         axes.tick_params(labelsize=8)
     if not history:
-        for axes in (recon_axes, adv_axes):
+        for axes, _, _ in panels:
             axes.text(
                 0.5,
                 0.5,
@@ -245,8 +254,7 @@ def _plot_losses(recon_axes: Axes, adv_axes: Axes, history: Sequence[dict]) -> N
             axes.set_yticks([])
         return
     x, starts = _cumulative_iterations(history)
-    recon_keys = ("mse", "lowpass", "gp", "validation", "validation_ema")
-    for axes, keys, log in ((recon_axes, recon_keys, True), (adv_axes, ("adv_g", "loss_d"), False)):
+    for axes, keys, log in panels:
         plotted = False
         for key in keys:
             y = np.array([_number(row.get(key)) for row in history])
