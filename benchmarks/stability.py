@@ -104,10 +104,11 @@ def generate(
     model: Path, case: Path, asl: Path, out: Path, extra: str = "", threads: int = 1
 ) -> subprocess.CompletedProcess:
     """``aslsr generate`` of ``model`` on the LR image ``asl`` with the prepared ``case``'s T1, onto its NR grid, with
-    the case's M0 as the runs had it (the brain mask of the consistency step comes from it)."""
+    the case's M0 where it has one, as the runs had it (the brain mask of the consistency step comes from it)."""
     command = [sys.executable, "-m", "aslsr", "generate", "--model", str(model), "--asl", str(asl), "--t1"]
-    command += [str(case / "t1.nii.gz"), "--m0", str(case / "m0_lr.nii.gz")]
-    command += ["--like", str(case / "ref_clean.nii.gz"), "--out", str(out)]
+    command += [str(case / "t1.nii.gz"), "--like", str(case / "ref_clean.nii.gz"), "--out", str(out)]
+    if (case / "m0_lr.nii.gz").exists():
+        command += ["--m0", str(case / "m0_lr.nii.gz")]
     command += ["--no-register", "--overwrite", "--quiet", *extra.split()]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
 

@@ -1,6 +1,6 @@
 """Trial, not kept: the consistency step with more back-projection iterations or a smaller sigma (generation only).
 
-    python iterations_trial.py CASE_DIR:RUN_DIR [...]
+    python iterations_trial.py CASE_DIR:RUN_DIR [...]   (from this folder: it imports region_trial)
 
 For each finished run the SR is made again from its model with the step's iterations (the default 3) and low-pass
 sigma (LR voxels, the default 1.0) changed, the step in the brain (10dfcda); PSNR dB in the brain and over the
@@ -9,52 +9,30 @@ whole volume against ``ref_clean.nii.gz``, and each lesion's contrast error (%).
 
 import dataclasses
 import functools
-import json
 import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import torch
+from region_trial import FinishedRun, region_on
 
 from aslsr import generate
-from aslsr.grids import Grid, resample
 from aslsr.io import load_volume
-from aslsr.masking import derive_mask
 from aslsr.metrics import evaluate
-from aslsr.model import Model
 
 SETTINGS = [(3, 1.0), (6, 1.0), (10, 1.0), (3, 0.75), (20, 1.0)]  # (iterations, sigma)
 
 
-def region_on(path: Path, grid: Grid) -> np.ndarray:
-    volume = load_volume(path, allow_constant=True)
-    return resample(volume.data.astype(np.float32), volume.affine, grid, order=1) > 0.5
-
-
 def trial(case: Path, run: Path) -> None:
-    report = json.loads((run / "report.json").read_text())
-    model = Model.load(run / "model.pt")
-    asl, t1 = load_volume(report["inputs"]["asl"]), load_volume(run / "t1_registered.nii.gz")
-    m0 = load_volume(report["inputs"]["m0"]) if report["inputs"].get("m0") else None
-    written = nib.load(run / "sr.nii.gz")
-    target = Grid(written.shape, written.affine)
-    dtv = nib.load(run / "dtv.nii.gz").get_fdata().astype(np.float32)
-    brain_on_asl = derive_mask(m0, t1, asl.grid)
+    finished = FinishedRun.read(run)
+    model, target = finished.model, finished.target
     default_step = generate.enforce_consistency
     predictions = {}
     for iterations, sigma in SETTINGS:
         generate.enforce_consistency = functools.partial(default_step, iterations=iterations)
         model.config = dataclasses.replace(model.config, consistency_sigma_voxels=sigma)
-        predictions[f"it{iterations}s{sigma}"] = generate.super_resolve(
-            model,
-            asl,
-            t1,
-            target,
-            t1_on_target=t1.data,
-            dtv_on_target=dtv if generate.refines_acquisition_dtv(model, asl.grid, target) else None,
-            brain_mask=brain_on_asl,
-        )
+        predictions[f"it{iterations}s{sigma}"] = finished.sr()
     generate.enforce_consistency = default_step
     predictions["spline"] = nib.load(run / "spline.nii.gz").get_fdata()
     reference = load_volume(case / "ref_clean.nii.gz").data

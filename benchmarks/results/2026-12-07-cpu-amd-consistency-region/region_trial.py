@@ -12,6 +12,7 @@ contrast error (lesion.nii.gz > 0 as one region), for both and for the run's dTV
 from the run's own sr.nii.gz (0 for the region the run was made with).
 """
 
+import dataclasses
 import json
 import sys
 import time
@@ -24,7 +25,7 @@ import torch
 from aslsr.config import replace
 from aslsr.generate import refines_acquisition_dtv, super_resolve
 from aslsr.grids import Grid, resample, resample_average
-from aslsr.io import load_volume
+from aslsr.io import Volume, load_volume
 from aslsr.masking import derive_mask
 from aslsr.metrics import evaluate
 from aslsr.model import Model
@@ -43,29 +44,53 @@ def reference(case: Path, grid: Grid) -> np.ndarray:
     return truth.data
 
 
+@dataclasses.dataclass
+class FinishedRun:
+    """A finished run's model and what its generation used: ASL, registered T1, grid, dTV, brain mask (ASL grid)."""
+
+    model: Model
+    asl: Volume
+    t1: Volume
+    target: Grid
+    written: np.ndarray
+    dtv: np.ndarray
+    brain_on_asl: np.ndarray
+
+    @classmethod
+    def read(cls, run: Path) -> "FinishedRun":
+        report = json.loads((run / "report.json").read_text())
+        asl, t1 = load_volume(report["inputs"]["asl"]), load_volume(run / "t1_registered.nii.gz")
+        m0 = load_volume(report["inputs"]["m0"]) if report["inputs"].get("m0") else None
+        written = nib.load(run / "sr.nii.gz")
+        dtv = nib.load(run / "dtv.nii.gz").get_fdata().astype(np.float32)
+        target = Grid(written.shape, written.affine)
+        return cls(
+            Model.load(run / "model.pt"), asl, t1, target, written.get_fdata(), dtv, derive_mask(m0, t1, asl.grid)
+        )
+
+    def sr(self) -> np.ndarray:
+        """The SR made again with the model's current config."""
+        refines = refines_acquisition_dtv(self.model, self.asl.grid, self.target)
+        return super_resolve(
+            self.model,
+            self.asl,
+            self.t1,
+            self.target,
+            t1_on_target=self.t1.data,
+            dtv_on_target=self.dtv if refines else None,
+            brain_mask=self.brain_on_asl,
+        )
+
+
 def main(case: Path, run: Path) -> None:
-    report = json.loads((run / "report.json").read_text())
-    model = Model.load(run / "model.pt")
-    asl, t1 = load_volume(report["inputs"]["asl"]), load_volume(run / "t1_registered.nii.gz")
-    m0 = load_volume(report["inputs"]["m0"]) if report["inputs"].get("m0") else None
-    written = nib.load(run / "sr.nii.gz")
-    target = Grid(written.shape, written.affine)
-    dtv = nib.load(run / "dtv.nii.gz").get_fdata().astype(np.float32)
-    brain_on_asl = derive_mask(m0, t1, asl.grid)
+    finished = FinishedRun.read(run)
+    model, target, dtv = finished.model, finished.target, finished.dtv
     predictions = {}
     for region in ("all", "brain"):
         model.config = replace(model.config, consistency_region=region)
         clock = time.perf_counter()
-        predictions[region] = super_resolve(
-            model,
-            asl,
-            t1,
-            target,
-            t1_on_target=t1.data,
-            dtv_on_target=dtv if refines_acquisition_dtv(model, asl.grid, target) else None,
-            brain_mask=brain_on_asl,
-        )
-        same = float(np.abs(predictions[region] - written.get_fdata()).max())
+        predictions[region] = finished.sr()
+        same = float(np.abs(predictions[region] - finished.written).max())
         print(f"{region}: {time.perf_counter() - clock:.0f} s; max |difference| from the run's sr.nii.gz {same:.3g}")
     predictions["dtv"] = dtv
     predictions["spline"] = nib.load(run / "spline.nii.gz").get_fdata()
