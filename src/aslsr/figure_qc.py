@@ -270,7 +270,7 @@ def _plot_losses(recon_axes: Axes, adv_axes: Axes | None, history: Sequence[dict
             axes.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axes.transAxes, color="0.4")
             axes.set_yticks([])
         labels = blended_transform_factory(axes.transData, axes.transAxes)
-        for scale, start in starts:
+        for scale, start in starts if len(starts) > 1 else []:  # one scale (the default): nothing to tell apart
             axes.axvline(start, color="0.5", lw=0.8, ls="--")
             axes.text(start, 0.98, f" scale {scale}", transform=labels, fontsize=8, va="top", ha="left", color="0.3")
         if len(x):
