@@ -4,7 +4,9 @@ The LR ASL is interpolated onto the target grid, the registered T1 is averaged o
 and the finest generator maps the pair to the SR image (:meth:`aslsr.model.Model.apply`, which tiles
 large grids so that memory stays bounded at any output size). On a target finer than the zoom G_N learnt,
 with a box acquisition model, the SR is the mean of that and G_N applied on the grid it learnt, brought up by
-spline (:func:`learnt_zoom_share`). The model and its file are in :mod:`aslsr.model`.
+spline (:func:`learnt_zoom_share`). Each G_N output is held by the consistency step to the LR's low spatial
+frequencies in the brain (:func:`enforce_consistency`, :func:`consistency_weights`). The model and its file are in
+:mod:`aslsr.model`.
 """
 
 from __future__ import annotations
@@ -50,14 +52,16 @@ def super_resolve(
     """
     config = model.config
     device = device or resolve_device(config.device)
-    prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
     if brain_mask is not None and np.shape(brain_mask) != asl.grid.shape:
         raise ValueError(f"brain_mask has shape {np.shape(brain_mask)}, not the ASL grid's {asl.grid.shape}")
     weights = None
     if config.consistency != "off" and config.consistency_region == "brain":
         weights = consistency_weights(derive_mask(None, t1, asl.grid) if brain_mask is None else brain_mask)
     share = learnt_zoom_share(model, asl.grid, target)
-    sr = _on_target(model, asl, prior, target, device, dtv_on_target, weights) if share < 1 else 0.0
+    sr = 0.0
+    if share < 1:
+        prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
+        sr = _on_target(model, asl, prior, target, device, dtv_on_target, weights)
     if share > 0:
         learnt = asl.grid.zoomed(np.asarray(model.factor, dtype=np.float64))
         at_learnt = _on_target(model, asl, resample_average(t1.data, t1.affine, learnt), learnt, device, None, weights)

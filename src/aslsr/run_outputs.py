@@ -63,8 +63,12 @@ def write_outputs(
     dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config, device=device)
     timings["dtv_s"] = dtv_result.seconds
     clock = time.perf_counter()
-    sr = None
-    if model is not None:
+    sr, generation = None, None
+    if model is not None:  # how sr.nii.gz is made from G_N (generate.py), also written into report.json
+        generation = {
+            "refines_acquisition_dtv": refines_acquisition_dtv(model, asl.grid, target_grid),
+            "learnt_zoom_share": learnt_zoom_share(model, asl.grid, target_grid),
+        }
         sr = super_resolve(
             model,
             asl,
@@ -72,7 +76,7 @@ def write_outputs(
             target_grid,
             device=device,
             t1_on_target=t1_on_target,
-            dtv_on_target=dtv_result.image if refines_acquisition_dtv(model, asl.grid, target_grid) else None,
+            dtv_on_target=dtv_result.image if generation["refines_acquisition_dtv"] else None,
             brain_mask=mask,
         )
     if sr is not None and not np.all(np.isfinite(sr)):
@@ -121,11 +125,8 @@ def write_outputs(
         command=command,
     )
     report["lr_agreement"] = agreement
-    if model is not None:  # how sr.nii.gz was made from G_N (generate.py)
-        report["generation"] = {
-            "refines_acquisition_dtv": refines_acquisition_dtv(model, asl.grid, target_grid),
-            "learnt_zoom_share": learnt_zoom_share(model, asl.grid, target_grid),
-        }
+    if generation is not None:
+        report["generation"] = generation
     report["dtv"] = dtv_result.summary()
     report["asl"] = description
     report["resumed_from_checkpoint"] = resumed
