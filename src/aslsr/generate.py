@@ -1,12 +1,12 @@
 """Super-resolution generation (paper Sec. 2.2): x_sup = G_N(x brought up, a brought up), Eq. 2.
 
-The LR ASL is interpolated onto the target grid, the registered T1 is averaged onto the same grid,
-and the finest generator maps the pair to the SR image (:meth:`aslsr.model.Model.apply`, which tiles
-large grids so that memory stays bounded at any output size). On a target finer than the zoom G_N learnt,
-with a box acquisition model, the SR is the mean of that and G_N applied on the grid it learnt, brought up by
-spline (:func:`learnt_zoom_share`). Each G_N output is held by the consistency step to the LR's low spatial
-frequencies in the brain (:func:`enforce_consistency`, :func:`consistency_weights`). The model and its file are in
-:mod:`aslsr.model`.
+The LR ASL is brought onto the target grid (by default as its dTV reconstruction there; ``input_source``),
+the registered T1 is averaged onto the same grid, and the finest generator maps the pair to the SR image
+(:meth:`aslsr.model.Model.apply`, which tiles large grids so that memory stays bounded at any output size). On a
+target finer than the zoom G_N learnt, with a box acquisition model, the SR is the mean of that and G_N applied on
+the grid it learnt, brought up by spline (:func:`learnt_zoom_share`). Each G_N output is held by the consistency
+step to the LR's low spatial frequencies in the brain (:func:`enforce_consistency`, :func:`consistency_weights`).
+The model and its file are in :mod:`aslsr.model`.
 """
 
 from __future__ import annotations
