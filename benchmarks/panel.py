@@ -53,6 +53,7 @@ class Method:
     state_acquisition: bool = False  # add the variant's true k-space readout (--acquisition kspace, its window)
 
 
+PER_NOISE = REPO / "benchmarks/stability_configs/dtv_lambda_per_noise.toml"
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
@@ -69,6 +70,11 @@ METHODS: dict[str, Method] = {
         Method("aslsr-stated", "run", state_acquisition=True),
         # the default before 2026-11-26: the generator refines x_{N-1} brought up instead of the dTV solution
         Method("aslsr-real", "run", ("--config", str(REPO / "benchmarks/stability_configs/real_input.toml"))),
+        # dTV's weight in proportion to the noise read off the data (lambda = 2 sd / 99th percentile; 2026-12-07):
+        # in the default, and as the dTV alone with the box and with the auto acquisition model
+        Method("aslsr-dtvnoise", "run", ("--config", str(PER_NOISE))),
+        Method("dtv-noise", "run", ("--method", "dtv", "--acquisition", "box", "--config", str(PER_NOISE))),
+        Method("dtv-auto-noise", "run", ("--method", "dtv", "--config", str(PER_NOISE))),
     )
 }
 DEFAULT_METHODS = ("linear", "spline", "aslsr", "aslsr-paper", "dtv", "dtv-auto")

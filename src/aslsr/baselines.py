@@ -12,11 +12,13 @@ import numpy as np
 import torch
 
 from .acquisition_estimate import resolve_acquisition
-from .config import Config
+from .config import Config, replace
 from .devices import resolve_device
 from .dtv import DTVResult, settings_from_config, super_resolve_dtv
 from .grids import Grid, resample
 from .io import Volume
+from .masking import brain_mask_from_image
+from .noise import estimate_noise
 
 BASELINE_ORDERS: dict[str, int] = {"nearest": 0, "linear": 1, "spline": 3}
 #: Every baseline written by a run, in table order.
@@ -40,9 +42,10 @@ def dtv_baseline(
 ) -> DTVResult:
     """The dTV reconstruction of ``volume`` on ``target`` with the run's settings, on ``device`` (None: the
     configuration's device, resolved here). ``acquisition = "auto"`` is resolved on ``volume`` alone
-    (:func:`~aslsr.acquisition_estimate.resolve_acquisition`; a run resolves it first, with its brain mask)."""
+    (:func:`~aslsr.acquisition_estimate.resolve_acquisition`; a run resolves it first, with its brain mask);
+    the weight lambda is :func:`dtv_weight`'s."""
     config, _ = resolve_acquisition(config, volume)
-    settings, acquisition = settings_from_config(config)
+    settings, acquisition = settings_from_config(replace(config, dtv_lambda=dtv_weight(volume, config)))
     return super_resolve_dtv(
         volume,
         t1_on_target,
@@ -51,3 +54,31 @@ def dtv_baseline(
         acquisition=acquisition,
         device=device or resolve_device(config.device),
     )
+
+
+def dtv_weight(volume: Volume, config: Config) -> float:
+    """The dTV weight lambda for ``volume`` (mm, intensities relative to the 99th percentile s of |volume|).
+
+    ``config.dtv_lambda`` when ``dtv_lambda_per_noise`` is 0; else ``dtv_lambda_per_noise`` x sd / s,
+    with sd the noise read off ``volume`` (:func:`aslsr.noise.estimate_noise`, its background, else its
+    bright object): lambda in proportion to the noise relative to the signal, as the weight of a
+    regulariser against Gaussian noise scales. An image without noise or signal keeps ``dtv_lambda``.
+
+    Examples
+    --------
+    >>> from aslsr.grids import Grid
+    >>> rng = np.random.default_rng(0)
+    >>> brain = np.zeros((48, 48, 40), bool); brain[12:36, 12:36, 10:30] = True
+    >>> image = Volume(100.0 * brain + rng.normal(0.0, 4.0, brain.shape), Grid(brain.shape, np.eye(4)))
+    >>> round(dtv_weight(image, Config(dtv_lambda_per_noise=2.0)), 2)  # 2 x 4 / ~100
+    0.08
+    >>> dtv_weight(image, Config(dtv_lambda_per_noise=0.0))
+    0.1
+    """
+    if not config.dtv_lambda_per_noise:
+        return config.dtv_lambda
+    scale = float(np.percentile(np.abs(volume.data), 99))
+    sd = estimate_noise(volume, brain_mask_from_image(volume)).sd if scale > 0 else 0.0
+    if not (sd > 0 and np.isfinite(sd)):
+        return config.dtv_lambda
+    return config.dtv_lambda_per_noise * sd / scale

@@ -106,6 +106,9 @@ class Config:
     # Method, and the anatomically guided model-based reconstruction (dtv.py) that every run also writes.
     method: str = "gan"  # gan: train the generator; dtv: sr.nii.gz is the dTV reconstruction (no training)
     dtv_lambda: float = 0.1  # TV weight in mm, for intensities relative to the ASL's 99th percentile
+    # 0: dtv_lambda. k > 0: lambda = k x (noise sd / 99th percentile of |ASL|), the noise read off the image that
+    # dTV reconstructs (baselines.dtv_weight), so that the weight follows the data's SNR
+    dtv_lambda_per_noise: float = 0.0
     dtv_gamma: float = 0.9  # 0: plain TV; towards 1: edges parallel to the T1's cost nothing
     dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
     dtv_iterations: int = 500  # at most; stops earlier at a relative change below 3e-4 per 10 iterations
@@ -154,6 +157,7 @@ MODEL_SETTINGS: tuple[str, ...] = (
     "flip_ensemble",
     "learnt_zoom_share",
     "dtv_lambda",
+    "dtv_lambda_per_noise",
     "dtv_gamma",
     "dtv_eta",
     "dtv_iterations",
@@ -346,6 +350,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "tile_overlap": checks.integer(0, 2048),
     "method": checks.choice("gan", "dtv"),
     "dtv_lambda": checks.number(0.0, 1e6),
+    "dtv_lambda_per_noise": checks.number(0.0, 1e6),
     "dtv_gamma": checks.number(0.0, 1.0),
     "dtv_eta": checks.number(0.0, 1e6, above=True),
     "dtv_iterations": checks.integer(1, 10**6),

@@ -79,6 +79,7 @@ class DTVResult:
     scale: float  # s: the 99th percentile of |y|, input units
     eta_abs: float  # eta in T1 units per mm
     device: str
+    lam: float  # the weight lambda used (mm, intensities relative to scale)
 
     def summary(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if key != "image"}
@@ -218,7 +219,7 @@ def reconstruct(
     scale, c, voxel_mm, eta_abs = problem.scale, problem.c, problem.voxel_mm, problem.eta_abs
     if scale <= 0:
         image = np.zeros(operator.fine.shape, np.float32)
-        return DTVResult(image, 0, True, 0.0, time.perf_counter() - started, scale, 0.0, str(device))
+        return DTVResult(image, 0, True, 0.0, time.perf_counter() - started, scale, 0.0, str(device), settings.lam)
     data = problem.y * np.sqrt(c)  # the data term 0.5 * ||sqrt(c) A x - data||^2
     project = problem.project
 
@@ -270,7 +271,9 @@ def reconstruct(
                 converged = True
                 break
     image = (x * scale).float().cpu().numpy()
-    return DTVResult(image, iteration, converged, change, time.perf_counter() - started, scale, eta_abs, str(device))
+    return DTVResult(
+        image, iteration, converged, change, time.perf_counter() - started, scale, eta_abs, str(device), settings.lam
+    )
 
 
 def super_resolve_dtv(

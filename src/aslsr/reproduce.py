@@ -263,12 +263,20 @@ def run_ablations(
     settings = full.report["config"]
     rows["dTV (T1-guided)"] = {
         "kind": "baseline",
-        "settings": f"lambda={settings['dtv_lambda']}, "
+        "settings": f"lambda={_dtv_lambda_text(settings, full.report.get('dtv') or {})}, "
         f"gamma={settings['dtv_gamma']}, acquisition={settings['acquisition']}",
         **table1["dTV"],
         "training_s": 0.0,
     }
     return rows
+
+
+def _dtv_lambda_text(settings: dict, dtv_summary: dict) -> str:
+    """The weight the run's dTV used: the fixed ``dtv_lambda``, or the noise-scaled one and its rule."""
+    per_noise = settings.get("dtv_lambda_per_noise")
+    if not per_noise:
+        return f"{settings['dtv_lambda']}"
+    return f"{dtv_summary.get('lam', float('nan')):.3g} ({per_noise} x noise sd / 99th percentile)"
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
