@@ -1,6 +1,6 @@
 """Score the dtv.nii.gz and sr.nii.gz of benchmarks/panel.py run folders (brain, vs ref_clean), with the dTV's lambda.
 
-    python score_runs.py PANEL_OUT METHOD [METHOD ...]
+python score_runs.py PANEL_OUT METHOD [METHOD ...]
 """
 
 import json
