@@ -215,30 +215,51 @@ def test_the_generator_chain_sees_a_kspace_readout_as_its_box_equivalent(tiny_ca
 
 def test_beyond_the_learnt_zoom_the_generator_refines_the_dtv_through_the_acquisition_model(tiny_case):
     """k-space data: at the learnt zoom G_N refines the box-model dTV of the LR's box equivalent (what it was
-    trained on); on a finer target the dTV through the k-space operator, as the run's dtv.nii.gz."""
+    trained on) unless the LR is clean enough; on a finer target the dTV through the k-space operator, as the
+    run's dtv.nii.gz."""
     import dataclasses
 
     from aslsr.acquisition import as_box_acquisition
     from aslsr.baselines import dtv_baseline
-    from aslsr.generate import refines_acquisition_dtv
+    from aslsr.generate import refines_acquisition_dtv, relative_noise
+    from aslsr.masking import derive_mask
 
     asl, nr, t1 = (load_volume(tiny_case[r]) for r in ("asl_lr", "asl_nr", "t1w"))
     config = preset(
-        "test", input_source="dtv", single_scale=True, use_adversarial=False, dtv_iterations=20, acquisition="kspace"
+        "test",
+        input_source="dtv",
+        single_scale=True,
+        use_adversarial=False,
+        dtv_iterations=20,
+        acquisition="kspace",
+        acquisition_dtv_below_noise=0.0,  # never at the learnt zoom
     )
     model = train(asl, t1, config=config, zoom=zoom_between(asl.grid, nr.grid), progress=False)
     model.generator.unet.reset_head()  # the identity: the SR is then the generator's input itself
     model.config = dataclasses.replace(model.config, consistency="off")
     finer = asl.grid.zoomed(np.array([4.0, 4.0, 2.0]))
-    assert not refines_acquisition_dtv(model, asl.grid, nr.grid) and refines_acquisition_dtv(model, asl.grid, finer)
+    mask = derive_mask(None, t1, asl.grid)
+    assert not refines_acquisition_dtv(model, asl, nr.grid, mask)
+    assert refines_acquisition_dtv(model, asl, finer, mask)
     box = replace(config, acquisition="box")
-    for grid, expected_config, data in ((nr.grid, box, as_box_acquisition(asl, config)), (finer, config, asl)):
+
+    def check(grid, expected_config, data):
         prior = resample_average(t1.data, t1.affine, grid)
         expected = dtv_baseline(data, prior, grid, expected_config).image
-        sr = super_resolve(model, asl, t1, grid, t1_on_target=prior)
+        sr = super_resolve(model, asl, t1, grid, t1_on_target=prior, brain_mask=mask)
         np.testing.assert_allclose(sr, expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+
+    check(nr.grid, box, as_box_acquisition(asl, config))
+    check(finer, config, asl)
+    noise = relative_noise(asl, mask)
+    assert 0.0 < noise < 1.0
+    model.config = dataclasses.replace(model.config, acquisition_dtv_below_noise=1.01 * noise)  # clean enough
+    assert refines_acquisition_dtv(model, asl, nr.grid, mask)
+    check(nr.grid, config, asl)
+    model.config = dataclasses.replace(model.config, acquisition_dtv_below_noise=0.99 * noise)
+    assert not refines_acquisition_dtv(model, asl, nr.grid, mask)
     model.config = dataclasses.replace(model.config, acquisition="box")
-    assert refines_acquisition_dtv(model, asl.grid, nr.grid)
+    assert refines_acquisition_dtv(model, asl, nr.grid, mask)
 
 
 def test_beyond_the_learnt_zoom_on_box_data_a_share_of_the_sr_is_made_where_the_generator_learnt(trained):

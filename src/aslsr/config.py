@@ -113,13 +113,17 @@ class Config:
     dtv_eta: float = 0.05  # T1 edge threshold, relative to the 99th percentile of |grad T1|
     dtv_iterations: int = 500  # at most; stops earlier at a relative change below 3e-4 per 10 iterations
     acquisition: str = "box"  # box | gaussian | kspace | auto: how the LR ASL was formed; dTV uses it as its operator,
-    # the generator's chain sees the LR as its box equivalent (acquisition.box_equivalent; beyond the learnt zoom
-    # it refines the dTV through this model: generate.refines_acquisition_dtv); auto: kspace with a fitted
-    # Tukey window when the background noise shows a k-space filter, else box (acquisition_estimate.py)
+    # the generator's chain sees the LR as its box equivalent (acquisition.box_equivalent; beyond the learnt zoom,
+    # or where the LR is clean, it refines the dTV through this model: generate.refines_acquisition_dtv); auto:
+    # kspace with a fitted Tukey window when the background noise shows a k-space filter, else box
+    # (acquisition_estimate.py)
     acquisition_fwhm_mm: float | None = None  # gaussian in-plane FWHM (mm); None: the ASL in-plane voxel size
     acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness
     acquisition_window: str = "none"  # kspace: none | hann | tukey
     acquisition_tukey_alpha: float = 0.5  # kspace tukey window: tapered fraction of the band
+    # At the learnt zoom, with a model other than box: G_N refines the dTV through that model where the LR's noise sd
+    # relative to its 99th percentile is below this, else the box equivalent's (generate.refines_acquisition_dtv)
+    acquisition_dtv_below_noise: float = 0.04
 
     # Machine.
     device: str = "auto"  # auto | cpu | cuda
@@ -166,6 +170,7 @@ MODEL_SETTINGS: tuple[str, ...] = (
     "acquisition_slice_fwhm_mm",
     "acquisition_window",
     "acquisition_tukey_alpha",
+    "acquisition_dtv_below_noise",
 )
 
 
@@ -358,6 +363,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "acquisition_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
     "acquisition_slice_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
     "acquisition_window": checks.choice("none", "hann", "tukey"),
+    "acquisition_dtv_below_noise": checks.number(0.0, 1.0),
     "acquisition_tukey_alpha": checks.number(0.0, 1.0, above=True),
     "device": lambda value: (
         None

@@ -27,6 +27,7 @@ from .grids import Grid, resample_average
 from .io import Volume
 from .masking import derive_mask
 from .model import Model
+from .noise import estimate_noise
 from .pyramid import ZOOM_TOLERANCE, bring_up, zoom_between
 
 
@@ -54,17 +55,19 @@ def super_resolve(
     device = device or resolve_device(config.device)
     if brain_mask is not None and np.shape(brain_mask) != asl.grid.shape:
         raise ValueError(f"brain_mask has shape {np.shape(brain_mask)}, not the ASL grid's {asl.grid.shape}")
+    brain_mask = derive_mask(None, t1, asl.grid) if brain_mask is None else np.asarray(brain_mask, bool)
     weights = None
     if config.consistency != "off" and config.consistency_region == "brain":
-        weights = consistency_weights(derive_mask(None, t1, asl.grid) if brain_mask is None else brain_mask)
+        weights = consistency_weights(brain_mask)
     share = learnt_zoom_share(model, asl.grid, target)
     sr = 0.0
     if share < 1:
         prior = t1_on_target if t1_on_target is not None else resample_average(t1.data, t1.affine, target)
-        sr = _on_target(model, asl, prior, target, device, dtv_on_target, weights)
+        sr = _on_target(model, asl, prior, target, device, dtv_on_target, brain_mask, weights)
     if share > 0:
         learnt = asl.grid.zoomed(np.asarray(model.factor, dtype=np.float64))
-        at_learnt = _on_target(model, asl, resample_average(t1.data, t1.affine, learnt), learnt, device, None, weights)
+        prior = resample_average(t1.data, t1.affine, learnt)
+        at_learnt = _on_target(model, asl, prior, learnt, device, None, brain_mask, weights)
         sr = (1.0 - share) * sr + share * interpolate(Volume(at_learnt, learnt), target, "spline")
     return sr.astype(np.float32)
 
@@ -76,6 +79,7 @@ def _on_target(
     target: Grid,
     device: torch.device,
     dtv_on_target: np.ndarray | None,
+    brain_mask: np.ndarray,
     weights: np.ndarray | None,
 ) -> np.ndarray:
     """G_N applied on ``target`` (input units): the body of :func:`super_resolve`."""
@@ -83,7 +87,7 @@ def _on_target(
     acquired, asl = asl, as_box_acquisition(asl, config)
     if config.input_source == "dtv":
         if dtv_on_target is None:
-            if refines_acquisition_dtv(model, acquired.grid, target):
+            if refines_acquisition_dtv(model, acquired, target, brain_mask):
                 dtv_on_target = dtv_baseline(acquired, prior, target, config, device=device).image
             else:
                 box = replace(config, acquisition="box")
@@ -122,20 +126,39 @@ def beyond_learnt_zoom(model: Model, asl_grid: Grid, target: Grid) -> bool:
     return bool(np.any(zoom > np.asarray(model.factor, dtype=np.float64) * ZOOM_TOLERANCE))
 
 
-def refines_acquisition_dtv(model: Model, asl_grid: Grid, target: Grid) -> bool:
+def refines_acquisition_dtv(model: Model, asl: Volume, target: Grid, brain_mask: np.ndarray) -> bool:
     """Whether G_N refines the dTV made through the run's acquisition model (the run's ``dtv.nii.gz``)
     rather than the box-model dTV of the LR's box equivalent, the kind of input it was trained on.
 
-    The same for a box model. Otherwise: only where ``target`` is finer than the generator learnt (the
-    zoom from ``asl_grid`` above its factor along some axis, as at the T1's 1 mm with the factor capped
-    at 2). At the learnt zoom its input is what it was trained on; beyond, no input is, and the finer
-    the grid, the more the shape of the PSF matters: on k-space phantoms at the T1's 1-1.2 mm the
-    acquisition-model dTV was 0.5-1.8 dB above the box equivalent's and the SR on it 0.2-1.7 dB higher,
-    while at the learnt zoom of 2 it was worse at low SNR (BENCHMARKS.md, 2026-12-07).
+    The same for a box model. Otherwise: where ``target`` is finer than the generator learnt (the zoom
+    from ``asl``'s grid above its factor along some axis, as at the T1's 1 mm with the factor capped at
+    2), and at the learnt zoom where the LR is clean enough (:func:`relative_noise` below the model's
+    ``acquisition_dtv_below_noise``). Beyond the learnt zoom no input is what G_N was trained on, and the
+    finer the grid the more the shape of the PSF matters: on k-space phantoms at the T1's 1-1.2 mm the
+    acquisition-model dTV was 0.5-1.8 dB above the box equivalent's and the SR on it 0.2-1.7 dB higher.
+    At the learnt zoom the SR on it was 0.5 dB higher at relative noise 0.022 and 0.4 dB lower at 0.065,
+    where the box equivalent's filter smooths the noise too (BENCHMARKS.md, 2026-12-07 and afternoon).
+    ``brain_mask``: boolean, on ``asl``'s grid (where the noise is not read).
     """
-    if model.config.acquisition == "box":
+    config = model.config
+    if config.acquisition == "box" or beyond_learnt_zoom(model, asl.grid, target):
         return True
-    return beyond_learnt_zoom(model, asl_grid, target)
+    return relative_noise(asl, brain_mask) < config.acquisition_dtv_below_noise
+
+
+def relative_noise(asl: Volume, brain_mask: np.ndarray) -> float:
+    """The noise sd of ``asl`` (:func:`aslsr.noise.estimate_noise`) over the 99th percentile of its magnitude.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> brain = np.zeros((48, 48, 40), bool); brain[12:36, 12:36, 10:30] = True
+    >>> image = Volume(60.0 * brain + rng.normal(0.0, 3.0, brain.shape), Grid(brain.shape, np.eye(4)))
+    >>> round(relative_noise(image, brain), 2)  # 3 / ~60
+    0.05
+    """
+    scale = float(np.percentile(np.abs(asl.data), 99))
+    return estimate_noise(asl, brain_mask).sd / scale if scale > 0 else 0.0
 
 
 #: The 8 flips of three voxel axes (each a tuple of the axes it reverses; () is the identity).

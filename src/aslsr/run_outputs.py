@@ -21,7 +21,7 @@ from ._version import __version__
 from .config import Config
 from .errors import TrainingError
 from .figure_qc import qc_figure
-from .generate import learnt_zoom_share, refines_acquisition_dtv, super_resolve
+from .generate import learnt_zoom_share, refines_acquisition_dtv, relative_noise, super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, save_json, save_volume
 from .model import Model
@@ -66,8 +66,9 @@ def write_outputs(
     sr, generation = None, None
     if model is not None:  # how sr.nii.gz is made from G_N (generate.py), also written into report.json
         generation = {
-            "refines_acquisition_dtv": refines_acquisition_dtv(model, asl.grid, target_grid),
+            "refines_acquisition_dtv": refines_acquisition_dtv(model, asl, target_grid, mask),
             "learnt_zoom_share": learnt_zoom_share(model, asl.grid, target_grid),
+            "relative_noise": relative_noise(asl, mask),  # what refines_acquisition_dtv weighs at the learnt zoom
         }
         sr = super_resolve(
             model,

@@ -70,7 +70,7 @@ class FinishedRun:
 
     def sr(self) -> np.ndarray:
         """The SR made again with the model's current config."""
-        refines = refines_acquisition_dtv(self.model, self.asl.grid, self.target)
+        refines = refines_acquisition_dtv(self.model, self.asl, self.target, self.brain_on_asl)
         return super_resolve(
             self.model,
             self.asl,
