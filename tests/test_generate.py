@@ -221,8 +221,9 @@ def test_beyond_the_learnt_zoom_the_generator_refines_the_dtv_through_the_acquis
 
     from aslsr.acquisition import as_box_acquisition
     from aslsr.baselines import dtv_baseline
-    from aslsr.generate import refines_acquisition_dtv, relative_noise
+    from aslsr.generate import refines_acquisition_dtv
     from aslsr.masking import derive_mask
+    from aslsr.noise import relative_noise
 
     asl, nr, t1 = (load_volume(tiny_case[r]) for r in ("asl_lr", "asl_nr", "t1w"))
     config = preset(

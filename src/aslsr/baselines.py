@@ -18,7 +18,7 @@ from .dtv import DTVResult, settings_from_config, super_resolve_dtv
 from .grids import Grid, resample
 from .io import Volume
 from .masking import brain_mask_from_image
-from .noise import estimate_noise
+from .noise import relative_noise
 
 BASELINE_ORDERS: dict[str, int] = {"nearest": 0, "linear": 1, "spline": 3}
 #: Every baseline written by a run, in table order.
@@ -60,7 +60,7 @@ def dtv_weight(volume: Volume, config: Config) -> float:
     """The dTV weight lambda for ``volume`` (mm, intensities relative to the 99th percentile s of |volume|).
 
     ``config.dtv_lambda`` when ``dtv_lambda_per_noise`` is 0; else ``dtv_lambda_per_noise`` x sd / s,
-    with sd the noise read off ``volume`` (:func:`aslsr.noise.estimate_noise`, its background, else its
+    with sd the noise read off ``volume`` (:func:`aslsr.noise.relative_noise`: its background, else its
     bright object): lambda in proportion to the noise relative to the signal, as the weight of a
     regulariser against Gaussian noise scales. An image without noise or signal keeps ``dtv_lambda``.
 
@@ -77,8 +77,5 @@ def dtv_weight(volume: Volume, config: Config) -> float:
     """
     if not config.dtv_lambda_per_noise:
         return config.dtv_lambda
-    scale = float(np.percentile(np.abs(volume.data), 99))
-    sd = estimate_noise(volume, brain_mask_from_image(volume)).sd if scale > 0 else 0.0
-    if not (sd > 0 and np.isfinite(sd)):
-        return config.dtv_lambda
-    return config.dtv_lambda_per_noise * sd / scale
+    noise = relative_noise(volume, brain_mask_from_image(volume))
+    return config.dtv_lambda_per_noise * noise if noise > 0 and np.isfinite(noise) else config.dtv_lambda

@@ -27,7 +27,7 @@ from .grids import Grid, resample_average
 from .io import Volume
 from .masking import derive_mask
 from .model import Model
-from .noise import estimate_noise
+from .noise import relative_noise
 from .pyramid import ZOOM_TOLERANCE, bring_up, zoom_between
 
 
@@ -132,7 +132,7 @@ def refines_acquisition_dtv(model: Model, asl: Volume, target: Grid, brain_mask:
 
     The same for a box model. Otherwise: where ``target`` is finer than the generator learnt (the zoom
     from ``asl``'s grid above its factor along some axis, as at the T1's 1 mm with the factor capped at
-    2), and at the learnt zoom where the LR is clean enough (:func:`relative_noise` below the model's
+    2), and at the learnt zoom where the LR is clean enough (:func:`~aslsr.noise.relative_noise` below the model's
     ``acquisition_dtv_below_noise``). Beyond the learnt zoom no input is what G_N was trained on, and the
     finer the grid the more the shape of the PSF matters: on k-space phantoms at the T1's 1-1.2 mm the
     acquisition-model dTV was 0.5-1.8 dB above the box equivalent's and the SR on it 0.2-1.7 dB higher.
@@ -144,21 +144,6 @@ def refines_acquisition_dtv(model: Model, asl: Volume, target: Grid, brain_mask:
     if config.acquisition == "box" or beyond_learnt_zoom(model, asl.grid, target):
         return True
     return relative_noise(asl, brain_mask) < config.acquisition_dtv_below_noise
-
-
-def relative_noise(asl: Volume, brain_mask: np.ndarray) -> float:
-    """The noise sd of ``asl`` (:func:`aslsr.noise.estimate_noise`) over the 99th percentile of its magnitude.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> brain = np.zeros((48, 48, 40), bool); brain[12:36, 12:36, 10:30] = True
-    >>> image = Volume(60.0 * brain + rng.normal(0.0, 3.0, brain.shape), Grid(brain.shape, np.eye(4)))
-    >>> round(relative_noise(image, brain), 2)  # 3 / ~60
-    0.05
-    """
-    scale = float(np.percentile(np.abs(asl.data), 99))
-    return estimate_noise(asl, brain_mask).sd / scale if scale > 0 else 0.0
 
 
 #: The 8 flips of three voxel axes (each a tuple of the axes it reverses; () is the identity).

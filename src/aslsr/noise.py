@@ -100,6 +100,22 @@ def estimate_noise(asl: Volume, mask: np.ndarray, *, min_background_voxels: int 
     return NoiseEstimate(float(np.percentile(local, 25)), "brain", len(local) * BRAIN_BLOCK**3)
 
 
+def relative_noise(asl: Volume, brain_mask: np.ndarray) -> float:
+    """The noise sd of ``asl`` (:func:`estimate_noise`) over the 99th percentile of its magnitude (0 without signal).
+
+    Examples
+    --------
+    >>> from aslsr.grids import Grid
+    >>> rng = np.random.default_rng(0)
+    >>> brain = np.zeros((48, 48, 40), bool); brain[12:36, 12:36, 10:30] = True
+    >>> image = Volume(60.0 * brain + rng.normal(0.0, 3.0, brain.shape), Grid(brain.shape, np.eye(4)))
+    >>> round(relative_noise(image, brain), 2)  # 3 / ~60
+    0.05
+    """
+    scale = float(np.percentile(np.abs(asl.data), 99))
+    return estimate_noise(asl, brain_mask).sd / scale if scale > 0 else 0.0
+
+
 def resolve_input_noise(
     config: Config, asl: Volume, mask: np.ndarray | None = None
 ) -> tuple[Config, NoiseEstimate | None]:

@@ -21,11 +21,11 @@ from ._version import __version__
 from .config import Config
 from .errors import TrainingError
 from .figure_qc import qc_figure
-from .generate import learnt_zoom_share, refines_acquisition_dtv, relative_noise, super_resolve
+from .generate import learnt_zoom_share, refines_acquisition_dtv, super_resolve
 from .grids import Grid, resample, resample_average
 from .io import Volume, save_json, save_volume
 from .model import Model
-from .noise import estimate_noise
+from .noise import estimate_noise, relative_noise
 from .report_html import subject_report_html
 from .run_report import build_report, peak_memory
 
