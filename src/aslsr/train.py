@@ -3,38 +3,36 @@
 Scale 0: G_0(z_0, a_0) from white Gaussian noise z_0 and the T1 a_0.
 Scale n > 0: G_n(x_{n-1} brought up, a_n), with G_n initialised from G_{n-1}'s weights.
 Each scale minimises WGAN-GP + alpha * MSE + beta * low-pass MSE against x_n (Eq. 3), with its own
-critic D_n. ``config.input_source`` chooses the image fed to G_n: "real" brings up the real x_{n-1}
-(the same kind of input the finest generator gets at super-resolution time, Eq. 2), "generated"
-brings up G_{n-1}'s output (Eq. 1). With ``config.input_noise = "matched"`` x_{n-1} first gets the noise that
-makes it as noisy as x_n (:func:`noisy_coarse`, noise.py), as the LR is at super-resolution time.
+critic D_n. ``config.input_source`` chooses the image fed to G_n: "dtv" (the default preset's) the dTV
+reconstruction of the real x_{n-1} on grid n, "real" the real x_{n-1} brought up (the same kind of input the
+finest generator gets at super-resolution time, Eq. 2), "generated" G_{n-1}'s output brought up (Eq. 1). With
+``config.input_noise = "matched"`` x_{n-1} first gets the noise that makes it as noisy as x_n
+(:func:`noisy_coarse`, noise.py), as the LR is at super-resolution time.
+G_n's input is chosen in :func:`generator_input`; one scale's training loop is :mod:`aslsr.scale_training`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
-import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import baselines, losses, noise, stability
+from . import baselines, noise
 from .acquisition import as_box_acquisition
 from .acquisition_estimate import resolve_acquisition
 from .checkpoint import Checkpointer, TrainingState, capture_rngs, restore_rngs
 from .config import Config, replace
-from .devices import compute_layout, resolve_device, scoped_torch_state, seed_everything, use_bfloat16
+from .devices import resolve_device, scoped_torch_state, seed_everything
 from .grids import Grid
 from .io import Volume
 from .model import Model, apply_generator
-from .networks import Generator, PatchCritic
-from .objective import critic_step, data_terms, generator_loss
-from .progress import progress_bar
+from .networks import Generator
 from .pyramid import Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors, scale_grids
-from .sampling import PatchSampler
+from .scale_training import train_scale
 
 
 def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.ndarray, list[Grid]]:
@@ -135,16 +133,9 @@ def _train(
     for level in range(first, len(scales)):
         scale = scales[level]
         resume = state if state is not None and state.level == level and state.iteration > 0 else None
-        if level == 0:
-            source = None
-        elif config.input_source == "generated" and previous_output is not None:
-            source = bring_up(previous_output, grids[level - 1], scale.grid, config.upsample_order)
-        elif config.input_source == "dtv":
-            coarse = noisy_coarse(raw_scales[level - 1], config, factor, level, len(scales))
-            source = normalizer.asl_to_net(dtv_step(coarse, raw_scales[level], config, device))
-        else:
-            coarse = normalizer.asl_to_net(noisy_coarse(raw_scales[level - 1], config, factor, level, len(scales)).asl)
-            source = bring_up(coarse, grids[level - 1], scale.grid, config.upsample_order)
+        source = None
+        if level > 0:
+            source = generator_input(raw_scales, level, normalizer, config, factor, device, previous_output)
         if level == 1 and not config.single_scale and resume is None:
             generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
         rows, seconds = train_scale(
@@ -175,6 +166,28 @@ def _train(
     return model
 
 
+def generator_input(
+    raw_scales: list[Scale],
+    level: int,
+    normalizer: Normalizer,
+    config: Config,
+    factor: np.ndarray,
+    device: torch.device,
+    previous_output: np.ndarray | None = None,
+) -> np.ndarray:
+    """G_level's training input on grid ``level`` (network units), for ``level`` > 0, as ``config.input_source``
+    says: "dtv": the dTV reconstruction of x_{level-1} (:func:`dtv_step`), "real": x_{level-1} brought up,
+    "generated": G_{level-1}'s output ``previous_output`` brought up (Eq. 1). x_{level-1} first gets the noise of
+    :func:`noisy_coarse`. ``raw_scales``: the pyramid in input units."""
+    coarse_grid, grid = raw_scales[level - 1].grid, raw_scales[level].grid
+    if config.input_source == "generated" and previous_output is not None:
+        return bring_up(previous_output, coarse_grid, grid, config.upsample_order)
+    coarse = noisy_coarse(raw_scales[level - 1], config, factor, level, len(raw_scales))
+    if config.input_source == "dtv":
+        return normalizer.asl_to_net(dtv_step(coarse, raw_scales[level], config, device))
+    return bring_up(normalizer.asl_to_net(coarse.asl), coarse_grid, grid, config.upsample_order)
+
+
 def noisy_coarse(coarse: Scale, config: Config, factor: np.ndarray, level: int, n_scales: int) -> Scale:
     """x_{level-1} (input units) as G_level's training input: with ``input_noise = "matched"`` plus white noise
     that makes it as noisy as x_level (noise.py), drawn from its own generator seeded by the run's seed."""
@@ -193,241 +206,3 @@ def dtv_step(coarse: Scale, fine: Scale, config: Config, device: torch.device) -
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
     return torch.randn(shape, generator=generator).numpy()
-
-
-def train_scale(
-    generator: Generator,
-    scale: Scale,
-    source: np.ndarray | None,
-    *,
-    level: int,
-    n_scales: int,
-    config: Config,
-    device: torch.device,
-    rng: np.random.Generator,
-    noise_generator: torch.Generator,
-    progress: bool,
-    warnings: list[str],
-    resume: TrainingState | None = None,
-    on_checkpoint: Callable[[int, dict[str, Any]], None] | None = None,
-) -> tuple[list[dict], float]:
-    """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale.
-
-    The generator ends with the weights of the best held-out validation loss (stability.py). Past the
-    scale's nominal iterations it trains on, up to ``config.extend_iterations`` more, while that loss still falls.
-    Returns the logged rows and the seconds spent on this scale. ``resume`` continues a scale from a
-    mid-scale checkpoint; ``on_checkpoint(next_iteration, scale_state)`` is called when one is due.
-    """
-    iterations = config.iterations_at(level, n_scales)
-    total = iterations + config.extend_iterations
-    compute_layout(generator, device, channels_last=config.channels_last).train()
-    optimizer_g = _adam(generator, config)
-    modules: dict[str, Any] = {"generator": generator, "optimizer_g": optimizer_g}
-    critic = optimizer_d = None
-    if config.use_adversarial:
-        critic = PatchCritic(channels=config.critic_channels, layers=config.critic_layers)
-        critic = compute_layout(critic, device, channels_last=config.channels_last)
-        optimizer_d = _adam(critic, config)
-        modules.update(critic=critic, optimizer_d=optimizer_d)
-    ema = stability.weight_average(generator, config.ema_decay)
-    if ema is not None:
-        modules["ema"] = ema  # rolled back and checkpointed with the generator
-    lowpass = losses.GaussianLowPass(config.lowpass_sigma_voxels)
-    held = stability.holdout_mask(
-        scale.asl.shape,
-        fraction=config.validation_fraction,
-        block_voxels=config.validation_block_voxels,
-        seed=config.seed + level,
-        brain=scale.mask,
-    )
-    sampler = PatchSampler(scale, source, config, rng, held_out=held)
-    residual = level > 0
-    validator = _validator(scale, source, held, config, lowpass, residual)
-    guard = stability.DivergenceGuard(modules, config.learning_rate)
-    clip = stability.GradientClip(absolute=config.grad_clip_norm, relative=config.grad_clip_relative)
-    bfloat16 = use_bfloat16(device, config.bfloat16)
-    rows: list[dict] = []
-    start, seconds_before = 0, 0.0
-    if resume is not None:
-        start, rows, seconds_before = _restore_scale(resume, modules, guard, validator, clip)
-        restore_rngs(resume, rng, noise_generator)
-    best_live = min((row["validation"] for row in rows if "validation" in row), default=math.inf)
-    started = time.perf_counter() - seconds_before
-    bar = progress_bar(
-        range(start, total),
-        enabled=progress,
-        initial=start,
-        total=max(iterations, start),  # grows by a window each time training goes on past the nominal count
-        desc=f"scale {level} {scale.grid.shape}",
-        leave=True,
-        dynamic_ncols=True,
-    )
-    steps = total
-    for iteration in bar:
-        if iteration >= bar.total:
-            bar.total = min(total, bar.total + config.extend_window)
-            bar.refresh()
-        rate = guard.learning_rate_factor * stability.learning_rate_at(
-            iteration,
-            iterations,
-            base=config.learning_rate,
-            schedule=config.lr_schedule,
-            warmup=config.warmup_iterations,
-        )
-        for optimizer in (optimizer_g, optimizer_d):
-            for group in optimizer.param_groups if optimizer is not None else ():
-                group["lr"] = rate
-        image, t1, real, weight = sampler.batch()
-        if image is None:
-            image = torch.randn(real.shape, generator=noise_generator)
-        image, t1, real, weight = image.to(device), t1.to(device), real.to(device), weight.to(device)
-        terms: dict[str, float] = {}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            fake = generator(image, t1, residual=residual)
-        if config.use_adversarial and iteration % config.critic_every == 0:
-            critic_step(
-                critic,
-                optimizer_d,
-                real,
-                fake.detach(),
-                config,
-                terms,
-                penalise=(iteration // config.critic_every) % config.gp_every == 0,
-            )
-        loss = generator_loss(critic, fake, real, lowpass, config, terms, weight=weight)
-        problem = guard.check(
-            terms,
-            remembered_terms=lambda: data_terms(
-                guard.remembered("generator"), (image, t1, real, weight), lowpass, config, residual
-            ),
-        )
-        row: dict[str, Any] = {}
-        if not problem:
-            validate = iteration % config.validate_every == 0
-            if validate or iteration % config.log_every == 0 or iteration == total - 1:
-                row = {
-                    "scale": level,
-                    "iteration": iteration,
-                    "seconds": time.perf_counter() - started,
-                    "lr": rate,
-                    **terms,
-                }
-                if validate:
-                    row["validation"] = validator.update(generator, iteration)
-                    if row["validation"] < best_live:
-                        # A roll-back returns here, to the best-validated live weights (and their optimiser state):
-                        # going back to the last weights with a sound batch loss, already oscillating and with
-                        # Adam's second moment full of it, froze two runs (BENCHMARKS.md 2026-12-02 afternoon).
-                        best_live = row["validation"]
-                        guard.remember()
-                    if ema is not None:
-                        row["validation_ema"] = validator.update(ema.module, iteration, label="ema")
-                rows.append(row)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k in ("mse", "lowpass", "adv_g")})
-                if validate and stability.learning_stalled(rows, iteration, iterations, config):
-                    steps = bar.total = iteration  # these weights, validated, are the last: no step from here
-                    break
-            optimizer_g.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip.active:
-                row["grad_norm"] = clip(generator.parameters())  # before clipping; recorded on logged rows
-            optimizer_g.step()
-            problem = "" if guard.weights_finite() else "the weights became non-finite after a step"
-            if ema is not None and not problem:
-                ema.update_parameters(generator)
-        if problem:
-            stop = guard.roll_back()
-            warnings.append(
-                f"scale {level}, iteration {iteration}: {problem}; "
-                + (
-                    "stopped this scale with the best weights so far"
-                    if stop
-                    else f"went back to the best-validated weights with {guard.learning_rate_factor:.3g}x the rate"
-                )
-            )
-            if stop:
-                steps = bar.total = iteration
-                break
-            continue
-        if on_checkpoint is not None and _checkpoint_due(config, iteration, total):
-            on_checkpoint(
-                iteration + 1,
-                {
-                    **{name: module.state_dict() for name, module in modules.items()},
-                    "guard": guard.state_dict(),
-                    "clip": clip.state_dict(),
-                    "validator": validator.state_dict(),
-                    "rows": rows,
-                    "seconds": time.perf_counter() - started,
-                },
-            )
-    bar.close()
-    final = validator.update(generator, steps)  # the last step is checked like every other
-    if ema is not None:
-        final = min(final, validator.update(ema.module, steps, label="ema"))
-    if config.select_best or not math.isfinite(final):
-        validator.restore_best(generator)
-    if rows:
-        rows[-1]["best_iteration"] = validator.best_iteration
-        rows[-1]["best_weights"] = validator.best_label
-        rows[-1]["hard_batches"] = guard.hard_batches  # spikes the remembered weights shared: not roll-backs
-        rows[-1]["clipped_steps"] = clip.clipped
-        rows[-1]["steps"] = steps
-    return rows, time.perf_counter() - started
-
-
-def _adam(module: torch.nn.Module, config: Config) -> torch.optim.Adam:
-    return torch.optim.Adam(module.parameters(), lr=config.learning_rate, betas=config.adam_betas)
-
-
-def _validator(
-    scale: Scale,
-    source: np.ndarray | None,
-    held: np.ndarray,
-    config: Config,
-    lowpass: losses.GaussianLowPass,
-    residual: bool,
-) -> stability.HeldOutValidator:
-    """The held-out validator of one scale: whole-volume [image, T1] -> x_n, scored on ``held`` voxels.
-
-    Without held-out voxels (``validation_fraction`` 0) it scores the whole volume.
-    """
-    target = torch.from_numpy(scale.asl.astype(np.float32))[None, None]
-    image = (
-        torch.from_numpy(source.astype(np.float32))[None, None]
-        if source is not None
-        else torch.randn(target.shape, generator=torch.Generator().manual_seed(config.seed + 1))
-    )
-    inputs = torch.cat([image, torch.from_numpy(scale.t1.astype(np.float32))[None, None]], dim=1)
-    where = held if held.any() else np.ones_like(held)
-    return stability.HeldOutValidator(
-        inputs,
-        target,
-        where,
-        alpha=config.alpha,
-        beta=config.beta if config.use_lowpass else 0.0,
-        lowpass=lowpass,
-        residual=residual,
-    )
-
-
-def _checkpoint_due(config: Config, iteration: int, iterations: int) -> bool:
-    done = iteration + 1
-    return config.checkpoint_every > 0 and done % config.checkpoint_every == 0 and done < iterations
-
-
-def _restore_scale(
-    state: TrainingState,
-    modules: dict[str, Any],
-    guard: stability.DivergenceGuard,
-    validator: stability.HeldOutValidator,
-    clip: stability.GradientClip,
-) -> tuple[int, list[dict], float]:
-    """Load a mid-scale checkpoint's modules, guard, validator and clip; (next iteration, rows, seconds)."""
-    saved = state.scale
-    for name, module in modules.items():
-        module.load_state_dict(saved[name])
-    guard.load_state_dict(saved["guard"])
-    clip.load_state_dict(saved.get("clip", {"recent": [], "clipped": 0}))  # absent from checkpoints written before it
-    validator.load_state_dict(saved["validator"])
-    return state.iteration, list(saved["rows"]), float(saved["seconds"])
