@@ -59,26 +59,13 @@ def _error(generator: Generator, scale: Scale, source: np.ndarray) -> float:
 
 def test_the_loop_trains_the_generator_and_summarises_the_scale_in_its_last_row():
     config = preset("test", use_adversarial=False, iterations=(30,), extend_iterations=0, validate_every=5)
+    trainer = _trainer(config)
+    trainer.generator.unet.reset_head()  # the identity on its image input, as a finer scale starts
     scale, source = _scale()
-    torch.manual_seed(0)
-    generator = Generator(channels=config.generator_channels)
-    generator.unet.reset_head()  # the identity on its image input, as a finer scale starts
-    before = _error(generator, scale, source)
+    before = _error(trainer.generator, scale, source)
     warnings: list[str] = []
-    rows, seconds = train_scale(
-        generator,
-        scale,
-        source,
-        level=1,
-        n_scales=2,
-        config=config,
-        device=torch.device("cpu"),
-        rng=np.random.default_rng(0),
-        noise_generator=torch.Generator().manual_seed(0),
-        progress=False,
-        warnings=warnings,
-    )
-    assert _error(generator, scale, source) < before and seconds > 0 and warnings == []
+    rows, seconds = train_scale(trainer, progress=False, warnings=warnings)
+    assert _error(trainer.generator, scale, source) < before and seconds > 0 and warnings == []
     last = rows[-1]
     assert last["steps"] == 30 and 0 <= last["best_iteration"] <= 30 and last["best_weights"] == "last"
     assert last["hard_batches"] == 0 and last["clipped_steps"] == 0
@@ -108,6 +95,6 @@ def test_a_resumed_trainer_takes_up_the_rows_the_best_loss_and_the_clock():
         torch_rng = torch.get_rng_state()
 
     second = _trainer(config, seed=1)
-    assert second.resume(Saved, np.random.default_rng(1)) == 3
+    assert second.resume(Saved) == 3
     assert second.rows == first.rows and second.best_live == min(row["validation"] for row in first.rows)
     assert second.seconds() >= state["seconds"]

@@ -31,41 +31,29 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # G_n's i
 
 
 def train_scale(
-    generator: Generator,
-    scale: Scale,
-    source: np.ndarray | None,
+    trainer: ScaleTrainer,
     *,
-    level: int,
-    n_scales: int,
-    config: Config,
-    device: torch.device,
-    rng: np.random.Generator,
-    noise_generator: torch.Generator,
     progress: bool,
     warnings: list[str],
     resume: TrainingState | None = None,
     on_checkpoint: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> tuple[list[dict], float]:
-    """Train G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n on one scale.
+    """Train one scale: G_n (in place; it starts from G_{n-1}'s weights) and a fresh critic D_n, as ``trainer``
+    holds them.
 
-    ``source``: G_n's input on the grid of ``scale`` (network units; None at scale 0, where G_0 starts from
-    noise). The generator ends with the weights of the best held-out validation loss. Past the scale's nominal
-    iterations it trains on, up to ``config.extend_iterations`` more, while that loss still falls. Warnings
-    (roll-backs) are appended to ``warnings``. Returns the logged rows and the seconds spent on this scale.
-    ``resume`` continues a scale from a mid-scale checkpoint; ``on_checkpoint(next_iteration, scale_state)`` is
-    called when one is due.
+    The generator ends with the weights of the best held-out validation loss. Past the scale's nominal iterations
+    it trains on, up to ``config.extend_iterations`` more, while that loss still falls. Warnings (roll-backs) are
+    appended to ``warnings``. Returns the logged rows and the seconds spent on this scale. ``resume`` continues a
+    scale from a mid-scale checkpoint; ``on_checkpoint(next_iteration, scale_state)`` is called when one is due.
     """
-    trainer = ScaleTrainer(
-        generator, scale, source, level=level, n_scales=n_scales, config=config, device=device, rng=rng,
-        noise_generator=noise_generator,
-    )  # fmt: skip
-    start = 0 if resume is None else trainer.resume(resume, rng)
+    config, level = trainer.config, trainer.level
+    start = 0 if resume is None else trainer.resume(resume)
     bar = progress_bar(
         range(start, trainer.total),
         enabled=progress,
         initial=start,
         total=max(trainer.iterations, start),  # grows by a window each time training goes on past the nominal count
-        desc=f"scale {level} {scale.grid.shape}",
+        desc=f"scale {level} {trainer.shape}",
         leave=True,
         dynamic_ncols=True,
     )
@@ -100,6 +88,9 @@ class ScaleTrainer:
     """One scale's training state: G_n (trained in place), a fresh critic D_n, their Adam optimisers, the weight
     average, the patch sampler, the held-out validator, the divergence guard and the gradient clip.
 
+    ``source``: G_n's input on the grid of ``scale`` (network units; None at scale 0, where G_0 starts from
+    noise). ``rng`` draws the patches, ``noise_generator`` G_0's noise; both are restored by :meth:`resume`.
+
     The order of construction is the order in which they draw from the run's random generators, so that a seeded
     run trains the same weights.
     """
@@ -118,7 +109,7 @@ class ScaleTrainer:
         noise_generator: torch.Generator,
     ) -> None:
         self.generator, self.config, self.device, self.level = generator, config, device, level
-        self.noise_generator = noise_generator
+        self.rng, self.noise_generator, self.shape = rng, noise_generator, scale.grid.shape
         self.iterations = config.iterations_at(level, n_scales)
         self.total = self.iterations + config.extend_iterations
         compute_layout(generator, device, channels_last=config.channels_last).train()
@@ -152,7 +143,7 @@ class ScaleTrainer:
         self.best_live = math.inf  # the best held-out loss of the live weights: where a roll-back returns
         self.started = time.perf_counter()
 
-    def resume(self, state: TrainingState, rng: np.random.Generator) -> int:
+    def resume(self, state: TrainingState) -> int:
         """Continue from a mid-scale checkpoint: its modules, guard, validator, clip, rows and random generators;
         returns the next iteration."""
         saved = state.scale
@@ -163,7 +154,7 @@ class ScaleTrainer:
         self.clip.load_state_dict(saved.get("clip", {"recent": [], "clipped": 0}))
         self.validator.load_state_dict(saved["validator"])
         self.rows = list(saved["rows"])
-        restore_rngs(state, rng, self.noise_generator)
+        restore_rngs(state, self.rng, self.noise_generator)
         self.best_live = min((row["validation"] for row in self.rows if "validation" in row), default=math.inf)
         self.started = time.perf_counter() - float(saved["seconds"])
         return state.iteration

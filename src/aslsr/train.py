@@ -32,7 +32,7 @@ from .io import Volume
 from .model import Model, apply_generator
 from .networks import Generator
 from .pyramid import Normalizer, Scale, bring_up, build_pyramid, count_scales, scale_factors, scale_grids
-from .scale_training import train_scale
+from .scale_training import ScaleTrainer, train_scale
 
 
 def plan_scales(asl_grid: Grid, zoom: np.ndarray, config: Config) -> tuple[np.ndarray, list[Grid]]:
@@ -138,7 +138,7 @@ def _train(
             source = generator_input(raw_scales, level, normalizer, config, factor, device, previous_output)
         if level == 1 and not config.single_scale and resume is None:
             generator.unet.reset_head()  # G_0 generates from noise; G_n>0 refine: start as the identity
-        rows, seconds = train_scale(
+        trainer = ScaleTrainer(
             generator,
             scale,
             source,
@@ -148,6 +148,9 @@ def _train(
             device=device,
             rng=rng,
             noise_generator=noise_generator,
+        )
+        rows, seconds = train_scale(
+            trainer,
             progress=progress,
             warnings=model.warnings,
             resume=resume,
