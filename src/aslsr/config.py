@@ -121,9 +121,14 @@ class Config:
     acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness
     acquisition_window: str = "none"  # kspace: none | hann | tukey
     acquisition_tukey_alpha: float = 0.5  # kspace tukey window: tapered fraction of the band
-    # At the learnt zoom, with a model other than box: G_N refines the dTV through that model where the LR's noise sd
-    # relative to its 99th percentile is below this, else the box equivalent's (generate.refines_acquisition_dtv)
+    # At the learnt zoom, with a k-space model: G_N refines the dTV through that model where the LR's noise sd
+    # relative to its 99th percentile is below this, else the box equivalent's (generate.refines_acquisition_dtv;
+    # with a Gaussian PSF always the former)
     acquisition_dtv_below_noise: float = 0.04
+    # auto, with an M0 on the ASL grid and no k-space filter seen: the readout counts as point samples of the object
+    # (a Gaussian PSF of the T1's voxel size) where the M0's held-out voxels are predicted through dTV with an error
+    # below this share of a box average's (acquisition_estimate.point_sampling_check). 0: never
+    acquisition_point_below: float = 0.95
 
     # Machine.
     device: str = "auto"  # auto | cpu | cuda
@@ -364,6 +369,7 @@ FIELD_CHECKS: dict[str, checks.Check] = {
     "acquisition_slice_fwhm_mm": checks.optional(checks.number(0.0, 1000.0)),
     "acquisition_window": checks.choice("none", "hann", "tukey"),
     "acquisition_dtv_below_noise": checks.number(0.0, 1.0),
+    "acquisition_point_below": checks.number(0.0, 2.0),
     "acquisition_tukey_alpha": checks.number(0.0, 1.0, above=True),
     "device": lambda value: (
         None

@@ -130,18 +130,20 @@ def refines_acquisition_dtv(model: Model, asl: Volume, target: Grid, brain_mask:
     """Whether G_N refines the dTV made through the run's acquisition model (the run's ``dtv.nii.gz``)
     rather than the box-model dTV of the LR's box equivalent, the kind of input it was trained on.
 
-    The same for a box model. Otherwise: where ``target`` is finer than the generator learnt (the zoom
-    from ``asl``'s grid above its factor along some axis, as at the T1's 1 mm with the factor capped at
-    2), and at the learnt zoom where the LR is clean enough (:func:`~aslsr.noise.relative_noise` below the model's
-    ``acquisition_dtv_below_noise``). Beyond the learnt zoom no input is what G_N was trained on, and the
-    finer the grid the more the shape of the PSF matters: on k-space phantoms at the T1's 1-1.2 mm the
-    acquisition-model dTV was 0.5-1.8 dB above the box equivalent's and the SR on it 0.2-1.7 dB higher.
-    At the learnt zoom the SR on it was 0.5 dB higher at relative noise 0.022 and 0.4 dB lower at 0.065,
-    where the box equivalent's filter smooths the noise too (BENCHMARKS.md, 2026-12-07 and afternoon).
-    ``brain_mask``: boolean, on ``asl``'s grid (where the noise is not read).
+    The same for a box model; always for a Gaussian PSF (stated, or point samples found by ``auto``). For a k-space
+    model: where ``target`` is finer than the generator learnt (the zoom from ``asl``'s grid above its factor along
+    some axis, as at the T1's 1 mm with the factor capped at 2), and at the learnt zoom where the LR is clean enough
+    (:func:`~aslsr.noise.relative_noise` below the model's ``acquisition_dtv_below_noise``). Beyond the learnt zoom
+    no input is what G_N was trained on, and the finer the grid the more the shape of the PSF matters: on k-space
+    phantoms at the T1's 1-1.2 mm the acquisition-model dTV was 0.5-1.8 dB above the box equivalent's and the SR
+    on it 0.2-1.7 dB higher. At the learnt zoom the SR on it was 0.5 dB higher at relative noise 0.022 and 0.4 dB
+    lower at 0.065, where the box equivalent's filter smooths the noise too (BENCHMARKS.md, 2026-12-07 and
+    afternoon). On point samples, whose box equivalent discards the top of the band, it was 1.0 dB higher at
+    relative noise 0.042 (2026-12-07 evening). ``brain_mask``: boolean, on ``asl``'s grid (where the noise is not
+    read).
     """
     config = model.config
-    if config.acquisition == "box" or beyond_learnt_zoom(model, asl.grid, target):
+    if config.acquisition != "kspace" or beyond_learnt_zoom(model, asl.grid, target):
         return True
     return relative_noise(asl, brain_mask) < config.acquisition_dtv_below_noise
 

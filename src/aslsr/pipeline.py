@@ -143,7 +143,10 @@ def run(
         mask_source = "given" if mask is not None else ("m0" if m0 is not None else "t1")
         if mask is None:
             mask = masking.derive_mask(m0, t1_registered, asl.grid)
-        config, acquisition_estimate = resolve_acquisition(config, asl, mask)
+        device = resolve_device(config.device)  # once per run; passed to every step that computes
+        clock = time.perf_counter()
+        config, acquisition_estimate = resolve_acquisition(config, asl, mask, m0=m0, t1=t1_registered, device=device)
+        timings["acquisition_s"] = time.perf_counter() - clock  # with an M0: two dTV solves (point-sampling check)
         if acquisition_estimate is not None:
             reason = acquisition_estimate.reason
             logger.info("%s: acquisition auto -> %s (%s)", out_dir.name, config.acquisition, reason)
@@ -152,7 +155,6 @@ def run(
             logger.info("%s: noise sd %.4g, read off the %s", out_dir.name, noise_estimate.sd, noise_estimate.source)
 
         zoom = zoom_between(asl.grid, target_grid)
-        device = resolve_device(config.device)  # once per run; passed to every step that computes
         logger.info(
             "%s: %s -> %s (zoom %s), device %s",
             out_dir.name,

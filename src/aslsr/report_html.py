@@ -32,7 +32,7 @@ figcaption { font-weight: 600; margin-top: 0.3em; }
 code { font-family: monospace; background: #f4f4f4; padding: 0 0.2em; }
 """
 
-TIMING_KEYS = ("load_s", "registration_s", "training_s", "generation_s", "writing_s")
+TIMING_KEYS = ("load_s", "registration_s", "acquisition_s", "training_s", "generation_s", "writing_s")
 
 
 def _e(value: Any) -> str:

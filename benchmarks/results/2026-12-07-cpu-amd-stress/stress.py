@@ -35,6 +35,15 @@ CASES = {
     "--tissue-field 0.2 --lesions 0.5 --warp 5",
     # coarser acquisition: NR voxels 2.5 x 2.5 x 3.5 mm (LR 5 x 5 x 3.5), same field of view
     "coarse": "--nr-voxel-size 2.5 2.5 3.5 --nr-shape 96 72 34 --tissue-field 0.2 --lesions 0.5 --warp 5",
+    # added 2026-12-07 evening. Point sampling, as a simulator that interpolates its truth at the acquired voxel
+    # centres does (no averaging over the voxel: aliasing, in-plane FWHM a quarter voxel, slices 0.4 thick)
+    "point-sampled": "--psf gaussian --psf-fwhm 0.25 --slice-thickness 0.4 --tissue-field 0.2 --lesions 0.5 --warp 5",
+    # a wide PSF (a strongly filtered 3D spiral-like readout): in-plane FWHM 1.8 voxels, slices 1.5 thick
+    "wide-psf": "--psf gaussian --psf-fwhm 1.8 --slice-thickness 1.5 --tissue-field 0.2 --lesions 0.5 --warp 5",
+    # point samples again, for reporting only (point-sampled became a tuning case of the point-sampling check):
+    # oblique, stored LPS, noise 8, GM heterogeneity, a hyper-perfused lesion, a larger warp
+    "point-oblique": "--psf gaussian --psf-fwhm 0.25 --slice-thickness 0.4 --oblique 6 -4 10 --asl-orientation LPS "
+    "--noise-sd 8 --gm-heterogeneity 0.3 --lesions 1.6 --warp 6",
 }
 IMAGES = ("linear", "spline", "dtv", "sr")
 
