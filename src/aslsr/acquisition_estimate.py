@@ -196,12 +196,12 @@ def point_sampling_check(
     """Are ``m0``'s voxels box averages of the object or samples at their centres?
 
     A share ``held_out`` of the brain voxels (``mask``, on ``m0``'s grid; drawn with ``seed``) is left out of the
-    data term of two dTV reconstructions of ``m0``, guided by ``t1`` (registered, any grid) on a grid up to twice
-    as fine (:func:`check_grid`), one through a box average and one through point samples (a Gaussian PSF of the
-    T1's voxel size); each predicts the left-out voxels through its own model. On box-average, k-space (with and
-    without a window) and Gaussian-PSF phantoms the point model's error was 1.12-1.38 times the box model's, on
-    point-sampled ones 0.875-0.885 times (BENCHMARKS.md 2026-12-07 evening). The M0 serves because it shares the
-    ASL's readout at a far higher SNR, so the answer does not depend on the ASL's noise.
+    data term of two dTV reconstructions of ``m0``, guided by ``t1`` (registered, any grid) on a grid up to three
+    times as fine (:func:`check_grid`), one through a box average and one through point samples (a Gaussian PSF of
+    the T1's voxel size); each predicts the left-out voxels through its own model. On 17 box-average, Gaussian-PSF
+    and k-space phantoms (with and without a window) the point model's error was 1.12-1.69 times the box model's,
+    on three point-sampled ones 0.875-0.93 times (BENCHMARKS.md 2026-12-07 evening). The M0 serves because it
+    shares the ASL's readout at a far higher SNR, so the answer does not depend on the ASL's noise.
     """
     fine = check_grid(m0.grid, t1.grid)  # voxel centres on fine voxel centres
     t1_fine = resample_average(t1.data, t1.affine, fine)
