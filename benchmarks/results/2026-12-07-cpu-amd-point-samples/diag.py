@@ -40,30 +40,14 @@ out = {}
 for lr_name in ("asl_lr", "asl_lr_clean"):
     asl = load_volume(case / f"{lr_name}.nii.gz")
     dtv = dtv_baseline(asl, t1.data, grid, replace(model.config, acquisition="box"), device=cpu).image
-    variants = {
-        "dtv": dtv,
-        "sr": super_resolve(
-            model,
-            asl,
-            t1,
-            grid,
-            device=cpu,
-            t1_on_target=t1.data,
-            dtv_on_target=dtv,
-            brain_mask=load_volume(case / "mask_lr.nii.gz", allow_constant=True).data > 0.5,
-        ),
-    }
-    m2 = Model(model.generator, model.normalizer, replace(model.config, consistency="off"), model.factor, model.grids)
-    variants["sr_no_consistency"] = super_resolve(
-        m2,
-        asl,
-        t1,
-        grid,
-        device=cpu,
-        t1_on_target=t1.data,
-        dtv_on_target=dtv,
-        brain_mask=load_volume(case / "mask_lr.nii.gz", allow_constant=True).data > 0.5,
-    )
+    lr_mask = load_volume(case / "mask_lr.nii.gz", allow_constant=True).data > 0.5
+    off = replace(model.config, consistency="off")
+    no_step = Model(model.generator, model.normalizer, off, model.factor, model.grids)
+    variants = {"dtv": dtv}
+    for name, applied in (("sr", model), ("sr_no_consistency", no_step)):
+        variants[name] = super_resolve(
+            applied, asl, t1, grid, device=cpu, t1_on_target=t1.data, dtv_on_target=dtv, brain_mask=lr_mask
+        )
     for k, v in variants.items():
         out[f"{lr_name}:{k}"] = (score(v), bands(v))
         print(lr_name, k, round(score(v), 2), ["%.3g" % b for b in bands(v)], flush=True)
