@@ -115,8 +115,8 @@ class Config:
     acquisition: str = "box"  # box | gaussian | kspace | auto: how the LR ASL was formed; dTV uses it as its operator,
     # the generator's chain sees the LR as its box equivalent (acquisition.box_equivalent; beyond the learnt zoom,
     # or where the LR is clean, it refines the dTV through this model: generate.refines_acquisition_dtv); auto:
-    # kspace with a fitted Tukey window when the background noise shows a k-space filter, else box
-    # (acquisition_estimate.py)
+    # kspace with a fitted Tukey window when the background noise shows a k-space filter, else gaussian of the T1's
+    # voxel size where an M0 shows point samples (acquisition_point_below), else box (acquisition_estimate.py)
     acquisition_fwhm_mm: float | None = None  # gaussian in-plane FWHM (mm); None: the ASL in-plane voxel size
     acquisition_slice_fwhm_mm: float | None = None  # gaussian FWHM along the slice axis; None: slice thickness
     acquisition_window: str = "none"  # kspace: none | hann | tukey

@@ -64,8 +64,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["box", "gaussian", "kspace", "auto"],
         default=None,
         help="how the ASL was acquired (default auto: a windowed 3D k-space readout when the noise outside the "
-        "head shows the window, else box average; kspace: a Cartesian 3D readout; window and widths in the "
-        "config TOML)",
+        "head shows the window, else point samples (a Gaussian PSF of the T1's voxel) when an M0 on the ASL grid "
+        "shows them, else box average; kspace: a Cartesian 3D readout; window and widths in the config TOML)",
     )
 
 
