@@ -44,6 +44,9 @@ CASES = {
     # oblique, stored LPS, noise 8, GM heterogeneity, a hyper-perfused lesion, a larger warp
     "point-oblique": "--psf gaussian --psf-fwhm 0.25 --slice-thickness 0.4 --oblique 6 -4 10 --asl-orientation LPS "
     "--noise-sd 8 --gm-heterogeneity 0.3 --lesions 1.6 --warp 6",
+    # point samples, report only: T1 stored LPS at 1.2 mm, ASL stored LAS, noise 10, strong field, vessels
+    "point-lps": "--psf gaussian --psf-fwhm 0.25 --slice-thickness 0.4 --t1-orientation LPS --t1-voxel-size 1.2 "
+    "--asl-orientation LAS --noise-sd 10 --tissue-field 0.4 --lesions 0.5 --vessels 6 6 --warp 4",
 }
 IMAGES = ("linear", "spline", "dtv", "sr")
 
