@@ -180,8 +180,9 @@ def generator_input(
 ) -> np.ndarray:
     """G_level's training input on grid ``level`` (network units), for ``level`` > 0, as ``config.input_source``
     says: "dtv": the dTV reconstruction of x_{level-1} (:func:`dtv_step`), "real": x_{level-1} brought up,
-    "generated": G_{level-1}'s output ``previous_output`` brought up (Eq. 1; "real" where there is none, as after a
-    resume). x_{level-1} first gets the noise of :func:`noisy_coarse`. ``raw_scales``: the pyramid in input units."""
+    "generated": G_{level-1}'s output ``previous_output`` brought up (Eq. 1; "real" where there is none, as in
+    single-scale training). x_{level-1} first gets the noise of :func:`noisy_coarse`. ``raw_scales``: the pyramid
+    in input units."""
     coarse_grid, grid = raw_scales[level - 1].grid, raw_scales[level].grid
     if config.input_source == "generated" and previous_output is not None:
         return bring_up(previous_output, coarse_grid, grid, config.upsample_order)
