@@ -45,6 +45,31 @@ def test_a_zeroed_background_is_read_inside_the_brain():
     assert estimate.sd == pytest.approx(3.0, rel=0.1)
 
 
+def _centre_weighted(amplitude: float) -> np.ndarray:
+    """A noise sd map highest in the middle of the field of view (a g-factor's shape), 1 +- ``amplitude``."""
+    axes = np.meshgrid(*(np.linspace(-1.0, 1.0, n) for n in SHAPE), indexing="ij")
+    bump = np.exp(-sum(a**2 for a in axes) / 0.5)
+    return 1.0 - amplitude + 2.0 * amplitude * (bump - bump.min()) / (bump.max() - bump.min())
+
+
+def test_noise_quietest_at_the_edges_is_read_inside_the_brain():
+    """A background 3x quieter than the brain's middle under-reads the brain's noise: the brain's reading wins."""
+    rng = np.random.default_rng(3)
+    sd = 3.0 * _centre_weighted(0.5)
+    image = _image(rng, 0.0) + rng.normal(0.0, 1.0, SHAPE) * sd
+    estimate = noise.estimate_noise(Volume(image, Grid(SHAPE, np.eye(4))), _brain())
+    assert estimate.source == "brain (background quieter)"
+    in_brain = float(np.sqrt(np.mean(sd[_brain()] ** 2)))
+    background = float(np.median(sd[noise.background_region(image, _brain(), np.ones(3))]))
+    assert estimate.sd == pytest.approx(in_brain, rel=0.15) and estimate.sd > 1.6 * background
+
+
+def test_noise_varying_a_little_is_still_read_off_the_background():
+    rng = np.random.default_rng(4)
+    image = _image(rng, 0.0) + rng.normal(0.0, 1.0, SHAPE) * 3.0 * _centre_weighted(0.1)
+    assert noise.estimate_noise(Volume(image, Grid(SHAPE, np.eye(4))), _brain()).source == "background"
+
+
 def test_the_brain_estimate_ignores_linear_trends():
     """Constant and linear images have no finest Haar detail: a steep gradient does not read as noise."""
     i, j, k = np.meshgrid(*(np.arange(n, dtype=float) for n in SHAPE), indexing="ij")

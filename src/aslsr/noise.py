@@ -11,7 +11,8 @@ training input as noisy as the LR, with most of its noise independent of the tar
 network learns to remove noise rather than to reproduce it (BENCHMARKS.md 2026-12-06 evening).
 
 sigma is read off the LR (box equivalent, the image the generator's chain sees) by
-:func:`estimate_noise`: outside the head where there is background noise, else inside the brain.
+:func:`estimate_noise`: outside the head where there is background noise, else inside the brain, and
+inside the brain too where that reads far more noise than the background (noise varying in space).
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from .masking import brain_mask_from_image
 #: benchmarks/noise_estimates.py). On noise alone the quartile reads ~10 % low (the regions' own scatter).
 BRAIN_BLOCK = 4
 
+#: The brain's reading replaces the background's when it is more than this many times larger: the noise then varies
+#: in space (a parallel-imaging g-factor is highest in the middle of the field of view, an array coil's near its
+#: elements) and the background, at the edges, under-reads the brain's. On white noise of one sd everywhere the brain's
+#: reading was 0.39-1.43x the background's (panel and stress phantoms, benchmarks/results/2026-12-07-cpu-amd-t1-head).
+QUIETER_BACKGROUND = 1.6
+
 #: Normal-distribution constant: sd = MAD / 0.6745 for Gaussian noise.
 _MAD_TO_SD = 1.0 / 0.6745
 
@@ -45,7 +52,8 @@ class NoiseEstimate:
     ``source``: "background" (median absolute deviation of the voxels beyond the margin outside the
     brain) or "brain" (Donoho's estimator, the finest 3D Haar detail, read in regions of 8 x 8 x 8
     voxels inside the brain; the lower quartile of the regions, as anatomy at the voxel scale only
-    adds to a region's reading); ``voxels``: how many voxels it was read from.
+    adds to a region's reading), or "brain (background quieter)" (the brain's reading, where it is more
+    than ``QUIETER_BACKGROUND`` times the background's); ``voxels``: how many voxels it was read from.
     """
 
     sd: float
@@ -73,6 +81,9 @@ def background_is_zeroed(values: np.ndarray) -> bool:
 def estimate_noise(asl: Volume, mask: np.ndarray, *, min_background_voxels: int = 2000) -> NoiseEstimate:
     """The noise sd of ``asl`` (its units), from its background when it has one, else from the brain ``mask``.
 
+    Where the brain reads more than ``QUIETER_BACKGROUND`` times the background's noise (noise that varies in
+    space and is quietest at the edges of the field of view), the brain's reading is returned.
+
     Examples
     --------
     >>> from aslsr.grids import Grid
@@ -83,11 +94,29 @@ def estimate_noise(asl: Volume, mask: np.ndarray, *, min_background_voxels: int 
     >>> estimate.source, round(estimate.sd, 1)
     ('background', 2.0)
     """
+    outside = background_noise(asl, mask, min_voxels=min_background_voxels)
+    if outside is None:
+        return brain_noise(asl, mask)
+    inside = brain_noise(asl, mask) if np.any(mask) else outside
+    if inside.sd > QUIETER_BACKGROUND * outside.sd:  # noise that varies in space, quietest at the edges
+        return NoiseEstimate(inside.sd, "brain (background quieter)", inside.voxels)
+    return outside
+
+
+def background_noise(asl: Volume, mask: np.ndarray, *, min_voxels: int = 2000) -> NoiseEstimate | None:
+    """The noise sd read off the background beyond 4 voxels outside ``mask`` (median absolute deviation), or
+    None where there are fewer than ``min_voxels`` such voxels or they are zeroed (a masked image)."""
     data = np.asarray(asl.data, dtype=np.float64)
-    background = background_region(data, mask, asl.grid.voxel_size)
-    values = data[background]
-    if values.size >= min_background_voxels and not background_is_zeroed(values):
-        return NoiseEstimate(_mad(values) * _MAD_TO_SD, "background", int(values.size))
+    values = data[background_region(data, mask, asl.grid.voxel_size)]
+    if values.size < min_voxels or background_is_zeroed(values):
+        return None
+    return NoiseEstimate(_mad(values) * _MAD_TO_SD, "background", int(values.size))
+
+
+def brain_noise(asl: Volume, mask: np.ndarray) -> NoiseEstimate:
+    """The noise sd read inside ``mask``: Donoho's estimator, the finest 3D Haar detail, in regions of 8 x 8 x 8
+    voxels; the lower quartile of the regions (anatomy only adds to a region's reading)."""
+    data = np.asarray(asl.data, dtype=np.float64)
     details = _pairwise(np.where(np.isfinite(data), data, 0.0), np.subtract) / np.sqrt(8.0)
     inside = _pairwise(np.asarray(mask, bool), np.logical_and)
     local = [

@@ -13,7 +13,8 @@ scales from physical shifts, three resolution levels with smoothing in mm. The T
 block-averaged to about 2 mm voxels and blurred to the fixed image's resolution (it is compared
 with ASL-resolution images anyway). Two starts
 are tried: the scanner (world) alignment as given and a centre-of-mass alignment; the one with the
-better final metric wins.
+better final metric wins. Where that metric stays weak (``RESCUE_METRIC``), six starts turned by 25 degrees
+about each axis are tried as well.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ THREADS = 1
 #: Warning thresholds: weakest acceptable final MI (Mattes, negative), tolerated metric increase,
 #: smallest acceptable fraction of the fixed field of view covered by the registered T1.
 WEAK_METRIC = -0.05
+#: A final MI weaker than this tries six more starts, turned by RESCUE_ROTATION_DEG about each axis: aligned
+#: M0-like/T1 pairs read -0.8 to -1.3, misaligned ones -0.01 to -0.07, and a T1 turned by ~30 degrees could stop
+#: at -0.06 from both usual starts (benchmarks/results/2026-12-07-cpu-amd-t1-head/registration_sweep.txt).
+RESCUE_METRIC = -0.2
+RESCUE_ROTATION_DEG = 25.0
 METRIC_TOLERANCE = 0.005
 MIN_OVERLAP = 0.5
 
@@ -158,13 +164,21 @@ def register_rigid(
             mask_image = to_sitk(Volume(mask.astype(np.uint8), fixed.grid))
             mask_image = sitk.Cast(mask_image, sitk.sitkUInt8)
     centre = FLIP3 @ fixed.grid.center
-    with _threads(THREADS):
+    def best_from(starts: list[sitk.Euler3DTransform]) -> tuple[float, sitk.Transform]:
         candidates = []
-        for start_transform in _starts(fixed_image, moving_image, centre):
+        for start_transform in starts:
             transform = _optimise(fixed_image, moving_image, mask_image, start_transform, fixed.grid, seed)
-            value = _metric(fixed_image, moving_image, mask_image, transform, fixed.grid, seed)
-            candidates.append((value, transform))
-        metric_after, best = min(candidates, key=lambda item: np.nan_to_num(item[0], nan=np.inf))
+            candidates.append((_metric(fixed_image, moving_image, mask_image, transform, fixed.grid, seed), transform))
+        return min(candidates, key=lambda item: np.nan_to_num(item[0], nan=np.inf))
+
+    with _threads(THREADS):
+        starts = _starts(fixed_image, moving_image, centre)
+        metric_after, best = best_from(starts)
+        if not metric_after <= RESCUE_METRIC:  # stuck far from the alignment (or nan): start from rotated poses
+            metric_after, best = min(
+                [(metric_after, best), best_from(_rotated(starts[-1]))],
+                key=lambda item: np.nan_to_num(item[0], nan=np.inf),
+            )
         identity = sitk.Euler3DTransform()
         identity.SetCenter([float(v) for v in centre])
         metric_before = _metric(fixed_image, moving_image, mask_image, identity, fixed.grid, seed)
@@ -257,6 +271,21 @@ def _starts(fixed: sitk.Image, moving: sitk.Image, centre: np.ndarray) -> list[s
         candidate.SetCenter([float(v) for v in centre])
         candidate.SetTranslation([float(v) for v in shift])
         starts.append(candidate)
+    return starts
+
+
+def _rotated(start: sitk.Euler3DTransform) -> list[sitk.Euler3DTransform]:
+    """``start`` turned by +-RESCUE_ROTATION_DEG about each axis in turn (six starts, same centre and shift)."""
+    starts = []
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            angles = [0.0, 0.0, 0.0]
+            angles[axis] = sign * np.deg2rad(RESCUE_ROTATION_DEG)
+            turned = sitk.Euler3DTransform()
+            turned.SetCenter(start.GetCenter())
+            turned.SetTranslation(start.GetTranslation())
+            turned.SetRotation(*angles)
+            starts.append(turned)
     return starts
 
 

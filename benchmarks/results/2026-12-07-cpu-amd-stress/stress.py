@@ -47,6 +47,13 @@ CASES = {
     # point samples, report only: T1 stored LPS at 1.2 mm, ASL stored LAS, noise 10, strong field, vessels
     "point-lps": "--psf gaussian --psf-fwhm 0.25 --slice-thickness 0.4 --t1-orientation LPS --t1-voxel-size 1.2 "
     "--asl-orientation LAS --noise-sd 10 --tissue-field 0.4 --lesions 0.5 --vessels 6 6 --warp 4",
+    # added 2026-12-07 night, report only. PSFs between point samples and box averages, as a simulator makes that
+    # low-passes its truth before interpolating it at the voxel centres: scikit-image's resize with anti_aliasing
+    # (a Gaussian of sigma (scale - 1) / 2 input voxels: 1 mm -> 3.75 x 3.75 x 2.5 mm gives FWHM 0.86 x 0.86 x 0.71 LR
+    # voxels), and a narrower one
+    "resize-aa": "--psf gaussian --psf-fwhm 0.86 --slice-thickness 0.71 --tissue-field 0.2 --lesions 0.5 --warp 5",
+    "gauss-narrow": "--psf gaussian --psf-fwhm 0.55 --slice-thickness 0.55 --noise-sd 8 --gm-heterogeneity 0.3 "
+    "--lesions 1.6 --warp 6",
 }
 IMAGES = ("linear", "spline", "dtv", "sr")
 
