@@ -164,6 +164,7 @@ def register_rigid(
             mask_image = to_sitk(Volume(mask.astype(np.uint8), fixed.grid))
             mask_image = sitk.Cast(mask_image, sitk.sitkUInt8)
     centre = FLIP3 @ fixed.grid.center
+
     def best_from(starts: list[sitk.Euler3DTransform]) -> tuple[float, sitk.Transform]:
         candidates = []
         for start_transform in starts:
