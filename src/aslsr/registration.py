@@ -164,22 +164,13 @@ def register_rigid(
             mask_image = to_sitk(Volume(mask.astype(np.uint8), fixed.grid))
             mask_image = sitk.Cast(mask_image, sitk.sitkUInt8)
     centre = FLIP3 @ fixed.grid.center
-
-    def best_from(starts: list[sitk.Euler3DTransform]) -> tuple[float, sitk.Transform]:
-        candidates = []
-        for start_transform in starts:
-            transform = _optimise(fixed_image, moving_image, mask_image, start_transform, fixed.grid, seed)
-            candidates.append((_metric(fixed_image, moving_image, mask_image, transform, fixed.grid, seed), transform))
-        return min(candidates, key=lambda item: np.nan_to_num(item[0], nan=np.inf))
-
+    images = (fixed_image, moving_image, mask_image)
     with _threads(THREADS):
         starts = _starts(fixed_image, moving_image, centre)
-        metric_after, best = best_from(starts)
-        if not metric_after <= RESCUE_METRIC:  # stuck far from the alignment (or nan): start from rotated poses
-            metric_after, best = min(
-                [(metric_after, best), best_from(_rotated(starts[-1]))],
-                key=lambda item: np.nan_to_num(item[0], nan=np.inf),
-            )
+        fit = _best_fit(images, starts, fixed.grid, seed)
+        if not fit[0] <= RESCUE_METRIC:  # stuck far from the alignment (or nan): start from rotated poses too
+            fit = _best_fit(images, _rotated(starts[-1]), fixed.grid, seed, earlier=[fit])
+        metric_after, best = fit
         identity = sitk.Euler3DTransform()
         identity.SetCenter([float(v) for v in centre])
         metric_before = _metric(fixed_image, moving_image, mask_image, identity, fixed.grid, seed)
@@ -273,6 +264,22 @@ def _starts(fixed: sitk.Image, moving: sitk.Image, centre: np.ndarray) -> list[s
         candidate.SetTranslation([float(v) for v in shift])
         starts.append(candidate)
     return starts
+
+
+def _best_fit(
+    images: tuple[sitk.Image, sitk.Image, sitk.Image | None],
+    starts: list[sitk.Euler3DTransform],
+    grid: Grid,
+    seed: int,
+    earlier: list[tuple[float, sitk.Transform]] | None = None,
+) -> tuple[float, sitk.Transform]:
+    """(final metric, transform) of the best fit from ``starts`` and ``earlier`` fits; a nan metric counts last.
+    ``images``: the fixed image, the moving image and the fixed mask (or None)."""
+    fits = list(earlier or [])
+    for start in starts:
+        transform = _optimise(*images, start, grid, seed)
+        fits.append((_metric(*images, transform, grid, seed), transform))
+    return min(fits, key=lambda item: np.nan_to_num(item[0], nan=np.inf))
 
 
 def _rotated(start: sitk.Euler3DTransform) -> list[sitk.Euler3DTransform]:
