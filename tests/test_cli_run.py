@@ -187,3 +187,26 @@ def test_config_threads_bound_the_whole_run_and_are_restored(tiny_case, tmp_path
         torch.set_num_threads(before)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert code == 0 and report["threads"] == 1 and after == 2
+
+
+def test_the_sr_follows_the_units_of_the_asl(tiny_case, tmp_path):
+    """ASL in other units (e.g. a ratio to M0, ~1e-4 of ml/100g/min) gives the same SR in those units:
+    every threshold is relative (noise, dTV weight, normalisation), here with the default's noise matching, weight
+    average, flips, relative clip and `auto` acquisition on the test preset's short training."""
+    (tmp_path / "fast.toml").write_text(
+        'input_noise = "matched"\nacquisition = "auto"\nema_decay = 0.99\nflip_ensemble = true\n'
+        'generator_init = "he"\ngrad_clip_relative = 5.0\ninput_source = "dtv"\n'
+    )
+    asl = nib.load(tiny_case["asl_lr"])
+    results = {}
+    for factor in (1.0, 1e-4):
+        path = tmp_path / f"asl_{factor:g}.nii.gz"
+        nib.save(nib.Nifti1Image(np.asarray(asl.dataobj, np.float32) * np.float32(factor), asl.affine), path)
+        out = tmp_path / f"out_{factor:g}"
+        args = tiny_run_args(tiny_case, out, "--config", str(tmp_path / "fast.toml"), asl=str(path), full=True)
+        assert main(args) == 0
+        results[factor] = {name: load_volume(out / f"{name}.nii.gz").data / factor for name in ("sr", "dtv")}
+        assert json.loads((out / "report.json").read_text())["warnings"] == []
+    for name, image in results[1e-4].items():
+        reference = results[1.0][name]
+        np.testing.assert_allclose(image, reference, atol=1e-4 * float(np.abs(reference).max()), err_msg=name)
