@@ -38,7 +38,7 @@ BRAIN_BLOCK = 4
 #: The brain's reading replaces the background's when it is more than this many times larger: the noise then varies
 #: in space (a parallel-imaging g-factor is highest in the middle of the field of view, an array coil's near its
 #: elements) and the background, at the edges, under-reads the brain's. On white noise of one sd everywhere the brain's
-#: reading was 0.39-1.43x the background's (panel and stress phantoms, benchmarks/results/2026-12-07-cpu-amd-t1-head).
+#: reading was 0.39-1.44x the background's (panel and stress phantoms, benchmarks/results/2026-12-07-cpu-amd-t1-head).
 QUIETER_BACKGROUND = 1.6
 
 #: Normal-distribution constant: sd = MAD / 0.6745 for Gaussian noise.
