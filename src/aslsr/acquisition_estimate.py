@@ -200,7 +200,8 @@ def point_sampling_check(
     times as fine (:func:`check_grid`), one through a box average and one through point samples (a Gaussian PSF of
     the T1's voxel size); each predicts the left-out voxels through its own model. On 17 box-average, Gaussian-PSF
     and k-space phantoms (with and without a window) the point model's error was 1.12-1.69 times the box model's,
-    on four point-sampled ones 0.875-0.93 times (BENCHMARKS.md 2026-12-07 evening). The M0 serves because it
+    on four point-sampled ones 0.875-0.93 times (BENCHMARKS.md 2026-12-07 evening); a Gaussian PSF of 0.55 voxels,
+    between the two, read 1.016 (2026-12-07 night: the check does not measure a PSF's width). The M0 serves because it
     shares the ASL's readout at a far higher SNR, so the answer does not depend on the ASL's noise.
     """
     fine = check_grid(m0.grid, t1.grid)  # voxel centres on fine voxel centres
