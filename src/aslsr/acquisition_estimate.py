@@ -11,8 +11,9 @@ window to it; the run then treats the ASL as a windowed 3D k-space readout
 
 What it cannot see: a k-space readout without a window (its noise is white, like a box average's:
 ``auto`` keeps ``box``), a 2D readout filtered only in-plane (the slice axis is white: ``box``),
-a background that the scanner set to zero (no noise to read: ``box``), and a reconstruction
-zero-filled to a finer matrix (its band edge lies below 1/2; it would be read as a wide taper).
+a background that the scanner set to zero (no noise to read: ``box``). A reconstruction zero-filled to a
+finer matrix (its band edge below 1/2) is brought back to its acquired grid before this is asked
+(:mod:`aslsr.acquired_grid`), and is a k-space readout whatever its noise shows.
 ``--acquisition`` states the readout instead.
 
 Where the noise shows no filter and an M0 was acquired on the ASL grid (the same readout, at a high SNR),
@@ -133,13 +134,16 @@ def resolve_acquisition(
     m0: Volume | None = None,
     t1: Volume | None = None,
     device: torch.device | str = "cpu",
+    zero_filled: bool = False,
 ) -> tuple[Config, AcquisitionEstimate | None]:
     """``config`` with ``acquisition = "auto"`` replaced by what :func:`estimate_acquisition` finds, and, where
     that is no k-space filter, by point samples where :func:`point_sampling_check` finds them.
 
     ``mask``: the brain on ``asl``'s grid (None: the bright object of ``asl`` itself). ``m0`` (on ``asl``'s grid)
     and ``t1`` (registered to it): the point-sampling check's inputs; without them, or with an M0 on another
-    grid, it is not made. Any other acquisition is returned unchanged with None.
+    grid, it is not made. ``zero_filled``: ``asl`` was brought back from a zero-filled reconstruction to its
+    acquired grid (:mod:`aslsr.acquired_grid`), so it is a k-space readout even where its noise shows no window.
+    Any other acquisition is returned unchanged with None.
     """
     if config.acquisition != "auto":
         return config, None
@@ -148,6 +152,10 @@ def resolve_acquisition(
     if estimate.kind == "kspace":
         window = {"acquisition_window": "tukey", "acquisition_tukey_alpha": estimate.tukey_alpha}
         return replace(config, acquisition="kspace", **window), estimate
+    if zero_filled:
+        reason = f"{estimate.reason}; stored zero-filled, so a k-space readout without a window"
+        estimate = replace(estimate, kind="kspace", reason=reason)
+        return replace(config, acquisition="kspace", acquisition_window="none"), estimate
     if config.acquisition_point_below <= 0 or m0 is None or t1 is None or m0.grid != asl.grid:
         return replace(config, acquisition="box"), estimate
     if check_grid(m0.grid, t1.grid) == m0.grid:  # voxels under 3 T1 voxels: the two models cannot be told apart

@@ -65,8 +65,12 @@ def qc_figure(
     grid: Grid,
     history: Sequence[dict],
     dtv: np.ndarray | None = None,
+    stored: Grid | None = None,
 ) -> Path:
-    """Write the run's ``qc.png``: 3 views x (LR, linear, spline, [dTV,] SR, T1, SR + T1 edges) and the losses."""
+    """Write the run's ``qc.png``: 3 views x (LR, linear, spline, [dTV,] SR, T1, SR + T1 edges) and the losses.
+
+    ``stored``: the grid the ASL was stored on where ``lr`` is it brought back to its acquired grid (named in the
+    title)."""
     arrays = {
         "linear": linear,
         "spline": spline,
@@ -156,7 +160,7 @@ def qc_figure(
     adversarial_axes = figure.add_subplot(loss_layout[0, 1]) if adversarial else None
     _plot_losses(figure.add_subplot(loss_layout[0, 0]), adversarial_axes, history)
     height = figure.get_figheight()
-    figure.suptitle(_qc_title(lr.grid, grid), fontsize=12, y=1 - 0.2 / height)
+    figure.suptitle(_qc_title(lr.grid, grid, stored), fontsize=12, y=1 - 0.2 / height)
     figure.text(
         0.5,
         1 - 0.5 / height,
@@ -303,7 +307,7 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
-def _qc_title(lr_grid: Grid, target: Grid) -> str:
+def _qc_title(lr_grid: Grid, target: Grid, stored: Grid | None = None) -> str:
     def describe(grid: Grid) -> str:
         shape = "x".join(str(n) for n in grid.shape)
         voxel = " x ".join(f"{v:.3g}" for v in grid.voxel_size)
@@ -312,4 +316,7 @@ def _qc_title(lr_grid: Grid, target: Grid) -> str:
         )
         return f"{shape} voxels of {voxel} mm ({code})"
 
-    return f"aslsr QC  |  LR input {describe(lr_grid)}  ->  target {describe(target)}"
+    acquired = ""
+    if stored is not None:
+        acquired = f", acquired (stored zero-filled at {' x '.join(f'{v:.3g}' for v in stored.voxel_size)} mm)"
+    return f"aslsr QC  |  LR input {describe(lr_grid)}{acquired}  ->  target {describe(target)}"

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from . import quantify as quantification
+from .acquired_grid import find_acquired_grid, mask_on_acquired_grid, on_acquired_grid
 from .aslseries import AslSeries, load_asl_series, read_metadata
 from .errors import InputError
 from .grids import Grid, resample_average
-from .io import Volume, available_memory, load_volume
+from .io import Volume, available_memory, load_mask, load_volume
 
 CBF_UNITS = "ml/100g/min"
 
@@ -65,6 +66,13 @@ class Inputs:
     target: Grid  # the super-resolution grid
     units: str  # CBF_UNITS, or the ASL's own units for deltaM
     description: dict[str, Any]  # what was read and how it was reduced (for report.json)
+    stored_asl: Volume | None = None  # the ASL as stored, where ``asl`` is it brought back to its acquired grid
+
+    def load_mask(self, path: str | Path) -> np.ndarray:
+        """A brain mask given on the ASL's stored grid, on the grid of ``asl``."""
+        if self.stored_asl is None:
+            return load_mask(path, self.asl.grid)
+        return mask_on_acquired_grid(load_mask(path, self.stored_asl.grid), self.stored_asl.grid, self.asl.grid)
 
 
 #: The smallest ASL (voxels along each axis) that is super-resolved: the generator halves it twice.
@@ -83,11 +91,14 @@ def load_inputs(
     quantify: bool = False,
     realign: bool = True,
     progress: bool = False,
+    acquired_grid: bool = True,
 ) -> Inputs:
     """Load and check ASL, T1 and M0, quantify CBF when asked, and resolve the target grid.
 
     ``realign``: realign the volumes of a 4D control/label series before subtracting them (with a
-    progress bar when ``progress``).
+    progress bar when ``progress``). ``acquired_grid``: where the ASL was stored on a finer grid than it was
+    acquired on (:func:`aslsr.acquired_grid.find_acquired_grid`), bring it, and the M0 and registration target
+    on its grid, back to the acquired grid (the target grid stays the one resolved on the stored grid).
     """
     series = load_asl_series(asl_path, allow_nonfinite=nan_to_zero, realign=realign, progress=progress)
     if min(series.perfusion.grid.shape) < MIN_ASL_VOXELS:
@@ -117,7 +128,14 @@ def load_inputs(
     fixed, fixed_source = _registration_target(m0, series)
     target_grid = target.resolve(asl.grid, t1.grid)
     check_target_size(target_grid)
-    return Inputs(asl, t1, m0, fixed, fixed_source, target_grid, units, description)
+    found = find_acquired_grid(asl, metadata=series.metadata, sidecar=series.metadata_path) if acquired_grid else None
+    if found is None:
+        return Inputs(asl, t1, m0, fixed, fixed_source, target_grid, units, description)
+    description["acquired_grid"] = found.to_dict()
+    stored = asl.grid
+    m0, fixed = on_acquired_grid(m0, found, stored), on_acquired_grid(fixed, found, stored)
+    acquired = on_acquired_grid(asl, found, stored)
+    return Inputs(acquired, t1, m0, fixed, fixed_source, target_grid, units, description, stored_asl=asl)
 
 
 def quantify_cbf(

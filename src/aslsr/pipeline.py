@@ -23,7 +23,7 @@ from .config import Config
 from .devices import resolve_device, torch_threads
 from .grids import Grid
 from .inputs import TargetSpec, load_inputs
-from .io import Volume, load_mask
+from .io import Volume
 from .model import Model
 from .noise import resolve_input_noise
 from .outputs import check_run_folder, listed_outputs, run_inputs
@@ -109,8 +109,17 @@ def run(
         quantify=options.quantify,
         realign=options.realign,
         progress=options.progress,
+        acquired_grid=config.acquisition == "auto",
     )
     asl, t1, m0, target_grid = inputs.asl, inputs.t1, inputs.m0, inputs.target
+    if inputs.stored_asl is not None:
+        logger.info(
+            "%s: the ASL is stored on %s but was acquired on %s (%s): brought back to the acquired grid",
+            out_dir.name,
+            inputs.stored_asl.grid,
+            asl.grid,
+            inputs.description["acquired_grid"]["source"],
+        )
     motion = inputs.description.get("realignment")
     if motion:
         logger.info(
@@ -120,7 +129,7 @@ def run(
             motion["volumes_registered"],
             motion["max_displacement_mm"],
         )
-    mask = load_mask(mask_path, asl.grid) if mask_path is not None else None
+    mask = inputs.load_mask(mask_path) if mask_path is not None else None
     timings["load_s"] = time.perf_counter() - clock
 
     with (
@@ -145,7 +154,9 @@ def run(
             mask = masking.derive_mask(m0, t1_registered, asl.grid)
         device = resolve_device(config.device)  # once per run; passed to every step that computes
         clock = time.perf_counter()
-        config, acquisition_estimate = resolve_acquisition(config, asl, mask, m0=m0, t1=t1_registered, device=device)
+        config, acquisition_estimate = resolve_acquisition(
+            config, asl, mask, m0=m0, t1=t1_registered, device=device, zero_filled=inputs.stored_asl is not None
+        )
         timings["acquisition_s"] = time.perf_counter() - clock  # with an M0: two dTV solves (point-sampling check)
         if acquisition_estimate is not None:
             reason = acquisition_estimate.reason
@@ -208,6 +219,7 @@ def run(
             target_grid=target_grid,
             model=model,
             config=config,
+            stored_asl=inputs.stored_asl,
             registration_result=result,
             register=options.register,
             mask_source=mask_source,

@@ -41,6 +41,7 @@ def write_outputs(
     target_grid: Grid,
     model: Model | None,
     config: Config,
+    stored_asl: Volume | None = None,
     registration_result: registration.RegistrationResult,
     register: bool,
     mask_source: str,
@@ -55,6 +56,8 @@ def write_outputs(
 
     ``asl`` on its own grid, ``t1_registered`` aligned to it through its affine, ``mask`` the brain
     on the ASL grid; the images are written on ``target_grid``; the networks and dTV run on ``device``.
+    ``stored_asl``: the ASL as stored where ``asl`` is it on its acquired grid; the interpolation baselines start
+    from it (what a user would interpolate).
     Fills ``timings`` (seconds) and returns
     ``{"report": report.json's payload, "sr": the SR image, "baselines": {name: image}}``.
     """
@@ -84,7 +87,8 @@ def write_outputs(
         raise TrainingError("the super-resolved image has non-finite values; training diverged")
     timings["generation_s"] = time.perf_counter() - clock
     sr = dtv_result.image if sr is None else sr
-    interpolated = {**baselines.all_baselines(asl, target_grid), "dtv": dtv_result.image}
+    interpolated = baselines.all_baselines(asl if stored_asl is None else stored_asl, target_grid)
+    interpolated["dtv"] = dtv_result.image
     warnings = model.warnings if model is not None else []
     noise_sd = estimate_noise(asl, mask).sd  # of the ASL as given (not its box equivalent): what the SR is held to
     agreement = lr_agreement(
@@ -142,6 +146,7 @@ def write_outputs(
         grid=target_grid,
         history=history,
         dtv=dtv_result.image if model is not None else None,
+        stored=None if stored_asl is None else stored_asl.grid,
     )
     timings["writing_s"] = time.perf_counter() - clock
     report.update(peak_memory(report["device"]))

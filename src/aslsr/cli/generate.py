@@ -13,7 +13,7 @@ from ..devices import resolve_device
 from ..errors import InputError
 from ..generate import super_resolve
 from ..inputs import load_inputs
-from ..io import load_mask, save_volume
+from ..io import save_volume
 from ..model import Model
 from ..outputs import check_output, run_inputs
 from ..pipeline import register_t1
@@ -74,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     inputs = load_inputs(
         args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify, realign=not args.no_realign
     )
-    given_mask = load_mask(args.mask, inputs.asl.grid) if args.mask is not None else None
+    given_mask = inputs.load_mask(args.mask) if args.mask is not None else None
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.trained_seed)
     t1 = registration.apply_registration(inputs.t1, result)
     mask = masking.derive_mask(inputs.m0, t1, inputs.asl.grid) if given_mask is None else given_mask
