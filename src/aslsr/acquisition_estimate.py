@@ -34,7 +34,7 @@ import torch
 
 from .acquisition import AcquisitionModel, AcquisitionOperator, transfer_function
 from .config import Config
-from .dtv import DTVSettings, reconstruct
+from .dtv import DTVSettings, edge_region, reconstruct
 from .grids import Grid, resample, resample_average
 from .io import Volume
 from .masking import brain_mask_from_image
@@ -219,12 +219,15 @@ def point_sampling_check(
     held = np.asarray(mask, bool) & (rng.random(m0.grid.shape) < held_out)
     keep = torch.as_tensor((~held).astype(np.float32), device=torch.device(device))
     initial = resample(m0.data, m0.affine, fine, order=1)
+    region = edge_region(mask, m0.grid, fine)
     settings = DTVSettings(iterations=iterations)
     errors = []
     for model in (AcquisitionModel("box"), AcquisitionModel("gaussian", fwhm_mm=fwhm, slice_fwhm_mm=fwhm)):
         operator = AcquisitionOperator(model, fine, m0.grid, device=device)
         given = _Restricted(operator, keep)
-        image = reconstruct(m0.data * ~held, given, t1_fine, settings=settings, initial=initial).image
+        image = reconstruct(
+            m0.data * ~held, given, t1_fine, settings=settings, initial=initial, edge_region=region
+        ).image
         predicted = operator.forward(torch.as_tensor(image, dtype=operator.dtype, device=operator.device))
         residual = predicted.cpu().numpy() - m0.data
         errors.append(float(np.sqrt(np.mean(residual[held] ** 2))) if held.any() else 0.0)

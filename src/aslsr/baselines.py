@@ -38,12 +38,19 @@ def all_baselines(volume: Volume, target: Grid) -> dict[str, np.ndarray]:
 
 
 def dtv_baseline(
-    volume: Volume, t1_on_target: np.ndarray, target: Grid, config: Config, *, device: torch.device | None = None
+    volume: Volume,
+    t1_on_target: np.ndarray,
+    target: Grid,
+    config: Config,
+    *,
+    device: torch.device | None = None,
+    brain: np.ndarray | None = None,
 ) -> DTVResult:
     """The dTV reconstruction of ``volume`` on ``target`` with the run's settings, on ``device`` (None: the
     configuration's device, resolved here). ``acquisition = "auto"`` is resolved on ``volume`` alone
     (:func:`~aslsr.acquisition_estimate.resolve_acquisition`; a run resolves it first, with its brain mask);
-    the weight lambda is :func:`dtv_weight`'s."""
+    the weight lambda is :func:`dtv_weight`'s; ``brain`` (bool, on ``volume``'s grid): where the T1's edges set
+    the edge threshold (:func:`aslsr.dtv.edge_region`)."""
     config, _ = resolve_acquisition(config, volume)
     settings, acquisition = settings_from_config(replace(config, dtv_lambda=dtv_weight(volume, config)))
     return super_resolve_dtv(
@@ -53,6 +60,7 @@ def dtv_baseline(
         settings=settings,
         acquisition=acquisition,
         device=device or resolve_device(config.device),
+        brain=brain,
     )
 
 

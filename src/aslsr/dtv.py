@@ -12,7 +12,10 @@ With the LR ASL y (normalised by s, the 99th percentile of |y|), the acquisition
   |grad x| over the volume in fine-voxel units; c = (LR voxel volume) / (fine voxel volume) puts
   the data term in the same units, so lambda (in mm, for intensities relative to s) means the same
   on any target grid;
-- xi = grad a / sqrt(|grad a|^2 + eta^2), eta = ``eta`` times the 99th percentile of |grad a|;
+- xi = grad a / sqrt(|grad a|^2 + eta^2), eta = ``eta`` times the 99th percentile of |grad a| over the grid,
+  with |grad a| counted as 0 beyond ``EDGE_MARGIN_MM`` of the brain where a brain mask is given (a T1 with skull
+  and scalp then sets eta by its brain's edges, as a skull-stripped one does: the scalp's raised eta by 30 %
+  and cost 0.4-0.5 dB at 1 mm on k-space data; BENCHMARKS.md 2026-12-07 late evening);
   P(xi) = I - gamma xi xi^T removes (a share gamma of) the gradient component along the T1's;
 - |v|_eps: the Euclidean norm (eps = 0) or its Huber smoothing with eps relative to 1/mm.
 
@@ -33,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from .acquisition import AcquisitionModel, AcquisitionOperator
 from .config import Config
@@ -41,6 +45,10 @@ from .io import Volume
 from .pyramid import zoom_between
 
 Tensor = torch.Tensor
+
+#: How far beyond the brain mask the T1's edges count towards eta's reference (mm): past the CSF and skull, short
+#: of the scalp (5-13 mm out), and beyond every edge of a skull-stripped T1 whose brain mask came from the M0.
+EDGE_MARGIN_MM = 6.0
 
 
 @dataclass(frozen=True)
@@ -107,11 +115,15 @@ def gradient_adjoint(v: Tensor, voxel_mm: tuple[float, float, float]) -> Tensor:
     return out
 
 
-def directions(anatomy: Tensor, voxel_mm: tuple[float, float, float], eta: float) -> tuple[Tensor, float]:
-    """xi = grad a / sqrt(|grad a|^2 + eta_abs^2) and eta_abs = eta * 99th percentile of |grad a| (per mm)."""
+def directions(
+    anatomy: Tensor, voxel_mm: tuple[float, float, float], eta: float, region: Tensor | None = None
+) -> tuple[Tensor, float]:
+    """xi = grad a / sqrt(|grad a|^2 + eta_abs^2) and eta_abs = eta * 99th percentile of |grad a| (per mm) over
+    the grid, |grad a| taken as 0 outside ``region`` (bool, the grid's shape) where one is given."""
     grad = gradient(anatomy, voxel_mm)
     magnitude = _dot3(grad, grad).sqrt_()
-    reference = float(torch.quantile(magnitude.flatten()[:: max(1, magnitude.numel() // 2_000_000)].float(), 0.99))
+    counted = magnitude if region is None else magnitude * region
+    reference = float(torch.quantile(counted.flatten()[:: max(1, counted.numel() // 2_000_000)].float(), 0.99))
     eta_abs = max(eta * reference, 1e-12)
     return grad / torch.sqrt(magnitude**2 + eta_abs**2), eta_abs
 
@@ -158,14 +170,21 @@ class _Problem:
 
 
 def _problem(
-    y: np.ndarray, operator: AcquisitionOperator, anatomy: np.ndarray, settings: DTVSettings, anatomy_guided: bool
+    y: np.ndarray,
+    operator: AcquisitionOperator,
+    anatomy: np.ndarray,
+    settings: DTVSettings,
+    anatomy_guided: bool,
+    edge_region: np.ndarray | None = None,
 ) -> _Problem:
     device, dtype = operator.device, operator.dtype
     voxel_mm = tuple(float(v) for v in operator.fine.voxel_size)
     y_t = torch.as_tensor(np.asarray(y), dtype=dtype, device=device)
     scale = float(torch.quantile(y_t.abs().flatten().float(), 0.99))
     c = abs(np.linalg.det(operator.lr.affine[:3, :3]) / np.linalg.det(operator.fine.affine[:3, :3]))
-    xi, eta_abs = directions(torch.as_tensor(np.asarray(anatomy), dtype=dtype, device=device), voxel_mm, settings.eta)
+    region = None if edge_region is None else torch.as_tensor(np.asarray(edge_region, bool), device=device)
+    anatomy_t = torch.as_tensor(np.asarray(anatomy), dtype=dtype, device=device)
+    xi, eta_abs = directions(anatomy_t, voxel_mm, settings.eta, region)
     gamma = settings.gamma if anatomy_guided else 0.0
     return _Problem(y_t / max(scale, 1e-30), scale, float(c), voxel_mm, xi, eta_abs, gamma)
 
@@ -178,13 +197,14 @@ def objective(
     *,
     settings: DTVSettings = DTVSettings(),
     anatomy_guided: bool = True,
+    edge_region: np.ndarray | None = None,
 ) -> float:
     """The dTV objective (module docstring) of ``image`` (fine grid, units of ``y``), in the solver's units.
 
     ``0.5 * c * ||A x - y||^2 + lambda * sum |P(xi) grad x|_eps`` with x and y divided by the 99th percentile
     of |y|: what :func:`reconstruct` minimises, to compare solutions (the lower, the closer to the minimiser).
     """
-    problem = _problem(y, operator, anatomy, settings, anatomy_guided)
+    problem = _problem(y, operator, anatomy, settings, anatomy_guided, edge_region)
     x = torch.as_tensor(np.asarray(image), dtype=operator.dtype, device=operator.device) / max(problem.scale, 1e-30)
     residual = operator.forward(x) - problem.y
     directional = problem.project(gradient(x, problem.voxel_mm))
@@ -206,16 +226,18 @@ def reconstruct(
     settings: DTVSettings = DTVSettings(),
     initial: np.ndarray | None = None,
     anatomy_guided: bool = True,
+    edge_region: np.ndarray | None = None,
 ) -> DTVResult:
     """Solve the dTV problem for LR data ``y`` (shape ``operator.lr.shape``, any units).
 
     ``anatomy``: the T1 on ``operator.fine`` (any units); ``initial``: a starting image on the fine
     grid in the units of ``y`` (default A^T y normalised by A^T 1). ``anatomy_guided=False`` is plain
-    isotropic TV (as gamma = 0). Returns the image in the units of ``y``.
+    isotropic TV (as gamma = 0). ``edge_region``: bool on the fine grid, where the T1's edges set eta's reference
+    (:func:`edge_region`; None: everywhere). Returns the image in the units of ``y``.
     """
     started = time.perf_counter()
     device, dtype = operator.device, operator.dtype
-    problem = _problem(y, operator, anatomy, settings, anatomy_guided)
+    problem = _problem(y, operator, anatomy, settings, anatomy_guided, edge_region)
     scale, c, voxel_mm, eta_abs = problem.scale, problem.c, problem.voxel_mm, problem.eta_abs
     if scale <= 0:
         image = np.zeros(operator.fine.shape, np.float32)
@@ -284,8 +306,12 @@ def super_resolve_dtv(
     settings: DTVSettings = DTVSettings(),
     acquisition: AcquisitionModel = AcquisitionModel(),
     device: torch.device | str = "cpu",
+    brain: np.ndarray | None = None,
 ) -> DTVResult:
     """dTV SR of ``asl`` onto ``target`` guided by the registered T1 already on ``target`` (Volume level).
+
+    ``brain``: a brain mask on ``asl``'s grid (bool); the T1's edges within ``EDGE_MARGIN_MM`` of it set eta's
+    reference (:func:`edge_region`; None: the whole grid's).
 
     Starts from trilinear interpolation; the result is in the ASL's units, on ``target``. A k-space
     acquisition model needs whole target voxels per ASL voxel; on any other target the reconstruction is
@@ -296,10 +322,19 @@ def super_resolve_dtv(
     t1 = t1_on_target if grid == target else resample(t1_on_target, target.affine, grid, order=1)
     operator = AcquisitionOperator(acquisition, grid, asl.grid, device=device)
     initial = resample(asl.data, asl.affine, grid, order=1)
-    result = reconstruct(asl.data, operator, t1, settings=settings, initial=initial)
+    region = None if brain is None else edge_region(brain, asl.grid, grid)
+    result = reconstruct(asl.data, operator, t1, settings=settings, initial=initial, edge_region=region)
     if grid == target:
         return result
     return replace(result, image=resample_average(result.image, grid.affine, target).astype(np.float32))
+
+
+def edge_region(brain: np.ndarray, brain_grid: Grid, grid: Grid, margin_mm: float = EDGE_MARGIN_MM) -> np.ndarray:
+    """The voxels of ``grid`` within ``margin_mm`` of the brain mask ``brain`` (bool, on ``brain_grid``)."""
+    inside = resample(np.asarray(brain, dtype=np.float32), brain_grid.affine, grid, order=1) > 0.5
+    if not inside.any():
+        return np.ones(grid.shape, bool)
+    return ndimage.distance_transform_edt(~inside, sampling=grid.voxel_size) <= margin_mm
 
 
 def reconstruction_grid(asl_grid: Grid, target: Grid, acquisition: AcquisitionModel) -> Grid:

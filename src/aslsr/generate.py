@@ -88,10 +88,10 @@ def _on_target(
     if config.input_source == "dtv":
         if dtv_on_target is None:
             if refines_acquisition_dtv(model, acquired, target, brain_mask):
-                dtv_on_target = dtv_baseline(acquired, prior, target, config, device=device).image
+                dtv_on_target = dtv_baseline(acquired, prior, target, config, device=device, brain=brain_mask).image
             else:
                 box = replace(config, acquisition="box")
-                dtv_on_target = dtv_baseline(asl, prior, target, box, device=device).image
+                dtv_on_target = dtv_baseline(asl, prior, target, box, device=device, brain=brain_mask).image
         upsampled = dtv_on_target
     else:
         upsampled = bring_up(asl.data, asl.grid, target, config.upsample_order)

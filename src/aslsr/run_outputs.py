@@ -63,7 +63,7 @@ def write_outputs(
     """
     clock = time.perf_counter()
     t1_on_target = resample_average(t1_registered.data, t1_registered.affine, target_grid)
-    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config, device=device)
+    dtv_result = baselines.dtv_baseline(asl, t1_on_target, target_grid, config, device=device, brain=mask)
     timings["dtv_s"] = dtv_result.seconds
     clock = time.perf_counter()
     sr, generation = None, None

@@ -205,7 +205,8 @@ def dtv_step(coarse: Scale, fine: Scale, config: Config, device: torch.device) -
     """dTV reconstruction of x_{n-1} (input units) on grid n with the T1 a_n; the pyramid's own operator
     (box average, as :func:`pyramid.build_pyramid` made x_{n-1}) is the acquisition model of this step."""
     box = replace(config, acquisition="box")
-    return baselines.dtv_baseline(Volume(coarse.asl, coarse.grid), fine.t1, fine.grid, box, device=device).image
+    coarse_volume = Volume(coarse.asl, coarse.grid)
+    return baselines.dtv_baseline(coarse_volume, fine.t1, fine.grid, box, device=device, brain=coarse.mask).image
 
 
 def _noise(shape: tuple[int, ...], generator: torch.Generator) -> np.ndarray:
