@@ -192,3 +192,32 @@ def test_run_method_dtv_end_to_end(tiny_case, tmp_path):
     spline = load_volume(out / "spline.nii.gz").data
     assert metrics.psnr(clean, sr.data) > metrics.psnr(clean, spline)
     assert "dtv" in (out / "report.html").read_text().lower()
+
+
+def test_a_scalp_beyond_the_brain_does_not_raise_the_edge_threshold():
+    """A skull-stripped T1 and the same T1 with a bright shell (a scalp) 8-12 mm outside its brain: given the brain
+    mask, eta's reference is the skull-stripped T1's in both (the whole grid's without one, as before), and so are
+    the directions xi inside the brain."""
+    fine = Grid((40, 40, 30), np.diag([1.0, 1.0, 1.0, 1.0]))
+    lr = fine.with_voxel_size((2.0, 2.0, 2.0))
+    i, j, k = np.indices(fine.shape)
+    radius = np.sqrt((i - 19.5) ** 2 + (j - 19.5) ** 2 + ((k - 14.5) * 1.3) ** 2)
+    brain = radius < 8
+    stripped = np.where(brain, 100.0 + 40.0 * (radius < 4), 0.0)
+    with_scalp = stripped + 150.0 * ((radius >= 16) & (radius < 20))
+    brain_lr = resample_average(brain.astype(np.float32), fine.affine, lr) > 0.5
+    region = dtv.edge_region(brain_lr, lr, fine)
+    assert region[brain].all() and not region[radius >= 16].any()
+
+    def eta_and_xi(t1, edge_region=None):
+        anatomy = torch.as_tensor(t1, dtype=torch.float32)
+        mask = None if edge_region is None else torch.as_tensor(edge_region)
+        xi, eta_abs = dtv.directions(anatomy, tuple(fine.voxel_size), 0.1, mask)
+        return eta_abs, xi.numpy()
+
+    eta_stripped, xi_stripped = eta_and_xi(stripped)
+    assert eta_and_xi(stripped, region)[0] == pytest.approx(eta_stripped)  # every edge lies within the region
+    assert eta_and_xi(with_scalp)[0] > 1.2 * eta_stripped  # the scalp's edges, counted over the whole grid
+    eta_head, xi_head = eta_and_xi(with_scalp, region)
+    assert eta_head == pytest.approx(eta_stripped)
+    np.testing.assert_allclose(xi_head[:, brain], xi_stripped[:, brain], atol=1e-6)

@@ -330,11 +330,13 @@ def super_resolve_dtv(
 
 
 def edge_region(brain: np.ndarray, brain_grid: Grid, grid: Grid, margin_mm: float = EDGE_MARGIN_MM) -> np.ndarray:
-    """The voxels of ``grid`` within ``margin_mm`` of the brain mask ``brain`` (bool, on ``brain_grid``)."""
+    """The voxels of ``grid`` within ``margin_mm`` of the brain mask ``brain`` (bool, on ``brain_grid``), and at
+    least within two of ``grid``'s largest voxels (on a coarse grid the T1's brain edge spreads over its voxels)."""
     inside = resample(np.asarray(brain, dtype=np.float32), brain_grid.affine, grid, order=1) > 0.5
     if not inside.any():
         return np.ones(grid.shape, bool)
-    return ndimage.distance_transform_edt(~inside, sampling=grid.voxel_size) <= margin_mm
+    margin = max(margin_mm, 2.0 * float(np.max(grid.voxel_size)))
+    return ndimage.distance_transform_edt(~inside, sampling=grid.voxel_size) <= margin
 
 
 def reconstruction_grid(asl_grid: Grid, target: Grid, acquisition: AcquisitionModel) -> Grid:
