@@ -13,9 +13,9 @@ With the LR ASL y (normalised by s, the 99th percentile of |y|), the acquisition
   the data term in the same units, so lambda (in mm, for intensities relative to s) means the same
   on any target grid;
 - xi = grad a / sqrt(|grad a|^2 + eta^2), eta = ``eta`` times the 99th percentile of |grad a| over the grid,
-  with |grad a| counted as 0 beyond ``EDGE_MARGIN_MM`` of the brain where a brain mask is given (a T1 with skull
-  and scalp then sets eta by its brain's edges, as a skull-stripped one does: the scalp's raised eta by 30 %
-  and cost 0.4-0.5 dB at 1 mm on k-space data; BENCHMARKS.md 2026-12-07 late evening);
+  with |grad a| counted as 0 beyond ``EDGE_MARGIN_MM`` (and two voxels) of the brain where a brain mask is given
+  (a T1 with skull and scalp then sets eta by its brain's edges, as a skull-stripped one does: the scalp's had
+  raised eta by 22-31 % and cost dTV 0.3-0.4 dB; BENCHMARKS.md 2026-12-07 late evening, part 3);
   P(xi) = I - gamma xi xi^T removes (a share gamma of) the gradient component along the T1's;
 - |v|_eps: the Euclidean norm (eps = 0) or its Huber smoothing with eps relative to 1/mm.
 
