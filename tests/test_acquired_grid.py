@@ -10,29 +10,11 @@ import numpy as np
 import pytest
 from conftest import run_error, tiny_run_args
 
-from aslsr.acquired_grid import band_edge, crop_to_band, find_acquired_grid
+from aslsr.acquired_grid import band_edge, crop_to_band, find_acquired_grid, zero_fill
 from aslsr.cli import main
 from aslsr.errors import InputError
 from aslsr.grids import Grid
 from aslsr.io import Volume, load_volume
-
-
-def zero_fill(data: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """What a scanner stores: ``data``'s spectrum padded with zeros to ``factors`` times the matrix (the Nyquist
-    plane of an even axis split into two halves), intensities kept."""
-    spectrum = np.fft.fftn(np.asarray(data, dtype=np.float64))
-    for axis, factor in enumerate(factors):
-        n, half = spectrum.shape[axis], spectrum.shape[axis] // 2
-        if factor == 1:
-            continue
-        moved = np.moveaxis(spectrum, axis, 0)
-        padded = np.zeros((n * factor, *moved.shape[1:]), complex)
-        padded[: half + (n % 2)] = moved[: half + (n % 2)]
-        padded[n * factor - half :] = moved[n - half :]
-        if n % 2 == 0:
-            padded[half] = padded[n * factor - half] = moved[half] / 2
-        spectrum = np.moveaxis(padded, 0, axis)
-    return np.real(np.fft.ifftn(spectrum)) * np.prod(factors)
 
 
 def noisy_head(shape=(40, 36, 30), seed=0) -> np.ndarray:
@@ -54,20 +36,22 @@ def brain_of(shape: tuple[int, ...], factors: tuple[int, ...]) -> np.ndarray:
 def test_cropping_undoes_zero_filling_and_keeps_voxel_0(shape):
     rng = np.random.default_rng(1)
     acquired = Grid(shape, np.array([[0, 0, -3.0, 10], [2.5, 0, 0, -5], [0, 2.5, 0, 7], [0, 0, 0, 1]]))
-    data = rng.normal(size=shape)
-    stored = Grid((shape[0] * 2, shape[1] * 2, shape[2]), acquired.affine @ np.diag([0.5, 0.5, 1.0, 1.0]))
-    back = crop_to_band(Volume(zero_fill(data, (2, 2, 1)).astype(np.float32), stored), shape)
+    data = rng.normal(size=shape).astype(np.float32)
+    stored = zero_fill(Volume(data, acquired), (2, 2, 1))
+    assert stored.grid.shape == (shape[0] * 2, shape[1] * 2, shape[2])
+    np.testing.assert_allclose(stored.grid.affine, acquired.affine @ np.diag([0.5, 0.5, 1.0, 1.0]))
+    np.testing.assert_allclose(stored.data[::2, ::2], data, atol=1e-5)  # the acquired samples are kept
+    back = crop_to_band(stored, shape)
     np.testing.assert_allclose(back.data, data, atol=1e-5)
     np.testing.assert_allclose(back.grid.affine, acquired.affine)
 
 
 def test_the_noise_spectrum_shows_where_the_stored_band_is_empty():
-    data = noisy_head()
-    filled = zero_fill(data, (2, 2, 1))
-    stored = Volume(filled.astype(np.float32), Grid(filled.shape, np.diag([1.0, 1.0, 2.0, 1.0])))
-    edges = band_edge(stored, brain_of(filled.shape, (2, 2, 1)))
-    assert edges == pytest.approx((0.5, 0.5, 1.0), abs=1.5 / 72)
-    found = find_acquired_grid(stored, mask=brain_of(filled.shape, (2, 2, 1)))
+    data = noisy_head().astype(np.float32)
+    stored = zero_fill(Volume(data, Grid(data.shape, np.diag([2.0, 2.0, 2.0, 1.0]))), (2, 2, 1))
+    brain = brain_of(stored.grid.shape, (2, 2, 1))
+    assert band_edge(stored, brain) == pytest.approx((0.5, 0.5, 1.0), abs=1.5 / 72)
+    found = find_acquired_grid(stored, mask=brain)
     assert found.acquired_shape == (40, 36, 30) and found.source == "noise spectrum"
     assert found.acquired_voxel_mm == (2.0, 2.0, 2.0)
 
@@ -103,9 +87,8 @@ def test_a_run_on_a_zero_filled_asl_works_on_the_acquired_grid(tiny_case, tmp_pa
     that grid: the run brings all three back, models a k-space readout, and its dTV is the one of the LR as
     acquired told the same."""
     for role in ("asl_lr", "m0_lr"):
-        image = nib.load(tiny_case[role])
-        filled = zero_fill(np.asarray(image.get_fdata()), (2, 2, 1)).astype(np.float32)
-        nib.save(nib.Nifti1Image(filled, image.affine @ np.diag([0.5, 0.5, 1, 1])), tmp_path / f"{role}_zf.nii.gz")
+        filled = zero_fill(load_volume(tiny_case[role]), (2, 2, 1))
+        nib.save(nib.Nifti1Image(filled.data, filled.affine), tmp_path / f"{role}_zf.nii.gz")
     mask = nib.load(tiny_case["mask_lr"])
     doubled = np.repeat(np.repeat(np.asarray(mask.dataobj), 2, axis=0), 2, axis=1)
     nib.save(nib.Nifti1Image(doubled, mask.affine @ np.diag([0.5, 0.5, 1, 1])), tmp_path / "mask_zf.nii.gz")
@@ -130,10 +113,10 @@ def test_a_run_on_a_zero_filled_asl_works_on_the_acquired_grid(tiny_case, tmp_pa
 
 
 def test_a_stated_acquisition_keeps_the_stored_grid(tiny_case, tmp_path):
-    image = nib.load(tiny_case["asl_lr"])
-    filled = zero_fill(np.asarray(image.get_fdata()), (2, 2, 1)).astype(np.float32)
-    nib.save(nib.Nifti1Image(filled, image.affine @ np.diag([0.5, 0.5, 1, 1])), tmp_path / "asl.nii.gz")
-    voxel = [float(v) for v in image.header.get_zooms()[:3]]
+    image = load_volume(tiny_case["asl_lr"])
+    filled = zero_fill(image, (2, 2, 1))
+    nib.save(nib.Nifti1Image(filled.data, filled.affine), tmp_path / "asl.nii.gz")
+    voxel = [float(v) for v in image.grid.voxel_size]
     (tmp_path / "asl.json").write_text(json.dumps({"AcquisitionVoxelSize": voxel}))
     args = tiny_run_args(
         tiny_case, tmp_path / "out", "--method", "dtv", "--acquisition", "box", asl=str(tmp_path / "asl.nii.gz")

@@ -193,6 +193,27 @@ def crop_to_band(volume: Volume, shape: tuple[int, ...]) -> Volume:
     return Volume(data, Grid(tuple(int(n) for n in shape), affine))
 
 
+def zero_fill(volume: Volume, factors: tuple[int, ...]) -> Volume:
+    """What a scanner stores: ``volume`` with its spectrum padded with zeros to ``factors`` times the matrix
+    (an even axis's Nyquist plane split into two halves), on the grid with voxels ``factors`` times smaller and
+    voxel 0 at the same centre, intensities kept; :func:`crop_to_band` undoes it exactly."""
+    spectrum = np.fft.fftn(np.asarray(volume.data, dtype=np.float64))
+    for axis, factor in enumerate(factors):
+        n, half = spectrum.shape[axis], spectrum.shape[axis] // 2
+        if factor == 1:
+            continue
+        moved = np.moveaxis(spectrum, axis, 0)
+        padded = np.zeros((n * factor, *moved.shape[1:]), complex)
+        padded[: half + (n % 2)] = moved[: half + (n % 2)]
+        padded[n * factor - half :] = moved[n - half :]
+        if n % 2 == 0:
+            padded[half] = padded[n * factor - half] = moved[half] / 2
+        spectrum = np.moveaxis(padded, 0, axis)
+    data = (np.real(np.fft.ifftn(spectrum)) * np.prod(factors)).astype(np.float32)
+    affine = volume.grid.affine @ np.diag([*(1.0 / np.asarray(factors, dtype=np.float64)), 1.0])
+    return Volume(data, Grid(tuple(int(n) for n in data.shape), affine))
+
+
 def on_acquired_grid(volume: Volume | None, acquired: AcquiredGrid, stored: Grid) -> Volume | None:
     """``volume`` cropped to ``acquired``'s band where it lies on the ``stored`` grid (the same reconstruction:
     the M0, the mean control image); any other volume, or None, unchanged."""
