@@ -126,11 +126,18 @@ def test_a_stated_acquisition_keeps_the_stored_grid(tiny_case, tmp_path):
     assert "acquired_grid" not in report["asl"]
 
 
-def test_run_refuses_a_sidecar_whose_acquisition_voxel_size_is_not_three_numbers(tiny_case, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "voxel, fragment",
+    [
+        ([3.0, "x"], "AcquisitionVoxelSize must be three positive numbers (mm), not [3.0, 'x']"),
+        ([60.0, 60.0, 10.0], "the ASL's acquired grid has shape (4, 3, 12) (sidecar AcquisitionVoxelSize)"),
+    ],
+    ids=["not-numbers", "too-coarse"],
+)
+def test_run_refuses_a_sidecar_acquisition_voxel_size_it_cannot_use(tiny_case, tmp_path, capsys, voxel, fragment):
     asl = tmp_path / "in" / "asl.nii.gz"
     asl.parent.mkdir()
     asl.write_bytes(Path(tiny_case["asl_lr"]).read_bytes())
     sidecar = asl.with_name("asl.json")
-    sidecar.write_text(json.dumps({"AcquisitionVoxelSize": [3.0, "x"]}))
-    fragment = "AcquisitionVoxelSize must be three positive numbers (mm), not [3.0, 'x']"
+    sidecar.write_text(json.dumps({"AcquisitionVoxelSize": voxel}))
     run_error(capsys, tiny_case, tmp_path, str(sidecar), fragment, asl=str(asl), extra=["--acquisition", "auto"])

@@ -131,6 +131,13 @@ def load_inputs(
     found = find_acquired_grid(asl, metadata=series.metadata, sidecar=series.metadata_path) if acquired_grid else None
     if found is None:
         return Inputs(asl, t1, m0, fixed, fixed_source, target_grid, units, description)
+    if min(found.acquired_shape) < MIN_ASL_VOXELS:
+        source = series.metadata_path if found.source.startswith("sidecar") else asl_path
+        raise InputError(
+            f"the ASL's acquired grid has shape {found.acquired_shape} ({found.source}); super-resolution needs at "
+            f"least {MIN_ASL_VOXELS} voxels along every axis",
+            source,
+        )
     description["acquired_grid"] = found.to_dict()
     stored = asl.grid
     m0, fixed = on_acquired_grid(m0, found, stored), on_acquired_grid(fixed, found, stored)
