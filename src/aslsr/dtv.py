@@ -36,12 +36,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from .acquisition import AcquisitionModel, AcquisitionOperator
 from .config import Config
 from .grids import Grid, resample, resample_average
 from .io import Volume
+from .masking import dilate
 from .pyramid import zoom_between
 
 Tensor = torch.Tensor
@@ -335,8 +335,7 @@ def edge_region(brain: np.ndarray, brain_grid: Grid, grid: Grid, margin_mm: floa
     inside = resample(np.asarray(brain, dtype=np.float32), brain_grid.affine, grid, order=1) > 0.5
     if not inside.any():
         return np.ones(grid.shape, bool)
-    margin = max(margin_mm, 2.0 * float(np.max(grid.voxel_size)))
-    return ndimage.distance_transform_edt(~inside, sampling=grid.voxel_size) <= margin
+    return dilate(inside, max(margin_mm, 2.0 * float(np.max(grid.voxel_size))), grid.voxel_size)
 
 
 def reconstruction_grid(asl_grid: Grid, target: Grid, acquisition: AcquisitionModel) -> Grid:

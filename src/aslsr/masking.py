@@ -82,7 +82,7 @@ def brain_mask_from_t1(
     if not core.any():  # grid too coarse for the erosion: fall back to the tissue mask
         core = _largest_component(tissue)
     grow = erosion_mm + 1.0 if dilation_mm is None else dilation_mm
-    mask = _dilate(core, grow, voxel) & head
+    mask = dilate(core, grow, voxel) & head
     mask = _closing(mask, 4.0, voxel)
     return _fill(mask)
 
@@ -103,8 +103,9 @@ def _erode(mask: np.ndarray, radius_mm: float, voxel: np.ndarray) -> np.ndarray:
     return ndimage.distance_transform_edt(mask, sampling=voxel) > radius_mm
 
 
-def _dilate(mask: np.ndarray, radius_mm: float, voxel: np.ndarray) -> np.ndarray:
-    """Dilation by a ball of ``radius_mm`` (mm), via the Euclidean distance transform (fast)."""
+def dilate(mask: np.ndarray, radius_mm: float, voxel: np.ndarray) -> np.ndarray:
+    """Dilation of a boolean ``mask`` by a ball of ``radius_mm`` (mm; ``voxel``: the voxel size in mm), via the
+    Euclidean distance transform (fast)."""
     if not mask.any() or radius_mm <= 0:
         return mask.copy()
     return ndimage.distance_transform_edt(~mask, sampling=voxel) <= radius_mm
@@ -123,7 +124,7 @@ def _closing(mask: np.ndarray, radius_mm: float, voxel: np.ndarray) -> np.ndarra
     """Closing with a ball (mm); pads first so that objects touching the FOV edge are not eroded."""
     pad = [int(np.ceil(radius_mm / v)) + 1 for v in voxel]
     padded = np.pad(mask, [(p, p) for p in pad])
-    closed = _erode(_dilate(padded, radius_mm, voxel), radius_mm, voxel)
+    closed = _erode(dilate(padded, radius_mm, voxel), radius_mm, voxel)
     return closed[tuple(slice(p, p + n) for p, n in zip(pad, mask.shape))] | mask
 
 
