@@ -15,6 +15,7 @@ from aslsr.cli import main
 from aslsr.errors import InputError
 from aslsr.grids import Grid
 from aslsr.io import Volume, load_volume
+from aslsr.model import Model
 
 
 def noisy_head(shape=(40, 36, 30), seed=0) -> np.ndarray:
@@ -112,18 +113,24 @@ def test_a_run_on_a_zero_filled_asl_works_on_the_acquired_grid(tiny_case, tmp_pa
     assert not np.allclose(spline, load_volume(tmp_path / "lr" / "spline.nii.gz").data)
 
 
-def test_a_stated_acquisition_keeps_the_stored_grid(tiny_case, tmp_path):
+def test_a_stated_acquisition_keeps_the_stored_grid_in_the_run_and_in_generate(tiny_case, tmp_path):
+    """A run told the acquisition model (as the paper preset is) works on the grid as stored, and its model file
+    makes ``aslsr generate`` do the same: the same inputs give the run's SR."""
     image = load_volume(tiny_case["asl_lr"])
     filled = zero_fill(image, (2, 2, 1))
     nib.save(nib.Nifti1Image(filled.data, filled.affine), tmp_path / "asl.nii.gz")
     voxel = [float(v) for v in image.grid.voxel_size]
     (tmp_path / "asl.json").write_text(json.dumps({"AcquisitionVoxelSize": voxel}))
-    args = tiny_run_args(
-        tiny_case, tmp_path / "out", "--method", "dtv", "--acquisition", "box", asl=str(tmp_path / "asl.nii.gz")
-    )
+    args = tiny_run_args(tiny_case, tmp_path / "out", "--acquisition", "box", asl=str(tmp_path / "asl.nii.gz"))
     assert main([*args, "--zoom", "2"]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "acquired_grid" not in report["asl"]
+    assert Model.load(tmp_path / "out" / "model.pt").finds_acquired_grid is False
+    generate = ["generate", "--model", str(tmp_path / "out" / "model.pt"), "--asl", str(tmp_path / "asl.nii.gz")]
+    generate += ["--t1", tiny_case["t1w"], "--zoom", "2", "--out", str(tmp_path / "again.nii.gz")]
+    assert main(generate) == 0
+    again, written = (load_volume(tmp_path / name).data for name in ("again.nii.gz", "out/sr.nii.gz"))
+    np.testing.assert_allclose(again, written, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(

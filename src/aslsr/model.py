@@ -76,6 +76,13 @@ class Model:
         seed = trained_with.get("seed") if isinstance(trained_with, dict) else self.config.seed
         return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
 
+    @property
+    def finds_acquired_grid(self) -> bool:
+        """Whether the training run brought an ASL stored zero-filled back to the grid it was acquired on
+        (:mod:`aslsr.acquired_grid`; runs with ``acquisition = "auto"``); true where a model file does not tell."""
+        finds = self.metadata.get("finds_acquired_grid")
+        return finds if isinstance(finds, bool) else True
+
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write G_N's weights and plain settings (no pickled objects) atomically.
 

@@ -100,6 +100,7 @@ def run(
     )
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+    finds_acquired_grid = config.acquisition == "auto"  # a stated acquisition model is taken as on the stored grid
     inputs = load_inputs(
         asl_path,
         t1_path,
@@ -109,7 +110,7 @@ def run(
         quantify=options.quantify,
         realign=options.realign,
         progress=options.progress,
-        acquired_grid=config.acquisition == "auto",
+        acquired_grid=finds_acquired_grid,
     )
     asl, t1, m0, target_grid = inputs.asl, inputs.t1, inputs.m0, inputs.target
     if inputs.stored_asl is not None:
@@ -207,6 +208,7 @@ def run(
                 checkpointer=checkpointer,
                 device=device,
             )
+            model.metadata["finds_acquired_grid"] = finds_acquired_grid  # aslsr generate does as this run did
         else:
             logger.info("%s: --method dtv: no training; sr.nii.gz is the directional-TV reconstruction", out_dir.name)
         timings["training_s"] = time.perf_counter() - clock

@@ -112,7 +112,7 @@ def write_outputs(
     if register:
         registration.save_itk_transform(registration_result, staging / "t1_to_asl.tfm")
     if model is not None:
-        model.save(staging / "model.pt", metadata={"inputs": inputs, "aslsr_version": __version__})
+        model.save(staging / "model.pt", metadata={**model.metadata, "inputs": inputs, "aslsr_version": __version__})
     history = model.history if model is not None else []
     write_losses_csv(staging / "losses.csv", history)
     report = build_report(

@@ -72,7 +72,13 @@ def main(args: argparse.Namespace) -> int:
         model.config = replace(model.config, flip_ensemble=args.flip_ensemble)
     device = resolve_device(args.device)
     inputs = load_inputs(
-        args.asl, args.t1, args.m0, target_from_args(args), quantify=args.quantify, realign=not args.no_realign
+        args.asl,
+        args.t1,
+        args.m0,
+        target_from_args(args),
+        quantify=args.quantify,
+        realign=not args.no_realign,
+        acquired_grid=model.finds_acquired_grid,
     )
     given_mask = inputs.load_mask(args.mask) if args.mask is not None else None
     result = register_t1(inputs.fixed, inputs.t1, register=not args.no_register, seed=model.trained_seed)
