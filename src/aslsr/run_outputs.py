@@ -41,7 +41,6 @@ def write_outputs(
     target_grid: Grid,
     model: Model | None,
     config: Config,
-    stored_asl: Volume | None = None,
     registration_result: registration.RegistrationResult,
     register: bool,
     mask_source: str,
@@ -51,6 +50,7 @@ def write_outputs(
     resumed: bool,
     device: torch.device,
     command: str | None = None,
+    stored_asl: Volume | None = None,
 ) -> dict[str, Any]:
     """Super-resolve, compute the baselines and write every output of a run into ``staging``.
 
