@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from aslsr import config as configs
-from aslsr import pipeline, train
-from aslsr.inputs import TargetSpec
+from aslsr import train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "2026-12-07-cpu-amd-value-range"))
+from t1_scale_trial import run_default_at_1mm  # noqa: E402
 
 
 def main(case: Path, out: Path, t1_sd: float) -> None:
@@ -38,16 +39,7 @@ def main(case: Path, out: Path, t1_sd: float) -> None:
         return matched
 
     train.build_pyramid = build_pyramid
-    config = configs.replace(configs.preset("fast"), threads=2, seed=0)
-    pipeline.run(
-        case / "asl_lr.nii.gz",
-        case / "t1w.nii.gz",
-        out,
-        config=config,
-        target=TargetSpec(like=case / "truth_1mm.nii.gz"),
-        m0_path=case / "m0_lr.nii.gz",
-        options=pipeline.RunOptions(overwrite=True),
-    )
+    run_default_at_1mm(case, out)
 
 
 if __name__ == "__main__":

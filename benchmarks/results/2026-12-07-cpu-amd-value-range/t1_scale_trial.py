@@ -27,6 +27,11 @@ def main(case: Path, low: float, high: float, out: Path) -> None:
         return cls(asl_scale=fitted.asl_scale, t1_low=low, t1_high=high)
 
     pyramid.Normalizer.fit = classmethod(fit)
+    run_default_at_1mm(case, out)
+
+
+def run_default_at_1mm(case: Path, out: Path) -> None:
+    """The default (``fast``, two threads, run seed 0) on ``case`` with its M0, SR onto ``truth_1mm``'s grid."""
     config = configs.replace(configs.preset("fast"), threads=2, seed=0)
     pipeline.run(
         case / "asl_lr.nii.gz",
